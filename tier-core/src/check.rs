@@ -1,0 +1,143 @@
+//! Reading and validating without a database: `tier check` and `tier.read`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::loader::{open_input, Observer};
+use crate::pipeline::{self, NoPayload, Processed};
+use crate::reader::{self, Records};
+use crate::report::{FileReport, Status};
+use crate::row::Row;
+use crate::schema::Dataset;
+use crate::validate::{self, Reject};
+
+/// How to check.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Force the dataset instead of detecting it.
+    pub dataset: Option<Dataset>,
+    /// Records larger than this are `record_too_large`.
+    pub max_record_bytes: usize,
+    /// Validation threads.
+    pub workers: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            dataset: None,
+            max_record_bytes: reader::DEFAULT_MAX_RECORD_BYTES,
+            workers: crate::loader::default_workers(),
+        }
+    }
+}
+
+/// Reads and validates one file; hands every reject to `on_reject` when given.
+///
+/// ```
+/// use tier_core::check::{check, CheckOptions};
+/// let dir = std::env::temp_dir().join("tier-doc-check");
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("weather.json");
+/// std::fs::write(&path, "[{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"},\n42,\n").unwrap();
+/// let report = check(&path, &CheckOptions::default(), &tier_core::loader::Quiet, None).unwrap();
+/// assert_eq!((report.records, report.loaded, report.rejected), (2, 1, 1));
+/// assert_eq!(report.reject_reasons["not_an_object"], 1);
+/// ```
+pub fn check(
+    path: &Path,
+    opts: &CheckOptions,
+    observer: &dyn Observer,
+    mut on_reject: Option<&mut dyn FnMut(&Reject) -> Result<()>>,
+) -> Result<FileReport> {
+    let started = Instant::now();
+    let (records, dataset, progress, sha) =
+        open_input(path, opts.dataset, true, opts.max_record_bytes)?;
+    let size = std::fs::metadata(path).ok().map(|m| m.len());
+    observer.started(path, size, progress.clone());
+    let enc = NoPayload {
+        keep_rejects: on_reject.is_some(),
+    };
+    let mut totals = Processed::default();
+    let result = pipeline::run(records, dataset, opts.workers, &enc, &mut |batch| {
+        totals.absorb(&batch);
+        observer.records(batch.records);
+        if let Some(f) = on_reject.as_mut() {
+            for r in &batch.rejects {
+                f(r)?;
+            }
+        }
+        Ok(())
+    });
+    observer.finished(path);
+    result?;
+    Ok(FileReport {
+        path: path.display().to_string(),
+        dataset: dataset.name().into(),
+        table: None,
+        sha256: sha.map(|h| h.hex()).unwrap_or_default(),
+        bytes: progress.bytes(),
+        records: totals.records,
+        loaded: totals.valid,
+        duplicates: 0,
+        rejected: totals.rejected(),
+        reject_reasons: totals.reasons,
+        unknown_fields: totals.unknown.into_iter().collect::<BTreeMap<_, _>>(),
+        status: Status::Checked,
+        load_id: None,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The valid rows of one input, in order, one at a time (rejects are skipped).
+///
+/// ```
+/// let dir = std::env::temp_dir().join("tier-doc-rows");
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("w.json");
+/// std::fs::write(&path, "{\"weather_data.city\":\"Oslo\",\"weather_data.date_time\":\"2019-06-04 14:05:13\"}\n").unwrap();
+/// let rows: Vec<_> = tier_core::check::Rows::open(&path, None).unwrap().collect::<Result<_, _>>().unwrap();
+/// assert_eq!(rows.len(), 1);
+/// ```
+pub struct Rows {
+    records: Records,
+    dataset: Dataset,
+    unknown: HashMap<String, u64>,
+}
+
+impl Rows {
+    /// Opens `path`; the dataset is detected unless given.
+    pub fn open(path: &Path, dataset: Option<Dataset>) -> Result<Rows> {
+        let (records, dataset, _, _) =
+            open_input(path, dataset, false, reader::DEFAULT_MAX_RECORD_BYTES)?;
+        Ok(Rows {
+            records,
+            dataset,
+            unknown: HashMap::new(),
+        })
+    }
+
+    /// The dataset of the rows.
+    pub fn dataset(&self) -> Dataset {
+        self.dataset
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Result<Row<'static>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let rec = match self.records.next_record() {
+                Ok(Some(r)) => r,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Ok(row) = validate::validate(self.dataset, &rec, &mut self.unknown) {
+                return Some(Ok(row.into_owned()));
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Choosing and connecting to the database.
+
+use std::str::FromStr;
+
+use postgres::{Client, Config, NoTls};
+
+use crate::error::{Error, Result};
+
+/// Where the database is: a connection configuration, or the embedded default.
+#[derive(Clone)]
+pub enum Target {
+    /// A server given by URL, `DATABASE_URL` or the libpq variables.
+    Config {
+        /// The parsed configuration.
+        config: Box<Config>,
+        /// Where it came from, for messages (never the password).
+        origin: String,
+    },
+    /// The embedded cluster under `$TIER_HOME`.
+    Embedded,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Target {
+    /// Resolves the database: `explicit` (`--database-url`), then `DATABASE_URL`, then the
+    /// libpq variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`), else the
+    /// embedded default.
+    pub fn resolve(explicit: Option<&str>) -> Result<Target> {
+        if let Some(url) = explicit {
+            return Self::parse(url, "--database-url");
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if !url.is_empty() {
+                return Self::parse(&url, "DATABASE_URL");
+            }
+        }
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"]
+            .iter()
+            .any(|k| var(k).is_some())
+        {
+            let mut c = Config::new();
+            c.host(&var("PGHOST").unwrap_or_else(|| "localhost".into()));
+            if let Some(p) = var("PGPORT") {
+                let port = p
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("PGPORT `{p}` is not a port number")))?;
+                c.port(port);
+            }
+            let user = var("PGUSER")
+                .or_else(|| var("USER"))
+                .unwrap_or_else(|| "postgres".into());
+            c.user(&user);
+            if let Some(pw) = var("PGPASSWORD") {
+                c.password(pw);
+            }
+            c.dbname(&var("PGDATABASE").unwrap_or(user));
+            return Ok(Target::Config {
+                config: Box::new(c),
+                origin: "PG* environment variables".into(),
+            });
+        }
+        Ok(Target::Embedded)
+    }
+
+    /// Parses a URL or key=value connection string.
+    pub fn parse(conn: &str, origin: &str) -> Result<Target> {
+        let config = Config::from_str(conn).map_err(|e| {
+            Error::Usage(format!("{origin}: not a valid PostgreSQL connection string ({e})"))
+        })?;
+        Ok(Target::Config {
+            config: Box::new(config),
+            origin: origin.into(),
+        })
+    }
+
+    /// Says where the database is, without any password.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Embedded => "the embedded PostgreSQL".into(),
+            Target::Config { config, origin } => {
+                let hosts: Vec<String> = config
+                    .get_hosts()
+                    .iter()
+                    .map(|h| match h {
+                        postgres::config::Host::Tcp(s) => s.clone(),
+                        postgres::config::Host::Unix(p) => p.display().to_string(),
+                    })
+                    .collect();
+                format!(
+                    "{}@{}:{}/{} (from {origin})",
+                    config.get_user().unwrap_or("?"),
+                    hosts.join(","),
+                    config
+                        .get_ports()
+                        .first()
+                        .copied()
+                        .unwrap_or(5432),
+                    config.get_dbname().unwrap_or("?"),
+                )
+            }
+        }
+    }
+}
+
+/// Connects to a configured server.
+pub fn connect(config: &Config, what: &str) -> Result<Client> {
+    config
+        .connect(NoTls)
+        .map_err(|e| Error::Database(format!("cannot connect to {what}: {}", describe(&e))))
+}
+
+/// The message of a database error, with the server's detail when there is one.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                let m = inner.to_string();
+                if !s.contains(&m) {
+                    s.push_str(": ");
+                    s.push_str(&m);
+                }
+                src = inner.source();
+            }
+            s
+        }
+    }
+}

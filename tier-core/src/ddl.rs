@@ -1,0 +1,167 @@
+//! DDL: the target tables, their rejects tables and the `tier_loads` ledger.
+
+use crate::copy::STAGE_TAIL;
+use crate::schema::Dataset;
+
+/// Quotes an SQL identifier (`"` doubled), so no name can inject SQL.
+///
+/// ```
+/// assert_eq!(tier_core::ddl::quote_ident(r#"a"b"#), r#""a""b""#);
+/// ```
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."name"`.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// The name of a dataset's rejects table.
+pub fn rejects_table(dataset: Dataset) -> String {
+    format!("{}_rejects", dataset.table())
+}
+
+/// Name of the ledger table.
+pub const LEDGER: &str = "tier_loads";
+
+/// Every column of a target table with its PostgreSQL type as `information_schema` names it,
+/// and whether it is `not null`.
+pub fn target_columns(dataset: Dataset) -> Vec<(&'static str, &'static str, bool)> {
+    let mut cols: Vec<_> = dataset
+        .columns()
+        .iter()
+        .map(|c| (c.name, info_type(c.kind.sql_type()), c.required))
+        .collect();
+    cols.push(("_extra", "jsonb", false));
+    cols.push(("_load_id", "bigint", true));
+    cols.push(("_record_index", "bigint", true));
+    cols.push(("_row_hash", "bytea", true));
+    cols
+}
+
+/// The columns of a rejects table.
+pub const REJECT_COLUMNS: [(&str, &str, bool); 4] = [
+    ("_load_id", "bigint", true),
+    ("_record_index", "bigint", true),
+    ("reason", "text", true),
+    ("raw", "text", true),
+];
+
+/// The columns of the ledger.
+pub const LEDGER_COLUMNS: [(&str, &str, bool); 14] = [
+    ("load_id", "bigint", true),
+    ("dataset", "text", true),
+    ("target_table", "text", true),
+    ("source", "text", true),
+    ("sha256", "text", true),
+    ("bytes", "bigint", false),
+    ("records", "bigint", false),
+    ("loaded", "bigint", false),
+    ("duplicates", "bigint", false),
+    ("rejected", "bigint", false),
+    ("status", "text", true),
+    ("started_at", "timestamp with time zone", true),
+    ("finished_at", "timestamp with time zone", false),
+    ("error", "text", false),
+];
+
+fn info_type(sql: &str) -> &'static str {
+    match sql {
+        "timestamptz" => "timestamp with time zone",
+        "double precision" => "double precision",
+        "smallint" => "smallint",
+        _ => "text",
+    }
+}
+
+fn sql_type(info: &str) -> &str {
+    match info {
+        "timestamp with time zone" => "timestamptz",
+        other => other,
+    }
+}
+
+fn columns_sql(cols: &[(&str, &str, bool)]) -> String {
+    cols.iter()
+        .map(|(n, t, req)| {
+            format!(
+                "    {} {}{}",
+                quote_ident(n),
+                sql_type(t),
+                if *req { " NOT NULL" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n")
+}
+
+/// The ledger's DDL in `schema`.
+pub fn ledger_ddl(schema: &str) -> String {
+    let t = qualified(schema, LEDGER);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {t} (\n    \"load_id\" bigserial PRIMARY KEY,\n{}\n);\n\
+         CREATE INDEX IF NOT EXISTS {} ON {t} (\"sha256\", \"target_table\");\n",
+        columns_sql(&LEDGER_COLUMNS[1..]).replace(
+            "\"started_at\" timestamptz NOT NULL",
+            "\"started_at\" timestamptz NOT NULL DEFAULT now()"
+        ),
+        quote_ident("tier_loads_sha256_idx"),
+    )
+}
+
+/// The DDL of a dataset's target table (with its unique index) and rejects table in `schema`.
+pub fn table_ddl(dataset: Dataset, schema: &str) -> String {
+    let name = dataset.table();
+    let t = qualified(schema, name);
+    let key = match dataset.key_columns() {
+        Some(cols) => cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
+        None => quote_ident("_row_hash"),
+    };
+    let rejects = rejects_table(dataset);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {t} (\n{}\n);\n\
+         CREATE UNIQUE INDEX IF NOT EXISTS {} ON {t} ({key});\n\
+         CREATE TABLE IF NOT EXISTS {} (\n{}\n);\n\
+         CREATE INDEX IF NOT EXISTS {} ON {} (\"_load_id\");\n",
+        columns_sql(&target_columns(dataset)),
+        quote_ident(&format!("{name}_key")),
+        qualified(schema, &rejects),
+        columns_sql(&REJECT_COLUMNS),
+        quote_ident(&format!("{rejects}_load_idx")),
+        qualified(schema, &rejects),
+    )
+}
+
+/// The DDL of everything tier creates for `dataset` (or both) in `schema`: the ledger first.
+///
+/// ```
+/// let ddl = tier_core::ddl::full_ddl(None, "public");
+/// assert!(ddl.contains("\"tier_loads\""));
+/// assert!(ddl.contains("\"track_events_rejects\""));
+/// ```
+pub fn full_ddl(dataset: Option<Dataset>, schema: &str) -> String {
+    let mut s = format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(schema));
+    s.push_str(&ledger_ddl(schema));
+    for d in Dataset::ALL {
+        if dataset.is_none_or(|x| x == d) {
+            s.push_str(&table_ddl(d, schema));
+        }
+    }
+    s
+}
+
+/// The temporary staging table a load copies into: the dataset's columns, then the staging tail,
+/// none of them constrained.
+pub fn stage_ddl(dataset: Dataset) -> String {
+    let cols: Vec<String> = dataset
+        .columns()
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(c.name), c.kind.sql_type()))
+        .chain(STAGE_TAIL.iter().map(|(n, t)| format!("{} {t}", quote_ident(n))))
+        .collect();
+    format!(
+        "CREATE TEMP TABLE tier_stage ({}) ON COMMIT DROP",
+        cols.join(", ")
+    )
+}

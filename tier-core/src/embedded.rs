@@ -1,0 +1,297 @@
+//! The embedded PostgreSQL: a private cluster under `$TIER_HOME` (default `./.tier`), created
+//! and started with the server binaries on the machine, reachable through a Unix socket only.
+//!
+//! PostgreSQL refuses to run as root: when tier runs as root, the server runs as the `postgres`
+//! account (through `runuser`), which then owns the data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// The database tier creates in the embedded cluster.
+pub const DATABASE: &str = "tier";
+/// The superuser of the embedded cluster.
+pub const USER: &str = "postgres";
+const PORT: u16 = 5432;
+
+/// An embedded cluster rooted at a home directory.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    home: PathBuf,
+    data: PathBuf,
+    socket_dir: PathBuf,
+}
+
+/// Whether the cluster's server is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No cluster has been created yet.
+    Absent,
+    /// Created, not running.
+    Stopped,
+    /// Running and accepting connections on its socket.
+    Running,
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn short_hash(s: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(s.as_bytes()))
+}
+
+/// Finds a PostgreSQL server binary: on `PATH`, in `pg_config --bindir`, or under
+/// `/usr/lib/postgresql/*/bin` (newest first).
+pub fn find_binary(name: &str) -> Result<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join(name).is_file() {
+            return Ok(dir.join(name));
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    versions.sort_by_key(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    for v in versions.iter().rev() {
+        let p = v.join("bin").join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::Embedded(format!(
+        "`{name}` not found on PATH, in `pg_config --bindir` or under /usr/lib/postgresql/*/bin; \
+         install the PostgreSQL server (e.g. `apt-get install postgresql`) or pass --database-url"
+    )))
+}
+
+impl Cluster {
+    /// The cluster of `$TIER_HOME`, or `./.tier`.
+    pub fn from_env() -> Result<Cluster> {
+        let home = std::env::var_os("TIER_HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".tier"));
+        Cluster::at(&home)
+    }
+
+    /// The cluster whose home is `home` (created when needed).
+    pub fn at(home: &Path) -> Result<Cluster> {
+        std::fs::create_dir_all(home).map_err(|e| Error::io(home, e))?;
+        let home = home.canonicalize().map_err(|e| Error::io(home, e))?;
+        let key = short_hash(&home.display().to_string());
+        let mut data = home.join("pgdata");
+        // The server account must reach the data directory; when running as root in a
+        // directory it cannot enter, the cluster lives in /tmp and `pgdata` links to it.
+        if running_as_root() && !data.exists() && !postgres_can_enter(&home) {
+            let outside = PathBuf::from(format!("/tmp/tier-pgdata-{key}"));
+            std::os::unix::fs::symlink(&outside, &data).map_err(|e| Error::io(&data, e))?;
+            data = outside;
+        } else if let Ok(target) = std::fs::read_link(&data) {
+            data = target;
+        }
+        let socket_dir = if data.as_os_str().len() <= 80 {
+            data.clone()
+        } else {
+            PathBuf::from(format!("/tmp/tier-sock-{key}"))
+        };
+        Ok(Cluster {
+            home,
+            data,
+            socket_dir,
+        })
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The directory holding the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// A connection URL for the cluster's `tier` database.
+    ///
+    /// ```
+    /// let c = tier_core::embedded::Cluster::at(&std::env::temp_dir().join("tier-doc")).unwrap();
+    /// assert!(c.url().starts_with("postgresql://postgres@/tier?host=/"));
+    /// ```
+    pub fn url(&self) -> String {
+        format!(
+            "postgresql://{USER}@/{DATABASE}?host={}&port={PORT}",
+            self.socket_dir.display()
+        )
+    }
+
+    /// The connection configuration for `database`.
+    pub fn config(&self, database: &str) -> postgres::Config {
+        let mut c = postgres::Config::new();
+        c.host_path(&self.socket_dir);
+        c.port(PORT);
+        c.user(USER);
+        c.dbname(database);
+        c
+    }
+
+    /// Whether the cluster exists and runs.
+    pub fn state(&self) -> State {
+        if !self.data.join("PG_VERSION").exists() {
+            return State::Absent;
+        }
+        match self.pg_ctl(&["status"]).stdout(Stdio::null()).stderr(Stdio::null()).status() {
+            Ok(s) if s.success() => State::Running,
+            _ => State::Stopped,
+        }
+    }
+
+    fn as_server_user(&self, program: &Path) -> Command {
+        if running_as_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Command {
+        let mut c = self.as_server_user(&find_binary("pg_ctl").unwrap_or_else(|_| "pg_ctl".into()));
+        c.arg("-D").arg(&self.data).args(args);
+        c
+    }
+
+    /// Creates the cluster if needed and starts it if it is not running; then makes sure the
+    /// `tier` database exists. Safe to call when it already runs.
+    pub fn start(&self) -> Result<()> {
+        if self.state() == State::Running {
+            return Ok(());
+        }
+        if !self.data.join("PG_VERSION").exists() {
+            self.init()?;
+        }
+        std::fs::create_dir_all(&self.socket_dir).map_err(|e| Error::io(&self.socket_dir, e))?;
+        if running_as_root() {
+            chown_to_postgres(&self.socket_dir)?;
+        }
+        let log = self.data.join("server.log");
+        let opts = format!(
+            "-c listen_addresses='' -c port={PORT} -c unix_socket_directories='{}' \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c max_wal_size=4GB -c checkpoint_timeout=30min",
+            self.socket_dir.display()
+        );
+        let out = self
+            .pg_ctl(&["-w", "-t", "60", "-l"])
+            .arg(&log)
+            .args(["-o", &opts, "start"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Embedded(format!("cannot run pg_ctl: {e}")))?;
+        if !out.status.success() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            return Err(Error::Embedded(format!(
+                "the server did not start: {}{}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                tail.into_iter().rev().map(|l| format!("\n  {l}")).collect::<String>()
+            )));
+        }
+        let mut c = crate::db::connect(&self.config("postgres"), "the embedded PostgreSQL")?;
+        let exists = c
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])?
+            .is_some();
+        if !exists {
+            c.batch_execute(&format!("CREATE DATABASE {DATABASE}"))?;
+        }
+        log::info!("embedded PostgreSQL running ({})", self.url());
+        Ok(())
+    }
+
+    fn init(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.data).map_err(|e| Error::io(&self.data, e))?;
+        if running_as_root() {
+            chown_to_postgres(&self.data)?;
+        }
+        let initdb = find_binary("initdb")?;
+        let out = self
+            .as_server_user(&initdb)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-A", "trust", "-U", USER, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Embedded(format!("cannot run initdb: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Embedded(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stops the server if it runs.
+    pub fn stop(&self) -> Result<()> {
+        if self.state() != State::Running {
+            return Ok(());
+        }
+        let out = self
+            .pg_ctl(&["-w", "-m", "fast", "stop"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Embedded(format!("cannot run pg_ctl: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::Embedded(format!(
+                "stop failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn postgres_can_enter(dir: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn chown_to_postgres(dir: &Path) -> Result<()> {
+    let ok = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Embedded(format!(
+            "cannot give {} to the postgres account",
+            dir.display()
+        )))
+    }
+}

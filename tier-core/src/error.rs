@@ -1,0 +1,85 @@
+//! The one error type of `tier-core`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `tier-core`.
+///
+/// Bad *records* are never errors: they become rejects with a reason code. An `Error` stops the
+/// work on a file (and, when loading, rolls its transaction back).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An input file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned (`-` for standard input).
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A path given as input holds no loadable files.
+    #[error("{0}: no *.json, *.json.gz, *.jsonl or *.ndjson files in this directory")]
+    NoInputs(PathBuf),
+    /// The dataset of a file could not be told from its keys or its name.
+    #[error("{0}: cannot tell the dataset from its keys or its name; pass --dataset track_events|weather")]
+    UnknownDataset(PathBuf),
+    /// A dataset name that tier does not know.
+    #[error("unknown dataset `{0}` (expected `track_events` or `weather`)")]
+    InvalidDataset(String),
+    /// A usage error: an option with a value that cannot work.
+    #[error("{0}")]
+    Usage(String),
+    /// The database refused a connection or a statement.
+    #[error("database: {0}")]
+    Database(String),
+    /// An existing table does not have the columns tier needs.
+    #[error("table {table} exists with incompatible columns: {detail}; nothing was changed")]
+    IncompatibleTable {
+        /// Qualified table name.
+        table: String,
+        /// What differs.
+        detail: String,
+    },
+    /// The share of rejected records was above `--max-reject-ratio`; the load was rolled back.
+    #[error("{path}: {rejected} of {records} records rejected, above the allowed ratio {max_ratio}; the load was rolled back")]
+    QualityGate {
+        /// The file concerned.
+        path: PathBuf,
+        /// Records read.
+        records: u64,
+        /// Records rejected.
+        rejected: u64,
+        /// The ratio allowed.
+        max_ratio: f64,
+    },
+    /// The embedded PostgreSQL server could not be managed.
+    #[error("embedded PostgreSQL: {0}")]
+    Embedded(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether the error is the user's (exit code 2) rather than the run's (exit code 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Usage(_) | Error::InvalidDataset(_) | Error::UnknownDataset(_)
+        )
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::Database(crate::db::describe(&e))
+    }
+}
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,437 @@
+//! Reading the members of one JSON object whose bytes the scanner has already delimited.
+//!
+//! Values are borrowed from the record where they can be; strings are unescaped only when they
+//! hold escapes. `NaN`, `Infinity` and `-Infinity` are read (real exports contain them).
+
+use std::borrow::Cow;
+
+/// A member value of a record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonValue<'a> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as its JSON text.
+    Number(&'a str),
+    /// `NaN`, `Infinity` or `-Infinity`.
+    NonFinite(&'a str),
+    /// A string, unescaped.
+    String(Cow<'a, str>),
+    /// An object or array, as its JSON text.
+    Nested(&'a str),
+}
+
+/// The input is not sound JSON at this byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntaxError(pub usize);
+
+/// Iterates over the members of an object: `text` must start with `{`.
+pub struct Members<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+    first: bool,
+    done: bool,
+}
+
+impl<'a> Members<'a> {
+    /// Starts reading the object in `text`.
+    pub fn new(text: &'a str) -> Self {
+        Members {
+            s: text,
+            b: text.as_bytes(),
+            i: 0,
+            first: true,
+            done: false,
+        }
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r' | b'\n') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), SyntaxError> {
+        self.ws();
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(SyntaxError(self.i))
+        }
+    }
+
+    /// The next member, `None` after the last.
+    pub fn next_member(&mut self) -> Result<Option<(Cow<'a, str>, JsonValue<'a>)>, SyntaxError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.first {
+            self.expect(b'{')?;
+            self.first = false;
+            self.ws();
+            if self.b.get(self.i) == Some(&b'}') {
+                self.i += 1;
+                self.done = true;
+                return Ok(None);
+            }
+        } else {
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    self.done = true;
+                    return Ok(None);
+                }
+                _ => return Err(SyntaxError(self.i)),
+            }
+        }
+        self.expect(b'"')?;
+        let key = self.string()?;
+        self.expect(b':')?;
+        let value = self.value()?;
+        Ok(Some((key, value)))
+    }
+
+    /// Checks that nothing but white space follows the object.
+    pub fn finish(&mut self) -> Result<(), SyntaxError> {
+        while self.next_member()?.is_some() {}
+        self.ws();
+        if self.i == self.b.len() {
+            Ok(())
+        } else {
+            Err(SyntaxError(self.i))
+        }
+    }
+
+    fn value(&mut self) -> Result<JsonValue<'a>, SyntaxError> {
+        self.ws();
+        let start = self.i;
+        let c = *self.b.get(self.i).ok_or(SyntaxError(self.i))?;
+        match c {
+            b'"' => {
+                self.i += 1;
+                Ok(JsonValue::String(self.string()?))
+            }
+            b'{' | b'[' => {
+                self.skip_nested()?;
+                Ok(JsonValue::Nested(&self.s[start..self.i]))
+            }
+            b'-' | b'0'..=b'9' => {
+                if self.b[self.i..].starts_with(b"-Infinity") {
+                    self.i += 9;
+                    return Ok(JsonValue::NonFinite(&self.s[start..self.i]));
+                }
+                self.number()?;
+                Ok(JsonValue::Number(&self.s[start..self.i]))
+            }
+            _ => {
+                for (lit, v) in [
+                    ("null", JsonValue::Null),
+                    ("true", JsonValue::Bool(true)),
+                    ("false", JsonValue::Bool(false)),
+                    ("NaN", JsonValue::NonFinite("NaN")),
+                    ("Infinity", JsonValue::NonFinite("Infinity")),
+                ] {
+                    if self.b[self.i..].starts_with(lit.as_bytes()) {
+                        self.i += lit.len();
+                        return Ok(v);
+                    }
+                }
+                Err(SyntaxError(self.i))
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<(), SyntaxError> {
+        let b = self.b;
+        let mut i = self.i;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+            _ => return Err(SyntaxError(i)),
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let s = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == s {
+                return Err(SyntaxError(i));
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            let s = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == s {
+                return Err(SyntaxError(i));
+            }
+        }
+        self.i = i;
+        Ok(())
+    }
+
+    /// Reads a string whose opening quote is consumed.
+    fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
+        let start = self.i;
+        let n = memchr::memchr2(b'"', b'\\', &self.b[start..]).ok_or(SyntaxError(start))?;
+        let plain = &self.b[start..start + n];
+        if let Some(p) = plain.iter().position(|&c| c < 0x20) {
+            return Err(SyntaxError(start + p));
+        }
+        if self.b[start + n] == b'"' {
+            self.i = start + n + 1;
+            return Ok(Cow::Borrowed(&self.s[start..start + n]));
+        }
+        let mut out = String::with_capacity(n + 16);
+        out.push_str(&self.s[start..start + n]);
+        self.i = start + n;
+        loop {
+            let c = *self.b.get(self.i).ok_or(SyntaxError(self.i))?;
+            match c {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                b'\\' => {
+                    let e = *self.b.get(self.i + 1).ok_or(SyntaxError(self.i))?;
+                    self.i += 2;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let ch = if (0xD800..0xDC00).contains(&hi) {
+                                if !self.b[self.i..].starts_with(b"\\u") {
+                                    return Err(SyntaxError(self.i));
+                                }
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(SyntaxError(self.i));
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            out.push(char::from_u32(ch).ok_or(SyntaxError(self.i))?);
+                        }
+                        _ => return Err(SyntaxError(self.i - 1)),
+                    }
+                }
+                c if c < 0x20 => return Err(SyntaxError(self.i)),
+                _ => {
+                    let rest = &self.b[self.i..];
+                    let n = memchr::memchr2(b'"', b'\\', rest).ok_or(SyntaxError(self.i))?;
+                    if let Some(p) = rest[..n].iter().position(|&c| c < 0x20) {
+                        return Err(SyntaxError(self.i + p));
+                    }
+                    out.push_str(&self.s[self.i..self.i + n]);
+                    self.i += n;
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, SyntaxError> {
+        let h = self.b.get(self.i..self.i + 4).ok_or(SyntaxError(self.i))?;
+        let s = std::str::from_utf8(h).map_err(|_| SyntaxError(self.i))?;
+        let v = u32::from_str_radix(s, 16).map_err(|_| SyntaxError(self.i))?;
+        self.i += 4;
+        Ok(v)
+    }
+
+    /// Skips an object or array, checking its syntax.
+    fn skip_nested(&mut self) -> Result<(), SyntaxError> {
+        let mut stack = Vec::new();
+        loop {
+            self.ws();
+            match self.b.get(self.i) {
+                Some(&c @ (b'{' | b'[')) => {
+                    stack.push(c);
+                    self.i += 1;
+                    self.ws();
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if self.b.get(self.i) == Some(&close) {
+                        self.i += 1;
+                        stack.pop();
+                    } else if c == b'{' {
+                        self.expect(b'"')?;
+                        self.string()?;
+                        self.expect(b':')?;
+                        continue;
+                    } else {
+                        continue;
+                    }
+                }
+                _ => {
+                    self.value()?;
+                }
+            }
+            // After a value inside the containers.
+            loop {
+                let Some(&top) = stack.last() else {
+                    return Ok(());
+                };
+                self.ws();
+                match self.b.get(self.i) {
+                    Some(b',') => {
+                        self.i += 1;
+                        if top == b'{' {
+                            self.expect(b'"')?;
+                            self.string()?;
+                            self.expect(b':')?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if top == b'{' => {
+                        self.i += 1;
+                        stack.pop();
+                    }
+                    Some(b']') if top == b'[' => {
+                        self.i += 1;
+                        stack.pop();
+                    }
+                    _ => return Err(SyntaxError(self.i)),
+                }
+            }
+        }
+    }
+}
+
+/// Turns a value into a `serde_json::Value` for `_extra`: non-finite numbers and numbers
+/// beyond `f64` become strings (PostgreSQL's `jsonb` has no place for them).
+pub fn to_serde(v: &JsonValue<'_>) -> Result<serde_json::Value, SyntaxError> {
+    use serde_json::Value;
+    Ok(match v {
+        JsonValue::Null => Value::Null,
+        JsonValue::Bool(b) => Value::Bool(*b),
+        JsonValue::Number(n) => number_to_serde(n),
+        JsonValue::NonFinite(n) => Value::String((*n).to_string()),
+        JsonValue::String(s) => Value::String(s.to_string()),
+        JsonValue::Nested(text) => nested_to_serde(text)?,
+    })
+}
+
+fn number_to_serde(n: &str) -> serde_json::Value {
+    if let Ok(i) = n.parse::<i64>() {
+        return i.into();
+    }
+    match n.parse::<f64>() {
+        Ok(f) if f.is_finite() => serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .unwrap_or_else(|| serde_json::Value::String(n.to_string())),
+        _ => serde_json::Value::String(n.to_string()),
+    }
+}
+
+fn nested_to_serde(text: &str) -> Result<serde_json::Value, SyntaxError> {
+    let mut m = Members {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+        first: true,
+        done: false,
+    };
+    m.ws();
+    if text.as_bytes().first() == Some(&b'{') {
+        let mut map = serde_json::Map::new();
+        while let Some((k, v)) = m.next_member()? {
+            map.insert(k.into_owned(), to_serde(&v)?);
+        }
+        Ok(serde_json::Value::Object(map))
+    } else {
+        m.i = 1;
+        let mut items = Vec::new();
+        m.ws();
+        if m.b.get(m.i) == Some(&b']') {
+            return Ok(serde_json::Value::Array(items));
+        }
+        loop {
+            let v = m.value()?;
+            items.push(to_serde(&v)?);
+            m.ws();
+            match m.b.get(m.i) {
+                Some(b',') => m.i += 1,
+                Some(b']') => return Ok(serde_json::Value::Array(items)),
+                _ => return Err(SyntaxError(m.i)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(s: &str) -> Result<Vec<(String, JsonValue<'_>)>, SyntaxError> {
+        let mut m = Members::new(s);
+        let mut out = Vec::new();
+        while let Some((k, v)) = m.next_member()? {
+            out.push((k.into_owned(), v));
+        }
+        m.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn reads_members() {
+        let got = members(
+            r#"{"a":"x\"y\u00e9\ud83d\ude00","b":-1.5e3,"c":null,"d":[1,{"e":[]}],"f":NaN,"g":-Infinity,"h":true}"#,
+        )
+        .unwrap();
+        assert_eq!(got[0].1, JsonValue::String("x\"yé😀".into()));
+        assert_eq!(got[1].1, JsonValue::Number("-1.5e3"));
+        assert_eq!(got[2].1, JsonValue::Null);
+        assert_eq!(got[3].1, JsonValue::Nested(r#"[1,{"e":[]}]"#));
+        assert_eq!(got[4].1, JsonValue::NonFinite("NaN"));
+        assert_eq!(got[5].1, JsonValue::NonFinite("-Infinity"));
+        assert_eq!(got[6].1, JsonValue::Bool(true));
+        assert!(members("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn syntax_errors() {
+        for bad in [
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            "{\"a\":\"tab\there\"}",
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":1"#,
+        ] {
+            assert!(members(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn extra_values_are_jsonb_safe() {
+        let v = to_serde(&JsonValue::Nested(r#"{"x":[NaN,1e999,2]}"#)).unwrap();
+        assert_eq!(v.to_string(), r#"{"x":["NaN","1e999",2]}"#);
+    }
+}

@@ -1,0 +1,449 @@
+//! Loading files into PostgreSQL: one transaction per file, binary COPY into a staging table,
+//! then rejects, duplicates and rows settled in SQL, with the ledger row committed alongside.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use postgres::{Client, Transaction};
+
+use crate::copy::{CopyEncoder, HEADER, TRAILER};
+use crate::ddl::{self, qualified, quote_ident};
+use crate::error::{Error, Result};
+use crate::ledger::Ledger;
+use crate::pipeline::{self, Processed};
+use crate::reader::{self, Input, Progress};
+use crate::report::{FileReport, Status};
+use crate::schema::Dataset;
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Force the dataset instead of detecting it.
+    pub dataset: Option<Dataset>,
+    /// PostgreSQL schema of the tables (default `public`).
+    pub schema: String,
+    /// Load even if the same content was loaded before.
+    pub force: bool,
+    /// Empty the target table (in the same transaction) before loading.
+    pub replace: bool,
+    /// Above this share of rejected records, roll back and report `failed`.
+    pub max_reject_ratio: Option<f64>,
+    /// Records larger than this are `record_too_large`.
+    pub max_record_bytes: usize,
+    /// Validation threads per file.
+    pub workers: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            dataset: None,
+            schema: "public".into(),
+            force: false,
+            replace: false,
+            max_reject_ratio: None,
+            max_record_bytes: reader::DEFAULT_MAX_RECORD_BYTES,
+            workers: default_workers(),
+        }
+    }
+}
+
+/// One validation thread per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Hears about a file's progress (for progress bars).
+pub trait Observer: Sync {
+    /// A file starts: its size if known, and a live count of the bytes read.
+    fn started(&self, _path: &Path, _size: Option<u64>, _progress: Arc<Progress>) {}
+    /// Records were processed.
+    fn records(&self, _n: u64) {}
+    /// The file is done (whatever the outcome).
+    fn finished(&self, _path: &Path) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Opens an input and tells its dataset: forced, else from its keys' prefix, else from its
+/// file name.
+pub fn open_input(
+    path: &Path,
+    forced: Option<Dataset>,
+    hash: bool,
+    max_record_bytes: usize,
+) -> Result<(reader::Records, Dataset, Arc<Progress>, Option<reader::Sha256Handle>)> {
+    let input = Input::open(path, hash)?;
+    let progress = input.progress();
+    let sha = input.sha256_handle();
+    let mut records = input.records(max_record_bytes);
+    let dataset = match forced {
+        Some(d) => d,
+        None => Dataset::from_prefixed_keys(records.head()?)
+            .or_else(|| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(Dataset::from_file_name)
+            })
+            .ok_or_else(|| Error::UnknownDataset(path.to_path_buf()))?,
+    };
+    Ok((records, dataset, progress, sha))
+}
+
+/// Lists the inputs of the given paths: files as they are, directories expanded to their
+/// `*.json`, `*.json.gz`, `*.jsonl` and `*.ndjson` files (sorted).
+pub fn expand_inputs(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+            continue;
+        }
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            let mut found: Vec<_> = std::fs::read_dir(p)
+                .map_err(|e| Error::io(p, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|f| {
+                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    f.is_file()
+                        && [".json", ".json.gz", ".jsonl", ".ndjson"]
+                            .iter()
+                            .any(|ext| name.ends_with(ext))
+                })
+                .collect();
+            if found.is_empty() {
+                return Err(Error::NoInputs(p.clone()));
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Loads files into one database.
+pub struct Loader {
+    client: Client,
+    opts: LoadOptions,
+    ledger: Ledger,
+    ready: HashSet<Dataset>,
+}
+
+impl Loader {
+    /// A loader over an open connection.
+    pub fn new(client: Client, opts: LoadOptions) -> Result<Loader> {
+        if let Some(r) = opts.max_reject_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(Error::Usage(format!(
+                    "--max-reject-ratio must be between 0 and 1, not {r}"
+                )));
+            }
+        }
+        Ok(Loader {
+            client,
+            ledger: Ledger::new(&opts.schema),
+            opts,
+            ready: HashSet::new(),
+        })
+    }
+
+    /// The connection, for queries of one's own.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Creates the schema, the ledger and the dataset's tables when missing. An existing table
+    /// with incompatible columns is an error and nothing is changed.
+    pub fn ensure_tables(&mut self, dataset: Dataset) -> Result<()> {
+        if self.ready.contains(&dataset) {
+            return Ok(());
+        }
+        let schema = self.opts.schema.clone();
+        let mut tx = self.client.transaction()?;
+        // One creator at a time, whatever the database.
+        tx.execute("SELECT pg_advisory_xact_lock(7419201)", &[])?;
+        check_columns(&mut tx, &schema, ddl::LEDGER, &ddl::LEDGER_COLUMNS)?;
+        check_columns(&mut tx, &schema, dataset.table(), &ddl::target_columns(dataset))?;
+        check_columns(&mut tx, &schema, &ddl::rejects_table(dataset), &ddl::REJECT_COLUMNS)?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\n{}{}",
+            quote_ident(&schema),
+            ddl::ledger_ddl(&schema),
+            ddl::table_ddl(dataset, &schema)
+        ))?;
+        tx.commit()?;
+        self.ready.insert(dataset);
+        Ok(())
+    }
+
+    /// Loads one file (`-` is standard input) in one transaction.
+    ///
+    /// A load stopped by the quality gate is rolled back and returned with status `failed`;
+    /// any other failure is rolled back, recorded in the ledger and returned as an error.
+    pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
+        let started = Instant::now();
+        let stdin = path.as_os_str() == "-";
+        let pre = if stdin {
+            None
+        } else {
+            Some(reader::sha256_file(path)?)
+        };
+        let (records, dataset, progress, sha_handle) =
+            open_input(path, self.opts.dataset, stdin, self.opts.max_record_bytes)?;
+        self.ensure_tables(dataset)?;
+        let table = qualified(&self.opts.schema, dataset.table());
+        let mut report = FileReport {
+            path: path.display().to_string(),
+            dataset: dataset.name().into(),
+            table: Some(format!("{}.{}", self.opts.schema, dataset.table())),
+            sha256: pre.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+            bytes: pre.as_ref().map_or(0, |p| p.1),
+            records: 0,
+            loaded: 0,
+            duplicates: 0,
+            rejected: 0,
+            reject_reasons: BTreeMap::new(),
+            unknown_fields: BTreeMap::new(),
+            status: Status::Succeeded,
+            load_id: None,
+            seconds: 0.0,
+        };
+        observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
+        let outcome = self.load_in_transaction(
+            records,
+            dataset,
+            &table,
+            &mut report,
+            &progress,
+            sha_handle,
+            observer,
+        );
+        observer.finished(path);
+        report.seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                if report.status == Status::Failed {
+                    self.record_failure(&mut report, "quality gate: too many rejects");
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                report.status = Status::Failed;
+                self.record_failure(&mut report, &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn record_failure(&mut self, report: &mut FileReport, error: &str) {
+        match self.ledger.failed(&mut self.client, report, error) {
+            Ok(id) => report.load_id = Some(id),
+            Err(e) => log::warn!("could not record the failed load in the ledger: {e}"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn load_in_transaction(
+        &mut self,
+        records: reader::Records,
+        dataset: Dataset,
+        table: &str,
+        report: &mut FileReport,
+        progress: &Progress,
+        sha_handle: Option<reader::Sha256Handle>,
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        let opts = self.opts.clone();
+        let ledger = self.ledger.clone();
+        let short_table = report.table.clone().unwrap_or_default();
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute("SET LOCAL work_mem = '256MB'")?;
+        // Loads of the same content, or of a keyed dataset, into one table go one at a time.
+        let lock_key = match dataset.key_columns() {
+            Some(_) => short_table.clone(),
+            None => format!("{short_table}/{}", report.sha256),
+        };
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock_key])?;
+        if !report.sha256.is_empty() && !opts.force && !opts.replace {
+            if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
+                report.status = Status::Skipped;
+                report.load_id = Some(id);
+                log::info!("{}: already loaded as load {id}; skipped", report.path);
+                return Ok(());
+            }
+        }
+        let load_id = ledger.start(&mut tx, dataset.name(), &short_table, &report.path, &report.sha256)?;
+        report.load_id = Some(load_id);
+        if opts.replace {
+            tx.batch_execute(&format!("TRUNCATE {table}"))?;
+        }
+        tx.batch_execute(&ddl::stage_ddl(dataset))?;
+
+        let mut totals = Processed::default();
+        {
+            let mut writer = tx.copy_in("COPY tier_stage FROM STDIN (FORMAT binary)")?;
+            writer
+                .write_all(HEADER)
+                .map_err(|e| Error::Database(format!("COPY: {e}")))?;
+            let enc = CopyEncoder::new(dataset, load_id);
+            pipeline::run(records, dataset, opts.workers, &enc, &mut |batch| {
+                totals.absorb(&batch);
+                observer.records(batch.records);
+                writer
+                    .write_all(&batch.payload)
+                    .map_err(|e| Error::Database(format!("COPY: {e}")))
+            })?;
+            writer
+                .write_all(TRAILER)
+                .map_err(|e| Error::Database(format!("COPY: {e}")))?;
+            writer.finish()?;
+        }
+        if let Some(h) = sha_handle {
+            report.sha256 = h.hex();
+            report.bytes = progress.bytes();
+        }
+        report.records = totals.records;
+        report.reject_reasons = totals.reasons.clone();
+        report.unknown_fields = totals.unknown.iter().map(|(k, v)| (k.clone(), *v)).collect();
+
+        if pre_skip(report, &opts) {
+            if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
+                // Standard input whose content turned out to be loaded already.
+                drop(tx);
+                report.status = Status::Skipped;
+                report.load_id = Some(id);
+                report.records = 0;
+                report.reject_reasons.clear();
+                report.unknown_fields.clear();
+                return Ok(());
+            }
+        }
+
+        let data_cols: Vec<String> = dataset
+            .columns()
+            .iter()
+            .map(|c| quote_ident(c.name))
+            .chain(["_extra", "_load_id", "_record_index", "_row_hash"].map(quote_ident))
+            .collect();
+        let cols = data_cols.join(", ");
+        let mut conflicting = 0u64;
+        if let Some(key) = dataset.key_columns() {
+            let on: Vec<String> = key
+                .iter()
+                .map(|k| format!("s.{0} = w.{0}", quote_ident(k)))
+                .collect();
+            let keys: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
+            let keys = keys.join(", ");
+            let on = on.join(" AND ");
+            let on_t = on.replace("w.", "t.");
+            conflicting = tx.execute(
+                &format!(
+                    "WITH first AS (\
+                       SELECT DISTINCT ON ({keys}) {keys}, _row_hash FROM tier_stage \
+                       WHERE _reason IS NULL ORDER BY {keys}, _record_index), \
+                     winner AS (\
+                       SELECT {fk}, COALESCE(t._row_hash, s._row_hash) AS _row_hash \
+                       FROM first s LEFT JOIN {table} t ON {on_t}) \
+                     UPDATE tier_stage s SET _reason = 'conflicting_duplicate' FROM winner w \
+                     WHERE s._reason IS NULL AND {on} AND s._row_hash <> w._row_hash",
+                    fk = key
+                        .iter()
+                        .map(|k| format!("s.{}", quote_ident(k)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                &[],
+            )?;
+            if conflicting > 0 {
+                *report
+                    .reject_reasons
+                    .entry("conflicting_duplicate".into())
+                    .or_default() += conflicting;
+            }
+        }
+        let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
+        tx.execute(
+            &format!(
+                "INSERT INTO {rejects} (_load_id, _record_index, reason, raw) \
+                 SELECT _load_id, _record_index, _reason, _raw FROM tier_stage \
+                 WHERE _reason IS NOT NULL ORDER BY _record_index"
+            ),
+            &[],
+        )?;
+        let conflict_target = match dataset.key_columns() {
+            Some(k) => k.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
+            None => quote_ident("_row_hash"),
+        };
+        let loaded = tx.execute(
+            &format!(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM tier_stage \
+                 WHERE _reason IS NULL ORDER BY _record_index \
+                 ON CONFLICT ({conflict_target}) DO NOTHING"
+            ),
+            &[],
+        )?;
+        report.loaded = loaded;
+        report.rejected = totals.rejected() + conflicting;
+        report.duplicates = totals.valid - conflicting - loaded;
+        debug_assert!(report.balanced());
+
+        if let Some(max) = opts.max_reject_ratio {
+            if report.records > 0 && report.rejected as f64 / report.records as f64 > max {
+                drop(tx);
+                report.status = Status::Failed;
+                return Ok(());
+            }
+        }
+        report.status = Status::Succeeded;
+        ledger.finish(&mut tx, report, load_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Whether the content hash was only known after reading (standard input) and skips apply.
+fn pre_skip(report: &FileReport, opts: &LoadOptions) -> bool {
+    report.path == "-" && !opts.force && !opts.replace
+}
+
+fn check_columns(
+    tx: &mut Transaction<'_>,
+    schema: &str,
+    table: &str,
+    expected: &[(&str, &str, bool)],
+) -> Result<()> {
+    let rows = tx.query(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = $1 AND table_name = $2",
+        &[&schema, &table],
+    )?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let found: BTreeMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut problems = Vec::new();
+    for (name, ty, _) in expected {
+        match found.get(*name) {
+            None => problems.push(format!("column {name} is missing")),
+            Some(t) if t != ty => problems.push(format!("column {name} is {t}, not {ty}")),
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::IncompatibleTable {
+            table: format!("{schema}.{table}"),
+            detail: problems.join(", "),
+        })
+    }
+}

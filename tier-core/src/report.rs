@@ -1,0 +1,159 @@
+//! The report of a run: per file and in total, serialisable to the JSON of SPEC §5.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Loaded and committed.
+    Succeeded,
+    /// Rolled back (an error or the quality gate).
+    Failed,
+    /// Already loaded (same SHA-256 into the same table); nothing done.
+    Skipped,
+    /// Read and validated only (`tier check`).
+    Checked,
+}
+
+impl Status {
+    /// The status as written in reports and the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Checked => "checked",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The report of one file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// The path as given.
+    pub path: String,
+    /// The dataset name.
+    pub dataset: String,
+    /// The qualified target table (loads only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub table: Option<String>,
+    /// SHA-256 of the file's bytes as stored, hex.
+    pub sha256: String,
+    /// Size of the file as stored.
+    pub bytes: u64,
+    /// Records read (`loaded + duplicates + rejected`).
+    pub records: u64,
+    /// Records written to the target table.
+    pub loaded: u64,
+    /// Records skipped as duplicates.
+    pub duplicates: u64,
+    /// Records written to the rejects table.
+    pub rejected: u64,
+    /// Rejected records by reason code.
+    pub reject_reasons: BTreeMap<String, u64>,
+    /// Keys outside the schema (kept in `_extra`), by key, with how many records carry them.
+    pub unknown_fields: BTreeMap<String, u64>,
+    /// What happened to the file.
+    pub status: Status,
+    /// The ledger's id of this load (loads only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub load_id: Option<i64>,
+    /// Wall time spent on the file.
+    pub seconds: f64,
+}
+
+impl FileReport {
+    /// Whether `records = loaded + duplicates + rejected` holds.
+    pub fn balanced(&self) -> bool {
+        self.records == self.loaded + self.duplicates + self.rejected
+    }
+}
+
+/// Counts over all files of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Records read.
+    pub records: u64,
+    /// Records loaded.
+    pub loaded: u64,
+    /// Duplicates skipped.
+    pub duplicates: u64,
+    /// Records rejected.
+    pub rejected: u64,
+}
+
+/// The report of a run over several files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// One entry per file, in the order given.
+    pub files: Vec<FileReport>,
+    /// Sums over the files.
+    pub totals: Totals,
+}
+
+impl Report {
+    /// A report of these files, with their totals.
+    ///
+    /// ```
+    /// use tier_core::Report;
+    /// let r = Report::new(vec![]);
+    /// assert_eq!(r.totals.records, 0);
+    /// assert!(r.to_json().contains("\"totals\""));
+    /// ```
+    pub fn new(files: Vec<FileReport>) -> Report {
+        let mut totals = Totals::default();
+        for f in &files {
+            totals.records += f.records;
+            totals.loaded += f.loaded;
+            totals.duplicates += f.duplicates;
+            totals.rejected += f.rejected;
+        }
+        Report { files, totals }
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The report for a person to read.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for f in &self.files {
+            let target = f.table.as_deref().unwrap_or(&f.dataset);
+            let _ = writeln!(
+                s,
+                "{}  {} → {}  {} records: {} loaded, {} duplicates, {} rejected  ({:.2} s)",
+                f.status, f.path, target, f.records, f.loaded, f.duplicates, f.rejected, f.seconds
+            );
+            for (reason, n) in &f.reject_reasons {
+                let _ = writeln!(s, "    rejected {n:>8}  {reason}");
+            }
+            for (key, n) in &f.unknown_fields {
+                let _ = writeln!(s, "    kept in _extra {n:>8}  {key}");
+            }
+        }
+        let t = &self.totals;
+        let _ = writeln!(
+            s,
+            "total: {} files, {} records: {} loaded, {} duplicates, {} rejected",
+            self.files.len(),
+            t.records,
+            t.loaded,
+            t.duplicates,
+            t.rejected
+        );
+        s
+    }
+}
