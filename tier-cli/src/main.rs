@@ -1,1 +1,435 @@
-fn main() {}
+//! `tier`: load JSON event exports into typed PostgreSQL tables.
+//!
+//! A thin shell over `tier-core`: arguments, logging, progress bars and exit codes live here;
+//! everything else is the library's.
+
+mod logging;
+mod progress;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tier_core::check::{self, CheckOptions};
+use tier_core::db::{self, Target};
+use tier_core::embedded::{Cluster, State};
+use tier_core::generate::{self, GenerateOptions};
+use tier_core::loader::{self, LoadOptions, Loader};
+use tier_core::{Dataset, Error, FileReport, Report, Status};
+
+/// Load JSON exports of event streams into typed PostgreSQL tables, accounting for every record.
+#[derive(Parser)]
+#[command(name = "tier", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load files, or every *.json, *.json.gz, *.jsonl, *.ndjson of a directory (default data/).
+    Load(LoadArgs),
+    /// Read and validate only, without a database.
+    Check(CheckArgs),
+    /// Print the DDL of the tables.
+    Schema {
+        /// One dataset (default: both).
+        dataset: Option<Dataset>,
+        /// PostgreSQL schema.
+        #[arg(long, default_value = "public")]
+        schema: String,
+    },
+    /// Write synthetic data in the real source layout.
+    Generate(GenerateArgs),
+    /// Manage the embedded PostgreSQL (under $TIER_HOME, default ./.tier).
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProgressMode {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Force the dataset instead of detecting it from keys or file name.
+    #[arg(long)]
+    dataset: Option<Dataset>,
+    /// Report format on standard output.
+    #[arg(long, value_enum, default_value = "text")]
+    report: ReportFormat,
+    /// Records larger than this many bytes are rejected as record_too_large.
+    #[arg(long, default_value_t = tier_core::reader::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: usize,
+    /// Progress bars on standard error.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
+    /// Also write the log to this file (default: a file per run under data/log/ if it exists).
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Files or directories (`-` reads standard input).
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+    /// PostgreSQL URL (else DATABASE_URL, the PG* variables, or the embedded database).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// PostgreSQL schema of the tables.
+    #[arg(long, default_value = "public")]
+    schema: String,
+    /// Load even files whose content was loaded before.
+    #[arg(long)]
+    force: bool,
+    /// Empty the target table first, in the same transaction.
+    #[arg(long)]
+    replace: bool,
+    /// Roll a file's load back (exit 3) when more than this share of its records is rejected.
+    #[arg(long)]
+    max_reject_ratio: Option<f64>,
+    /// Files loaded at once, each on its own connection.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Files or directories (`-` reads standard input).
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+    /// Write the rejects as JSON Lines to this file.
+    #[arg(long)]
+    rejects_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// track_events or weather.
+    dataset: Dataset,
+    /// How many records.
+    #[arg(long)]
+    records: u64,
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Share of records that are defects or duplicates.
+    #[arg(long, default_value_t = 0.0)]
+    defect_rate: f64,
+    /// Write the closing `]` (real exports lack it).
+    #[arg(long)]
+    closed: bool,
+    /// Write the clean rows as CSV with the table's column names.
+    #[arg(long)]
+    csv: bool,
+    /// Output file (`-` for standard output).
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Create (if needed) and start the embedded PostgreSQL.
+    Start,
+    /// Stop it.
+    Stop,
+    /// Say whether it runs.
+    Status,
+    /// Print its connection URL.
+    Url,
+    /// Open psql on it.
+    Psql {
+        /// Arguments passed to psql.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// How a run ended.
+enum Outcome {
+    Ok,
+    Gate,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let log_file = match &cli.command {
+        Command::Load(a) => logging::log_path(a.common.log_file.as_deref()),
+        Command::Check(a) => a.common.log_file.clone(),
+        _ => None,
+    };
+    if let Err(e) = logging::init(cli.verbose, cli.quiet, log_file.as_deref()) {
+        eprintln!("tier: {e}");
+        return ExitCode::from(1);
+    }
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Gate) => ExitCode::from(3),
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("tier: {e}");
+            ExitCode::from(if e.is_usage() { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Outcome, Error> {
+    match cli.command {
+        Command::Load(args) => load(args),
+        Command::Check(args) => check_files(args),
+        Command::Schema { dataset, schema } => {
+            print!("{}", tier_core::ddl::full_ddl(dataset, &schema));
+            Ok(Outcome::Ok)
+        }
+        Command::Generate(args) => generate_file(args),
+        Command::Db { action } => db_command(action),
+    }
+}
+
+fn inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("data")]
+    } else {
+        paths.to_vec()
+    };
+    loader::expand_inputs(&paths)
+}
+
+fn print_report(report: &Report, format: ReportFormat) {
+    let text = match format {
+        ReportFormat::Json => report.to_json() + "\n",
+        ReportFormat::Text => report.to_text(),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn connect(database_url: Option<&str>) -> Result<tier_core::postgres::Client, Error> {
+    let target = Target::resolve(database_url)?;
+    match &target {
+        Target::Embedded => {
+            let cluster = Cluster::from_env()?;
+            cluster.start()?;
+            db::connect(&cluster.config(tier_core::embedded::DATABASE), &target.describe())
+        }
+        Target::Config { config, .. } => {
+            log::info!("connecting to {}", target.describe());
+            db::connect(config, &target.describe())
+        }
+    }
+}
+
+fn load(args: LoadArgs) -> Result<Outcome, Error> {
+    let files = inputs(&args.paths)?;
+    let opts = LoadOptions {
+        dataset: args.common.dataset,
+        schema: args.schema.clone(),
+        force: args.force,
+        replace: args.replace,
+        max_reject_ratio: args.max_reject_ratio,
+        max_record_bytes: args.common.max_record_bytes,
+        workers: loader::default_workers(),
+    };
+    if let Some(r) = opts.max_reject_ratio {
+        if !(0.0..=1.0).contains(&r) {
+            return Err(Error::Usage(format!(
+                "--max-reject-ratio must be between 0 and 1, not {r}"
+            )));
+        }
+    }
+    let jobs = args.jobs.clamp(1, files.len().max(1));
+    let bars = progress::Bars::new(args.common.progress);
+    let queue = Mutex::new(files.iter().enumerate());
+    let results: Mutex<Vec<(usize, Result<FileReport, Error>)>> = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let client = match connect(args.database_url.as_deref()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        first_error.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
+                };
+                let mut loader = match Loader::new(client, opts.clone()) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        first_error.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
+                };
+                loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some((i, path)) = next else { break };
+                    let r = loader.load_file(path, &bars);
+                    if let Err(e) = &r {
+                        log::error!("{e}");
+                    }
+                    results.lock().unwrap().push((i, r));
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|r| r.0);
+    let mut reports = Vec::new();
+    let mut error = None;
+    for (_, r) in results {
+        match r {
+            Ok(rep) => reports.push(rep),
+            Err(e) => {
+                eprintln!("tier: {e}");
+                error.get_or_insert(e);
+            }
+        }
+    }
+    let report = Report::new(reports);
+    print_report(&report, args.common.report);
+    if let Some(e) = error {
+        return Err(e).map_err(|e| Error::Database(format!("some files failed; first: {e}")));
+    }
+    if report.files.iter().any(|f| f.status == Status::Failed) {
+        for f in report.files.iter().filter(|f| f.status == Status::Failed) {
+            let e = Error::QualityGate {
+                path: PathBuf::from(&f.path),
+                records: f.records,
+                rejected: f.rejected,
+                max_ratio: opts.max_reject_ratio.unwrap_or(0.0),
+            };
+            log::error!("{e}");
+            eprintln!("tier: {e}");
+        }
+        return Ok(Outcome::Gate);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
+    let files = inputs(&args.paths)?;
+    let opts = CheckOptions {
+        dataset: args.common.dataset,
+        max_record_bytes: args.common.max_record_bytes,
+        workers: loader::default_workers(),
+    };
+    let mut out = match &args.rejects_out {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| Error::io(p, e))?,
+        )),
+        None => None,
+    };
+    let bars = progress::Bars::new(args.common.progress);
+    let mut reports = Vec::new();
+    for path in &files {
+        let path_str = path.display().to_string();
+        let rejects_path = args.rejects_out.clone().unwrap_or_default();
+        let mut write = |r: &tier_core::validate::Reject| -> Result<(), Error> {
+            if let Some(w) = out.as_mut() {
+                let line = serde_json::json!({
+                    "path": path_str, "record_index": r.index, "reason": r.reason, "raw": r.raw,
+                });
+                writeln!(w, "{line}").map_err(|e| Error::io(&rejects_path, e))?;
+            }
+            Ok(())
+        };
+        let sink: Option<&mut dyn FnMut(&tier_core::validate::Reject) -> Result<(), Error>> =
+            if args.rejects_out.is_some() {
+                Some(&mut write)
+            } else {
+                None
+            };
+        reports.push(check::check(path, &opts, &bars, sink)?);
+    }
+    if let (Some(w), Some(p)) = (out.as_mut(), &args.rejects_out) {
+        w.flush().map_err(|e| Error::io(p, e))?;
+    }
+    print_report(&Report::new(reports), args.common.report);
+    Ok(Outcome::Ok)
+}
+
+fn generate_file(args: GenerateArgs) -> Result<Outcome, Error> {
+    if !(0.0..=1.0).contains(&args.defect_rate) {
+        return Err(Error::Usage("--defect-rate must be between 0 and 1".into()));
+    }
+    let opts = GenerateOptions {
+        dataset: args.dataset,
+        records: args.records,
+        seed: args.seed,
+        defect_rate: args.defect_rate,
+        closed: args.closed,
+        csv: args.csv,
+    };
+    let path = &args.output;
+    let result = if path == Path::new("-") {
+        generate::generate(&opts, &mut std::io::stdout().lock())
+    } else {
+        let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+        generate::generate(&opts, &mut f)
+    };
+    result.map_err(|e| Error::io(path, e))?;
+    Ok(Outcome::Ok)
+}
+
+fn db_command(action: DbAction) -> Result<Outcome, Error> {
+    let cluster = Cluster::from_env()?;
+    match action {
+        DbAction::Start => {
+            cluster.start()?;
+            println!("running: {}", cluster.url());
+        }
+        DbAction::Stop => {
+            cluster.stop()?;
+            println!("stopped");
+        }
+        DbAction::Status => match cluster.state() {
+            State::Running => println!("running: {}", cluster.url()),
+            State::Stopped => println!("stopped ({})", cluster.home().display()),
+            State::Absent => println!("not created ({})", cluster.home().display()),
+        },
+        DbAction::Url => println!("{}", cluster.url()),
+        DbAction::Psql { args } => {
+            cluster.start()?;
+            let status = std::process::Command::new("psql")
+                .arg(cluster.url())
+                .args(&args)
+                .status()
+                .map_err(|e| Error::Embedded(format!("cannot run psql: {e}")))?;
+            if !status.success() {
+                return Err(Error::Embedded(format!("psql exited with {status}")));
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}

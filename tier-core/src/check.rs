@@ -63,7 +63,7 @@ pub fn check(
     let mut totals = Processed::default();
     let result = pipeline::run(records, dataset, opts.workers, &enc, &mut |batch| {
         totals.absorb(&batch);
-        observer.records(batch.records);
+        observer.records(path, batch.records);
         if let Some(f) = on_reject.as_mut() {
             for r in &batch.rejects {
                 f(r)?;

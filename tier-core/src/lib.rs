@@ -39,3 +39,4 @@ pub use report::{FileReport, Report, Status, Totals};
 pub use row::{Row, TrackEvent, TypedRow, Value, Weather};
 pub use schema::Dataset;
 pub use timestamp::Timestamp;
+pub use postgres;

@@ -60,8 +60,8 @@ pub fn default_workers() -> usize {
 pub trait Observer: Sync {
     /// A file starts: its size if known, and a live count of the bytes read.
     fn started(&self, _path: &Path, _size: Option<u64>, _progress: Arc<Progress>) {}
-    /// Records were processed.
-    fn records(&self, _n: u64) {}
+    /// More records of the file were processed.
+    fn records(&self, _path: &Path, _n: u64) {}
     /// The file is done (whatever the outcome).
     fn finished(&self, _path: &Path) {}
 }
@@ -170,6 +170,7 @@ impl Loader {
         let schema = self.opts.schema.clone();
         let mut tx = self.client.transaction()?;
         // One creator at a time, whatever the database.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")?;
         tx.execute("SELECT pg_advisory_xact_lock(7419201)", &[])?;
         check_columns(&mut tx, &schema, ddl::LEDGER, &ddl::LEDGER_COLUMNS)?;
         check_columns(&mut tx, &schema, dataset.table(), &ddl::target_columns(dataset))?;
@@ -295,9 +296,10 @@ impl Loader {
                 .write_all(HEADER)
                 .map_err(|e| Error::Database(format!("COPY: {e}")))?;
             let enc = CopyEncoder::new(dataset, load_id);
+            let path = Path::new(&report.path);
             pipeline::run(records, dataset, opts.workers, &enc, &mut |batch| {
                 totals.absorb(&batch);
-                observer.records(batch.records);
+                observer.records(path, batch.records);
                 writer
                     .write_all(&batch.payload)
                     .map_err(|e| Error::Database(format!("COPY: {e}")))

@@ -132,9 +132,10 @@ impl Report {
         let mut s = String::new();
         for f in &self.files {
             let target = f.table.as_deref().unwrap_or(&f.dataset);
+            let loaded = if f.status == Status::Checked { "valid" } else { "loaded" };
             let _ = writeln!(
                 s,
-                "{}  {} → {}  {} records: {} loaded, {} duplicates, {} rejected  ({:.2} s)",
+                "{}  {} → {}  {} records: {} {loaded}, {} duplicates, {} rejected  ({:.2} s)",
                 f.status, f.path, target, f.records, f.loaded, f.duplicates, f.rejected, f.seconds
             );
             for (reason, n) in &f.reject_reasons {

@@ -1,0 +1,66 @@
+//! Log records on standard error and, when asked, in a file: time, level, target, message.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The log file of a run: the one asked for, else a new file under `data/log/` when that
+/// folder exists (as the original loader did).
+pub fn log_path(asked: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = asked {
+        return Some(p.to_path_buf());
+    }
+    let dir = Path::new("data/log");
+    if dir.is_dir() {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        return Some(dir.join(format!("tier-{stamp}-{}.log", std::process::id())));
+    }
+    None
+}
+
+struct Tee {
+    file: Option<Mutex<File>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().write_all(buf)?;
+        if let Some(f) = &self.file {
+            f.lock().unwrap_or_else(|e| e.into_inner()).write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+/// Sets the logger up: `RUST_LOG` wins, else `-v`/`-q` choose the level (default info).
+pub fn init(verbose: u8, quiet: bool, file: Option<&Path>) -> io::Result<()> {
+    let level = match (quiet, verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let file = match file {
+        Some(p) => Some(Mutex::new(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp_millis()
+        .format_target(true)
+        .target(env_logger::Target::Pipe(Box::new(Tee { file })))
+        .init();
+    Ok(())
+}

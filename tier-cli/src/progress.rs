@@ -1,0 +1,78 @@
+//! Progress bars on standard error: bytes read and records per second, one bar per file.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tier_core::loader::Observer;
+use tier_core::reader::Progress;
+
+use crate::ProgressMode;
+
+/// The progress bars of a run (none when standard error is not a terminal, unless forced).
+pub struct Bars {
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<PathBuf, (ProgressBar, Arc<Progress>, u64)>>,
+}
+
+impl Bars {
+    pub fn new(mode: ProgressMode) -> Bars {
+        let on = match mode {
+            ProgressMode::Always => true,
+            ProgressMode::Never => false,
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+        };
+        Bars {
+            multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Observer for Bars {
+    fn started(&self, path: &Path, size: Option<u64>, progress: Arc<Progress>) {
+        let Some(multi) = &self.multi else { return };
+        let bar = multi.add(match size {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::no_length(),
+        });
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(path.display().to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        self.bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_path_buf(), (bar, progress, 0));
+    }
+
+    fn records(&self, path: &Path, n: u64) {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((bar, progress, count)) = bars.get_mut(path) {
+            *count += n;
+            bar.set_position(progress.bytes());
+            let secs = bar.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{count} records, {:.0}/s", *count as f64 / secs));
+        }
+    }
+
+    fn finished(&self, path: &Path) {
+        if let Some((bar, progress, _)) = self
+            .bars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path)
+        {
+            bar.set_position(progress.bytes());
+            bar.finish_and_clear();
+        }
+    }
+}
