@@ -1,9 +1,8 @@
 //! PostgreSQL's binary COPY format, encoded by hand into large buffers (the field notes measured
 //! this an order of magnitude faster than a row-by-row writer).
 //!
-//! Every file is copied into a staging table whose columns are the dataset's columns, then
-//! `_extra`, `_load_id`, `_record_index`, `_row_hash`, `_reason` and `_raw`: valid rows have no
-//! `_reason`, rejects have no data columns. One stream carries both.
+//! Valid rows are encoded with the target table's columns (then `_raw` when the load needs
+//! it), rejects with the rejects table's columns; they travel in two separate streams.
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -17,16 +16,6 @@ pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The trailer of a binary COPY stream.
 pub const TRAILER: &[u8] = &[0xff, 0xff];
 
-/// The staging columns that follow the dataset's columns, with their types.
-pub const STAGE_TAIL: [(&str, &str); 6] = [
-    ("_extra", "jsonb"),
-    ("_load_id", "bigint"),
-    ("_record_index", "bigint"),
-    ("_row_hash", "bytea"),
-    ("_reason", "text"),
-    ("_raw", "text"),
-];
-
 /// Encodes rows and rejects of one load as staging-table COPY rows.
 pub struct CopyEncoder {
     dataset: Dataset,
@@ -35,18 +24,18 @@ pub struct CopyEncoder {
 }
 
 impl CopyEncoder {
-    /// An encoder for a load of `dataset` with ledger id `load_id`. Raw text of valid rows is
-    /// kept only where duplicates can conflict (datasets with a natural key).
-    pub fn new(dataset: Dataset, load_id: i64) -> Self {
+    /// An encoder for a load of `dataset` with ledger id `load_id`; with `keep_raw`, each valid
+    /// row also carries its raw text (a last `_raw` column).
+    pub fn new(dataset: Dataset, load_id: i64, keep_raw: bool) -> Self {
         CopyEncoder {
             dataset,
             load_id,
-            keep_raw: dataset.key_columns().is_some(),
+            keep_raw,
         }
     }
 
     fn fields(&self) -> i16 {
-        (self.dataset.columns().len() + STAGE_TAIL.len()) as i16
+        (self.dataset.columns().len() + 4 + self.keep_raw as usize) as i16
     }
 }
 
@@ -95,22 +84,15 @@ impl Encode for CopyEncoder {
         field(out, &self.load_id.to_be_bytes());
         field(out, &(row.index as i64).to_be_bytes());
         field(out, &hash);
-        null(out);
         if self.keep_raw {
             field(out, raw); // a valid record is UTF-8 without NUL bytes
-        } else {
-            null(out);
         }
     }
 
     fn reject(&self, reject: &Reject, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.fields().to_be_bytes());
-        for _ in 0..=self.dataset.columns().len() {
-            null(out);
-        }
+        out.extend_from_slice(&4i16.to_be_bytes());
         field(out, &self.load_id.to_be_bytes());
         field(out, &(reject.index as i64).to_be_bytes());
-        null(out);
         field(out, reject.reason.as_bytes());
         field(out, reject.raw.as_bytes());
     }

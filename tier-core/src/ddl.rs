@@ -1,6 +1,5 @@
 //! DDL: the target tables, their rejects tables and the `tier_loads` ledger.
 
-use crate::copy::STAGE_TAIL;
 use crate::schema::Dataset;
 
 /// Quotes an SQL identifier (`"` doubled), so no name can inject SQL.
@@ -114,18 +113,14 @@ pub fn ledger_ddl(schema: &str) -> String {
 pub fn table_ddl(dataset: Dataset, schema: &str) -> String {
     let name = dataset.table();
     let t = qualified(schema, name);
-    let key = match dataset.key_columns() {
-        Some(cols) => cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
-        None => quote_ident("_row_hash"),
-    };
     let rejects = rejects_table(dataset);
     format!(
         "CREATE TABLE IF NOT EXISTS {t} (\n{}\n);\n\
-         CREATE UNIQUE INDEX IF NOT EXISTS {} ON {t} ({key});\n\
+         {};\n\
          CREATE TABLE IF NOT EXISTS {} (\n{}\n);\n\
          CREATE INDEX IF NOT EXISTS {} ON {} (\"_load_id\");\n",
         columns_sql(&target_columns(dataset)),
-        quote_ident(&format!("{name}_key")),
+        key_index_ddl(dataset, schema),
         qualified(schema, &rejects),
         columns_sql(&REJECT_COLUMNS),
         quote_ident(&format!("{rejects}_load_idx")),
@@ -151,15 +146,46 @@ pub fn full_ddl(dataset: Option<Dataset>, schema: &str) -> String {
     s
 }
 
-/// The temporary staging table a load copies into: the dataset's columns, then the staging tail,
-/// none of them constrained.
-pub fn stage_ddl(dataset: Dataset) -> String {
-    let cols: Vec<String> = dataset
-        .columns()
+/// The columns of a dataset's unique key: its natural key, else the received time and the
+/// hash of all columns (rows equal in all columns are duplicates; leading with the time keeps
+/// index insertions nearly in order, since exports are in time order).
+pub fn unique_key(dataset: Dataset) -> Vec<&'static str> {
+    match dataset.key_columns() {
+        Some(cols) => cols.to_vec(),
+        None => vec!["received_time", "_row_hash"],
+    }
+}
+
+/// The name of a dataset's unique index.
+pub fn key_index(dataset: Dataset) -> String {
+    format!("{}_key", dataset.table())
+}
+
+/// `CREATE UNIQUE INDEX IF NOT EXISTS` of a dataset's unique key.
+pub fn key_index_ddl(dataset: Dataset, schema: &str) -> String {
+    format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
+        quote_ident(&key_index(dataset)),
+        qualified(schema, dataset.table()),
+        column_list(&unique_key(dataset)),
+    )
+}
+
+/// Quoted, comma-separated column names.
+pub fn column_list(cols: &[&str]) -> String {
+    cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// The temporary staging table of a merge: the target's columns, then `_raw` when conflicts
+/// must be reported with their raw text; nothing constrained.
+pub fn stage_ddl(dataset: Dataset, with_raw: bool) -> String {
+    let mut cols: Vec<String> = target_columns(dataset)
         .iter()
-        .map(|c| format!("{} {}", quote_ident(c.name), c.kind.sql_type()))
-        .chain(STAGE_TAIL.iter().map(|(n, t)| format!("{} {t}", quote_ident(n))))
+        .map(|(n, t, _)| format!("{} {}", quote_ident(n), sql_type(t)))
         .collect();
+    if with_raw {
+        cols.push("\"_raw\" text".into());
+    }
     format!(
         "CREATE TEMP TABLE tier_stage ({}) ON COMMIT DROP",
         cols.join(", ")

@@ -224,6 +224,7 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
     }
     let mut last_good: Option<(String, Clean)> = None;
     let mut too_large_done = false;
+    let mut after_malformed = false;
     for i in 0..opts.records {
         let fields = match d {
             Dataset::TrackEvents => track_event(&mut rng, i),
@@ -235,12 +236,20 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
         }
         let defect = opts.defect_rate > 0.0 && rng.unit() < opts.defect_rate;
         let text = if defect {
-            defect_record(d, &mut rng, &fields, last_good.as_ref(), &mut too_large_done)
+            let t = defect_record(d, &mut rng, &fields, last_good.as_ref(), &mut too_large_done);
+            // A malformed record runs to the next line starting with `{`: keep the next one an
+            // object so that every generated record is read as one.
+            if after_malformed && !t.starts_with('{') {
+                json_record(d, &fields)
+            } else {
+                t
+            }
         } else {
             let t = json_record(d, &fields);
             last_good = Some((t.clone(), fields));
             t
         };
+        after_malformed = text.starts_with('{') && !text.ends_with('}');
         w.write_all(text.as_bytes())?;
         let last = i + 1 == opts.records;
         if last && opts.closed {

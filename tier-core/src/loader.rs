@@ -267,13 +267,13 @@ impl Loader {
         let ledger = self.ledger.clone();
         let short_table = report.table.clone().unwrap_or_default();
         let mut tx = self.client.transaction()?;
-        tx.batch_execute("SET LOCAL work_mem = '256MB'")?;
-        // Loads of the same content, or of a keyed dataset, into one table go one at a time.
-        let lock_key = match dataset.key_columns() {
-            Some(_) => short_table.clone(),
-            None => format!("{short_table}/{}", report.sha256),
-        };
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&lock_key])?;
+        tx.batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL client_min_messages = warning")?;
+        // Loads into one table go one at a time: the ledger check, the duplicate checks and the
+        // commit see every load committed before.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&short_table],
+        )?;
         if !report.sha256.is_empty() && !opts.force && !opts.replace {
             if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
                 report.status = Status::Skipped;
@@ -287,116 +287,79 @@ impl Loader {
         if opts.replace {
             tx.batch_execute(&format!("TRUNCATE {table}"))?;
         }
-        tx.batch_execute(&ddl::stage_ddl(dataset))?;
+        // Bulk path: into an empty table, rows are copied straight in and the unique index is
+        // built afterwards. Merge path: rows go to a staging table and are settled in SQL.
+        let keyed = dataset.key_columns().is_some();
+        let bulk = !keyed
+            && !tx
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])?
+                .get::<_, bool>(0);
+        let target_cols = ddl::column_list(
+            &ddl::target_columns(dataset).iter().map(|c| c.0).collect::<Vec<_>>(),
+        );
+        let copy_target = if bulk {
+            tx.batch_execute(&format!(
+                "DROP INDEX IF EXISTS {}",
+                qualified(&opts.schema, &ddl::key_index(dataset))
+            ))?;
+            format!("{table} ({target_cols})")
+        } else {
+            tx.batch_execute(&ddl::stage_ddl(dataset, keyed))?;
+            "tier_stage".to_string()
+        };
+        log::debug!("{}: {} path", report.path, if bulk { "bulk" } else { "merge" });
 
+        let t0 = Instant::now();
         let mut totals = Processed::default();
+        let mut spool = Spool::new(&report.path)?;
         {
-            let mut writer = tx.copy_in("COPY tier_stage FROM STDIN (FORMAT binary)")?;
-            writer
-                .write_all(HEADER)
-                .map_err(|e| Error::Database(format!("COPY: {e}")))?;
-            let enc = CopyEncoder::new(dataset, load_id);
+            let mut writer = tx.copy_in(&format!("COPY {copy_target} FROM STDIN (FORMAT binary)"))?;
+            writer.write_all(HEADER).map_err(copy_error)?;
+            let enc = CopyEncoder::new(dataset, load_id, keyed && !bulk);
             let path = Path::new(&report.path);
             pipeline::run(records, dataset, opts.workers, &enc, &mut |batch| {
                 totals.absorb(&batch);
                 observer.records(path, batch.records);
-                writer
-                    .write_all(&batch.payload)
-                    .map_err(|e| Error::Database(format!("COPY: {e}")))
+                spool.write(&batch.reject_payload)?;
+                writer.write_all(&batch.payload).map_err(copy_error)
             })?;
-            writer
-                .write_all(TRAILER)
-                .map_err(|e| Error::Database(format!("COPY: {e}")))?;
+            writer.write_all(TRAILER).map_err(copy_error)?;
             writer.finish()?;
         }
+        log::debug!("{}: rows copied after {:?}", report.path, t0.elapsed());
         if let Some(h) = sha_handle {
             report.sha256 = h.hex();
             report.bytes = progress.bytes();
+            if !opts.force && !opts.replace {
+                if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
+                    // Standard input whose content turned out to be loaded already.
+                    drop(tx);
+                    report.status = Status::Skipped;
+                    report.load_id = Some(id);
+                    return Ok(());
+                }
+            }
         }
         report.records = totals.records;
         report.reject_reasons = totals.reasons.clone();
         report.unknown_fields = totals.unknown.iter().map(|(k, v)| (k.clone(), *v)).collect();
-
-        if pre_skip(report, &opts) {
-            if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
-                // Standard input whose content turned out to be loaded already.
-                drop(tx);
-                report.status = Status::Skipped;
-                report.load_id = Some(id);
-                report.records = 0;
-                report.reject_reasons.clear();
-                report.unknown_fields.clear();
-                return Ok(());
-            }
-        }
-
-        let data_cols: Vec<String> = dataset
-            .columns()
-            .iter()
-            .map(|c| quote_ident(c.name))
-            .chain(["_extra", "_load_id", "_record_index", "_row_hash"].map(quote_ident))
-            .collect();
-        let cols = data_cols.join(", ");
-        let mut conflicting = 0u64;
-        if let Some(key) = dataset.key_columns() {
-            let on: Vec<String> = key
-                .iter()
-                .map(|k| format!("s.{0} = w.{0}", quote_ident(k)))
-                .collect();
-            let keys: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
-            let keys = keys.join(", ");
-            let on = on.join(" AND ");
-            let on_t = on.replace("w.", "t.");
-            conflicting = tx.execute(
-                &format!(
-                    "WITH first AS (\
-                       SELECT DISTINCT ON ({keys}) {keys}, _row_hash FROM tier_stage \
-                       WHERE _reason IS NULL ORDER BY {keys}, _record_index), \
-                     winner AS (\
-                       SELECT {fk}, COALESCE(t._row_hash, s._row_hash) AS _row_hash \
-                       FROM first s LEFT JOIN {table} t ON {on_t}) \
-                     UPDATE tier_stage s SET _reason = 'conflicting_duplicate' FROM winner w \
-                     WHERE s._reason IS NULL AND {on} AND s._row_hash <> w._row_hash",
-                    fk = key
-                        .iter()
-                        .map(|k| format!("s.{}", quote_ident(k)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
-                &[],
-            )?;
-            if conflicting > 0 {
-                *report
-                    .reject_reasons
-                    .entry("conflicting_duplicate".into())
-                    .or_default() += conflicting;
-            }
-        }
         let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
-        tx.execute(
-            &format!(
-                "INSERT INTO {rejects} (_load_id, _record_index, reason, raw) \
-                 SELECT _load_id, _record_index, _reason, _raw FROM tier_stage \
-                 WHERE _reason IS NOT NULL ORDER BY _record_index"
-            ),
-            &[],
-        )?;
-        let conflict_target = match dataset.key_columns() {
-            Some(k) => k.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", "),
-            None => quote_ident("_row_hash"),
+        spool.copy_into(&mut tx, &rejects)?;
+
+        let (loaded, conflicting) = if bulk {
+            (totals.valid - settle_bulk(&mut tx, dataset, &opts.schema, table)?, 0)
+        } else {
+            settle_merge(&mut tx, dataset, table, &rejects, &target_cols)?
         };
-        let loaded = tx.execute(
-            &format!(
-                "INSERT INTO {table} ({cols}) SELECT {cols} FROM tier_stage \
-                 WHERE _reason IS NULL ORDER BY _record_index \
-                 ON CONFLICT ({conflict_target}) DO NOTHING"
-            ),
-            &[],
-        )?;
+        log::debug!("{}: rows settled after {:?}", report.path, t0.elapsed());
+        if conflicting > 0 {
+            report
+                .reject_reasons
+                .insert("conflicting_duplicate".into(), conflicting);
+        }
         report.loaded = loaded;
         report.rejected = totals.rejected() + conflicting;
         report.duplicates = totals.valid - conflicting - loaded;
-        debug_assert!(report.balanced());
 
         if let Some(max) = opts.max_reject_ratio {
             if report.records > 0 && report.rejected as f64 / report.records as f64 > max {
@@ -412,9 +375,138 @@ impl Loader {
     }
 }
 
-/// Whether the content hash was only known after reading (standard input) and skips apply.
-fn pre_skip(report: &FileReport, opts: &LoadOptions) -> bool {
-    report.path == "-" && !opts.force && !opts.replace
+fn copy_error(e: std::io::Error) -> Error {
+    Error::Database(format!("COPY: {e}"))
+}
+
+/// Builds the unique index after a bulk copy; if the file held duplicates, keeps the first
+/// occurrence of each and builds it again. Returns how many duplicates were removed.
+fn settle_bulk(tx: &mut Transaction<'_>, dataset: Dataset, schema: &str, table: &str) -> Result<u64> {
+    let create = ddl::key_index_ddl(dataset, schema);
+    let mut sp = tx.transaction()?;
+    match sp.batch_execute(&create) {
+        Ok(()) => {
+            sp.commit()?;
+            return Ok(0);
+        }
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => drop(sp),
+        Err(e) => return Err(e.into()),
+    }
+    let key = ddl::column_list(&ddl::unique_key(dataset));
+    let on: Vec<String> = ddl::unique_key(dataset)
+        .iter()
+        .map(|c| format!("t.{0} = d.{0}", quote_ident(c)))
+        .collect();
+    let removed = tx.execute(
+        &format!(
+            "DELETE FROM {table} t USING (\
+               SELECT {key}, min(_record_index) AS keep FROM {table} \
+               GROUP BY {key} HAVING count(*) > 1) d \
+             WHERE {} AND t._record_index <> d.keep",
+            on.join(" AND ")
+        ),
+        &[],
+    )?;
+    tx.batch_execute(&create)?;
+    Ok(removed)
+}
+
+/// Settles a staging table into the target: conflicting duplicates (a key already present with
+/// other values) become rejects, equal duplicates are skipped, the rest is inserted in input
+/// order. Returns (rows inserted, conflicting duplicates).
+fn settle_merge(
+    tx: &mut Transaction<'_>,
+    dataset: Dataset,
+    table: &str,
+    rejects: &str,
+    cols: &str,
+) -> Result<(u64, u64)> {
+    let mut conflicting = 0;
+    if let Some(key) = dataset.key_columns() {
+        let keys = ddl::column_list(key);
+        let eq = |a: &str, b: &str| {
+            key.iter()
+                .map(|k| format!("{a}.{0} = {b}.{0}", quote_ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let first_keys: Vec<String> = key.iter().map(|k| format!("f.{}", quote_ident(k))).collect();
+        conflicting = tx.execute(
+            &format!(
+                "WITH first AS (\
+                   SELECT DISTINCT ON ({keys}) {keys}, _row_hash FROM tier_stage \
+                   ORDER BY {keys}, _record_index), \
+                 winner AS (\
+                   SELECT {fk}, COALESCE(t._row_hash, f._row_hash) AS _row_hash \
+                   FROM first f LEFT JOIN {table} t ON {ft}), \
+                 conflicts AS (\
+                   DELETE FROM tier_stage s USING winner w \
+                   WHERE {sw} AND s._row_hash <> w._row_hash \
+                   RETURNING s._load_id, s._record_index, s._raw) \
+                 INSERT INTO {rejects} (_load_id, _record_index, reason, raw) \
+                 SELECT _load_id, _record_index, 'conflicting_duplicate', _raw FROM conflicts",
+                fk = first_keys.join(", "),
+                ft = eq("f", "t"),
+                sw = eq("s", "w"),
+            ),
+            &[],
+        )?;
+    }
+    let loaded = tx.execute(
+        &format!(
+            "INSERT INTO {table} ({cols}) SELECT {cols} FROM tier_stage ORDER BY _record_index \
+             ON CONFLICT ({}) DO NOTHING",
+            ddl::column_list(&ddl::unique_key(dataset))
+        ),
+        &[],
+    )?;
+    Ok((loaded, conflicting))
+}
+
+/// Rejects of a load, kept in a temporary file (so a file of bad records never fills memory)
+/// until the rows' COPY is done, then copied into the rejects table.
+struct Spool {
+    file: Option<std::fs::File>,
+    path: String,
+}
+
+impl Spool {
+    fn new(path: &str) -> Result<Spool> {
+        Ok(Spool {
+            file: None,
+            path: path.to_string(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            let f = tempfile::tempfile()
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            self.file = Some(f);
+        }
+        let f = self.file.as_mut().expect("created above");
+        f.write_all(bytes).map_err(|e| Error::io(std::env::temp_dir(), e))
+    }
+
+    fn copy_into(self, tx: &mut Transaction<'_>, rejects: &str) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let Some(mut f) = self.file else { return Ok(()) };
+        let tmp = |e| Error::io(std::env::temp_dir(), e);
+        f.seek(SeekFrom::Start(0)).map_err(tmp)?;
+        let mut writer = tx.copy_in(&format!(
+            "COPY {rejects} (_load_id, _record_index, reason, raw) FROM STDIN (FORMAT binary)"
+        ))?;
+        writer.write_all(HEADER).map_err(copy_error)?;
+        std::io::copy(&mut f, &mut writer).map_err(|e| {
+            Error::Database(format!("{}: copying rejects: {e}", self.path))
+        })?;
+        writer.write_all(TRAILER).map_err(copy_error)?;
+        writer.finish()?;
+        Ok(())
+    }
 }
 
 fn check_columns(

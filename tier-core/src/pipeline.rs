@@ -19,7 +19,7 @@ const BATCH_RECORDS: usize = 8192;
 pub trait Encode: Sync {
     /// Encodes a valid row (and the raw bytes it came from) into the batch's payload.
     fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>);
-    /// Encodes a reject into the batch's payload.
+    /// Encodes a reject into the batch's reject payload.
     fn reject(&self, reject: &Reject, out: &mut Vec<u8>);
     /// Whether batches keep their rejects (for writing them elsewhere).
     fn keep_rejects(&self) -> bool {
@@ -54,8 +54,10 @@ pub struct Processed {
     pub unknown: UnknownFields,
     /// The rejects themselves, if the encoder keeps them.
     pub rejects: Vec<Reject>,
-    /// The encoded payload.
+    /// The encoded valid rows.
     pub payload: Vec<u8>,
+    /// The encoded rejects.
+    pub reject_payload: Vec<u8>,
 }
 
 impl Processed {
@@ -110,7 +112,7 @@ fn process(dataset: Dataset, batch: &Batch, enc: &dyn Encode) -> Processed {
                 enc.row(&row, rec.bytes, &mut out.payload);
             }
             Err(reject) => {
-                enc.reject(&reject, &mut out.payload);
+                enc.reject(&reject, &mut out.reject_payload);
                 match out.reasons.get_mut(&reject.reason) {
                     Some(n) => *n += 1,
                     None => {
