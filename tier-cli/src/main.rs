@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tier_core::check::{self, CheckOptions};
-use tier_core::db::{self, Target};
+use tier_core::db;
 use tier_core::embedded::{Cluster, State};
 use tier_core::generate::{self, GenerateOptions};
 use tier_core::loader::{self, LoadOptions, Loader};
@@ -233,21 +233,6 @@ fn print_report(report: &Report, format: ReportFormat) {
     let _ = out.flush();
 }
 
-fn connect(database_url: Option<&str>) -> Result<tier_core::postgres::Client, Error> {
-    let target = Target::resolve(database_url)?;
-    match &target {
-        Target::Embedded => {
-            let cluster = Cluster::from_env()?;
-            cluster.start()?;
-            db::connect(&cluster.config(tier_core::embedded::DATABASE), &target.describe())
-        }
-        Target::Config { config, .. } => {
-            log::info!("connecting to {}", target.describe());
-            db::connect(config, &target.describe())
-        }
-    }
-}
-
 fn load(args: LoadArgs) -> Result<Outcome, Error> {
     let files = inputs(&args.paths)?;
     let opts = LoadOptions {
@@ -274,7 +259,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
-                let client = match connect(args.database_url.as_deref()) {
+                let client = match db::open(args.database_url.as_deref()) {
                     Ok(c) => c,
                     Err(e) => {
                         first_error.lock().unwrap().get_or_insert(e);

@@ -140,3 +140,23 @@ pub fn describe(e: &postgres::Error) -> String {
         }
     }
 }
+
+/// Connects to the database chosen as [`Target::resolve`] says; the embedded default is created
+/// and started when needed (and left running).
+pub fn open(explicit: Option<&str>) -> Result<Client> {
+    let target = Target::resolve(explicit)?;
+    match &target {
+        Target::Embedded => {
+            let cluster = crate::embedded::Cluster::from_env()?;
+            cluster.start()?;
+            connect(
+                &cluster.config(crate::embedded::DATABASE),
+                &target.describe(),
+            )
+        }
+        Target::Config { config, .. } => {
+            log::info!("connecting to {}", target.describe());
+            connect(config, &target.describe())
+        }
+    }
+}

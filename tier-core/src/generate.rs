@@ -160,6 +160,8 @@ fn weather(rng: &mut Rng, i: u64) -> Clean {
         ("currently_temperature", Some(Field::Num(temp))),
         ("currently_visibility", Some(Field::Num(round(5.0 + rng.unit() * 11.0, 2)))),
         ("currently_windspeed", Some(Field::Num(wind))),
+        // Not in the schema: kept in `_extra` and counted in `unknown_fields`.
+        ("currently_ozone", Some(Field::Num(round(280.0 + rng.unit() * 60.0, 1)))),
     ]
 }
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: formatting, lints, Rust tests and Python tests, against
+# one throwaway PostgreSQL server started for the run (a fresh database per test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/ensure-postgres.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --all-targets
+
+# The test server: an embedded cluster in a short temporary directory.
+home=$(mktemp -d /tmp/tier-test.XXXXXX)
+chmod 755 "$home"
+stop() { TIER_HOME="$home" "$root/target/debug/tier" -q db stop >/dev/null 2>&1 || true; rm -rf "$home" /tmp/tier-pgdata-* 2>/dev/null || true; }
+trap stop EXIT
+TIER_HOME="$home" target/debug/tier -q db start >/dev/null
+TIER_TEST_DATABASE_URL=$(TIER_HOME="$home" target/debug/tier db url)
+export TIER_TEST_DATABASE_URL
+
+cargo test --workspace
+
+# Python: the module built with maturin and installed as a user would, then pytest.
+venv="$root/.venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --upgrade pip >/dev/null
+"$venv/bin/pip" install -q maturin pytest mypy
+"$venv/bin/pip" install -q ./tier-py
+"$venv/bin/python" -m pytest -q tier-py/tests
+"$venv/bin/python" -m mypy --strict tier-py/examples/usage.py
+"$venv/bin/python" -m mypy.stubtest tier._tier --allowlist tier-py/stubtest-allowlist.txt
