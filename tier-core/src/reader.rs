@@ -86,6 +86,18 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
+/// A gzip decoder whose failures are reported as invalid data.
+struct Gunzip<R>(flate2::bufread::MultiGzDecoder<R>);
+
+impl<R: BufRead> Read for Gunzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::Interrupted => e,
+            _ => io::Error::new(io::ErrorKind::InvalidData, format!("broken gzip stream: {e}")),
+        })
+    }
+}
+
 impl Input {
     /// Opens `path` (`-` is standard input). Gzip is recognised by its magic bytes.
     /// With `hash`, the SHA-256 of the bytes as stored is computed while reading.
@@ -117,7 +129,7 @@ impl Input {
         let mut buffered = BufReader::with_capacity(256 << 10, tap);
         let head = buffered.fill_buf().map_err(|e| Error::io(path, e))?;
         let reader: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+            Box::new(Gunzip(flate2::bufread::MultiGzDecoder::new(buffered)))
         } else {
             Box::new(buffered)
         };

@@ -101,21 +101,21 @@ fn dataset(py: Python<'_>, name: Option<String>) -> PyResult<Option<Dataset>> {
 
 /// Loads one file into PostgreSQL; the database is chosen as the CLI chooses it.
 #[pyfunction]
-#[pyo3(signature = (path, database_url=None, dataset=None, schema="public".to_string(), force=false, replace=false, max_reject_ratio=None))]
+#[pyo3(signature = (path, database_url=None, dataset=None, schema="public", force=false, replace=false, max_reject_ratio=None))]
 #[allow(clippy::too_many_arguments)]
 fn load(
     py: Python<'_>,
     path: PathBuf,
     database_url: Option<String>,
     dataset: Option<String>,
-    schema: String,
+    schema: &str,
     force: bool,
     replace: bool,
     max_reject_ratio: Option<f64>,
 ) -> PyResult<Report> {
     let opts = LoadOptions {
         dataset: self::dataset(py, dataset)?,
-        schema,
+        schema: schema.to_string(),
         force,
         replace,
         max_reject_ratio,
@@ -223,9 +223,9 @@ fn read(py: Python<'_>, path: PathBuf, dataset: Option<String>) -> PyResult<RowI
 
 /// The DDL of a dataset's tables (with the ledger).
 #[pyfunction]
-#[pyo3(signature = (dataset=None, schema="public".to_string()))]
-fn schema(py: Python<'_>, dataset: Option<String>, schema: String) -> PyResult<String> {
-    Ok(tier_core::ddl::full_ddl(self::dataset(py, dataset)?, &schema))
+#[pyo3(signature = (dataset=None, schema="public"))]
+fn schema(py: Python<'_>, dataset: Option<String>, schema: &str) -> PyResult<String> {
+    Ok(tier_core::ddl::full_ddl(self::dataset(py, dataset)?, schema))
 }
 
 #[pymodule]

@@ -2,6 +2,8 @@ import datetime
 import os
 from typing import Any, Optional, Union, final
 
+__all__ = ["Report", "RowIterator", "check", "load", "read", "schema"]
+
 _Path = Union[str, "os.PathLike[str]"]
 _Value = Union[str, float, int, datetime.datetime, dict[str, Any], None]
 
@@ -38,7 +40,8 @@ class Report:
     @property
     def seconds(self) -> float: ...
     @property
-    def json(self) -> str: ...
+    def json(self) -> str:
+        """The report as JSON text."""
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
