@@ -349,12 +349,11 @@ fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
             }
             Ok(())
         };
-        let sink: Option<&mut dyn FnMut(&tier_core::validate::Reject) -> Result<(), Error>> =
-            if args.rejects_out.is_some() {
-                Some(&mut write)
-            } else {
-                None
-            };
+        let sink: Option<&mut check::RejectSink<'_>> = if args.rejects_out.is_some() {
+            Some(&mut write)
+        } else {
+            None
+        };
         reports.push(check::check(path, &opts, &bars, sink)?);
     }
     if let (Some(w), Some(p)) = (out.as_mut(), &args.rejects_out) {

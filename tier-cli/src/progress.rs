@@ -12,10 +12,13 @@ use tier_core::reader::Progress;
 
 use crate::ProgressMode;
 
+/// A file's bar, its live byte count, and the records seen so far.
+type Bar = (ProgressBar, Arc<Progress>, u64);
+
 /// The progress bars of a run (none when standard error is not a terminal, unless forced).
 pub struct Bars {
     multi: Option<MultiProgress>,
-    bars: Mutex<HashMap<PathBuf, (ProgressBar, Arc<Progress>, u64)>>,
+    bars: Mutex<HashMap<PathBuf, Bar>>,
 }
 
 impl Bars {

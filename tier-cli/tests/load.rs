@@ -8,7 +8,10 @@ use common::*;
 
 fn reasons_in_db(db: &TestDb, table: &str) -> BTreeMap<String, u64> {
     db.client()
-        .query(&format!("SELECT reason, count(*) FROM {table}_rejects GROUP BY 1"), &[])
+        .query(
+            &format!("SELECT reason, count(*) FROM {table}_rejects GROUP BY 1"),
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
@@ -18,7 +21,14 @@ fn reasons_in_db(db: &TestDb, table: &str) -> BTreeMap<String, u64> {
 #[test]
 fn counts_in_the_database_equal_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), "track_events.json", "track_events", 3000, 1, 0.05);
+    generate(
+        dir.path(),
+        "track_events.json",
+        "track_events",
+        3000,
+        1,
+        0.05,
+    );
     generate(dir.path(), "weather.json", "weather", 600, 2, 0.08);
     let db = TestDb::new();
     let run = db.load(&[s(dir.path()), "--report", "json"]);
@@ -31,9 +41,18 @@ fn counts_in_the_database_equal_the_report() {
         let n = |k: &str| f[k].as_u64().unwrap();
         assert_eq!(f["status"], "succeeded");
         assert_eq!(n("records"), n("loaded") + n("duplicates") + n("rejected"));
-        assert!(n("loaded") > 0 && n("duplicates") > 0 && n("rejected") > 0, "{f}");
-        assert_eq!(db.count(&format!("SELECT * FROM {table}")) as u64, n("loaded"));
-        assert_eq!(db.count(&format!("SELECT * FROM {table}_rejects")) as u64, n("rejected"));
+        assert!(
+            n("loaded") > 0 && n("duplicates") > 0 && n("rejected") > 0,
+            "{f}"
+        );
+        assert_eq!(
+            db.count(&format!("SELECT * FROM {table}")) as u64,
+            n("loaded")
+        );
+        assert_eq!(
+            db.count(&format!("SELECT * FROM {table}_rejects")) as u64,
+            n("rejected")
+        );
         let want: BTreeMap<String, u64> =
             serde_json::from_value(f["reject_reasons"].clone()).unwrap();
         assert_eq!(reasons_in_db(&db, table), want);
@@ -54,7 +73,13 @@ fn counts_in_the_database_equal_the_report() {
     assert_eq!(t["records"].as_u64().unwrap(), sum("records"));
     // Weather defects include conflicting duplicates.
     let w = files.iter().find(|f| f["dataset"] == "weather").unwrap();
-    assert!(w["reject_reasons"]["conflicting_duplicate"].as_u64().unwrap() > 0, "{w}");
+    assert!(
+        w["reject_reasons"]["conflicting_duplicate"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{w}"
+    );
     // Lineage: every row knows its load and its place in the file.
     assert_eq!(
         db.count("SELECT * FROM track_events t JOIN tier_loads l ON l.load_id = t._load_id"),
@@ -65,7 +90,14 @@ fn counts_in_the_database_equal_the_report() {
 #[test]
 fn rerun_is_skipped_and_force_adds_no_duplicate() {
     let dir = tempfile::tempdir().unwrap();
-    let file = generate(dir.path(), "track_events.json", "track_events", 2000, 3, 0.05);
+    let file = generate(
+        dir.path(),
+        "track_events.json",
+        "track_events",
+        2000,
+        3,
+        0.05,
+    );
     let db = TestDb::new();
     let first = db.load(&[s(&file), "--report", "json"]).json();
     let loaded = first["files"][0]["loaded"].as_u64().unwrap();
@@ -79,7 +111,10 @@ fn rerun_is_skipped_and_force_adds_no_duplicate() {
     let f = &forced["files"][0];
     assert_eq!(f["status"], "succeeded");
     assert_eq!(f["loaded"], 0);
-    assert_eq!(f["duplicates"].as_u64().unwrap(), loaded + first["files"][0]["duplicates"].as_u64().unwrap());
+    assert_eq!(
+        f["duplicates"].as_u64().unwrap(),
+        loaded + first["files"][0]["duplicates"].as_u64().unwrap()
+    );
     assert_eq!(db.count("SELECT * FROM track_events") as u64, loaded);
     // --replace empties the table first, in the same transaction.
     let replaced = db.load(&[s(&file), "--replace", "--report", "json"]).json();
@@ -94,19 +129,48 @@ fn duplicates_across_files_are_skipped_and_weather_conflicts_rejected() {
     let a = dir.path().join("a_weather.json");
     let b = dir.path().join("b_weather.json");
     let rec = |city: &str, t: f64| {
-        format!(r#"{{"weather_data.city":"{city}","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_temperature":{t}}}"#)
+        format!(
+            r#"{{"weather_data.city":"{city}","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_temperature":{t}}}"#
+        )
     };
-    std::fs::write(&a, format!("[{},\n{},\n", rec("Oslo", 10.0), rec("Rome", 20.0))).unwrap();
-    std::fs::write(&b, format!("[{},\n{},\n{}]", rec("Oslo", 10.0), rec("Rome", 25.5), rec("Rome", 20.0))).unwrap();
+    std::fs::write(
+        &a,
+        format!("[{},\n{},\n", rec("Oslo", 10.0), rec("Rome", 20.0)),
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        format!(
+            "[{},\n{},\n{}]",
+            rec("Oslo", 10.0),
+            rec("Rome", 25.5),
+            rec("Rome", 20.0)
+        ),
+    )
+    .unwrap();
     let db = TestDb::new();
     assert_eq!(db.load(&[s(&a)]).code, 0);
     let r = db.load(&[s(&b), "--report", "json"]).json();
     let f = &r["files"][0];
-    assert_eq!((f["loaded"].as_u64(), f["duplicates"].as_u64(), f["rejected"].as_u64()), (Some(0), Some(2), Some(1)));
+    assert_eq!(
+        (
+            f["loaded"].as_u64(),
+            f["duplicates"].as_u64(),
+            f["rejected"].as_u64()
+        ),
+        (Some(0), Some(2), Some(1))
+    );
     assert_eq!(f["reject_reasons"]["conflicting_duplicate"], 1);
-    let raw: String = db.client().query_one("SELECT raw FROM weather_rejects", &[]).unwrap().get(0);
+    let raw: String = db
+        .client()
+        .query_one("SELECT raw FROM weather_rejects", &[])
+        .unwrap()
+        .get(0);
     assert!(raw.contains("25.5"), "{raw}");
-    assert_eq!(db.count("SELECT * FROM weather WHERE currently_temperature = 20"), 1);
+    assert_eq!(
+        db.count("SELECT * FROM weather WHERE currently_temperature = 20"),
+        1
+    );
     // Track events equal in all columns are duplicates across files too.
     let te = r#"{"segment_tracks.anonymous_id":"A","segment_tracks.event_name":"E","segment_tracks.received_time":"2019-05-13 14:23:46","segment_tracks.shoe_size":44}"#;
     let c = dir.path().join("one_track.json");
@@ -116,9 +180,15 @@ fn duplicates_across_files_are_skipped_and_weather_conflicts_rejected() {
     let r = db.load(&[s(&c), s(&d), "--report", "json"]).json();
     assert_eq!(r["totals"]["loaded"], 1);
     assert_eq!(r["totals"]["duplicates"], 2);
-    assert_eq!(r["files"][0]["unknown_fields"]["segment_tracks.shoe_size"], 2);
+    assert_eq!(
+        r["files"][0]["unknown_fields"]["segment_tracks.shoe_size"],
+        2
+    );
     let (extra, index): (String, i64) = {
-        let row = db.client().query_one("SELECT _extra::text, _record_index FROM track_events", &[]).unwrap();
+        let row = db
+            .client()
+            .query_one("SELECT _extra::text, _record_index FROM track_events", &[])
+            .unwrap();
         (row.get(0), row.get(1))
     };
     assert_eq!(extra, r#"{"segment_tracks.shoe_size": 44}"#);
@@ -136,8 +206,14 @@ fn quality_gate_rolls_back_and_exits_3() {
     assert!(run.stderr.contains("weather.json"), "{}", run.stderr);
     assert_eq!(db.count("SELECT * FROM weather"), 0);
     assert_eq!(db.count("SELECT * FROM weather_rejects"), 0);
-    assert_eq!(db.count("SELECT * FROM tier_loads WHERE status = 'failed'"), 1);
-    assert_eq!(db.count("SELECT * FROM tier_loads WHERE status = 'succeeded'"), 0);
+    assert_eq!(
+        db.count("SELECT * FROM tier_loads WHERE status = 'failed'"),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT * FROM tier_loads WHERE status = 'succeeded'"),
+        0
+    );
     // Within the gate, the same file loads.
     assert_eq!(db.load(&[s(&file), "--max-reject-ratio", "0.5"]).code, 0);
     assert!(db.count("SELECT * FROM weather") > 0);
@@ -146,13 +222,34 @@ fn quality_gate_rolls_back_and_exits_3() {
 #[test]
 fn killed_load_leaves_tables_as_before_and_next_run_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let file = generate(dir.path(), "track_events.json", "track_events", 300_000, 5, 0.01);
+    let file = generate(
+        dir.path(),
+        "track_events.json",
+        "track_events",
+        300_000,
+        5,
+        0.01,
+    );
     let db = TestDb::new();
     // Something loaded before must survive unchanged.
-    let small = generate(dir.path(), "small_track_events.json", "track_events", 100, 6, 0.0);
+    let small = generate(
+        dir.path(),
+        "small_track_events.json",
+        "track_events",
+        100,
+        6,
+        0.0,
+    );
     assert_eq!(db.load(&[s(&small)]).code, 0);
     let mut child = tier_cmd()
-        .args(["load", "--database-url", &db.url, "--progress", "never", s(&file)])
+        .args([
+            "load",
+            "--database-url",
+            &db.url,
+            "--progress",
+            "never",
+            s(&file),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -164,7 +261,10 @@ fn killed_load_leaves_tables_as_before_and_next_run_completes() {
         waited += 1;
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "the load finished before it could be killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the load finished before it could be killed"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     // The server notices the dead client and rolls its transaction back.
@@ -179,20 +279,38 @@ fn killed_load_leaves_tables_as_before_and_next_run_completes() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let f = &run.json()["files"][0];
     assert_eq!(f["records"], 300_000);
-    assert_eq!(db.count("SELECT * FROM track_events") as u64, 100 + f["loaded"].as_u64().unwrap());
+    assert_eq!(
+        db.count("SELECT * FROM track_events") as u64,
+        100 + f["loaded"].as_u64().unwrap()
+    );
 }
 
 #[test]
 fn concurrent_loaders_load_each_row_once() {
     let dir = tempfile::tempdir().unwrap();
-    generate(dir.path(), "track_events.json", "track_events", 5000, 7, 0.05);
+    generate(
+        dir.path(),
+        "track_events.json",
+        "track_events",
+        5000,
+        7,
+        0.05,
+    );
     generate(dir.path(), "weather.json", "weather", 800, 8, 0.05);
     let db = TestDb::new();
     let at_once = |extra: &[&str]| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 tier_cmd()
-                    .args(["load", "--database-url", &db.url, "--progress", "never", "--report", "json"])
+                    .args([
+                        "load",
+                        "--database-url",
+                        &db.url,
+                        "--progress",
+                        "never",
+                        "--report",
+                        "json",
+                    ])
                     .args(extra)
                     .arg(dir.path())
                     .stdout(std::process::Stdio::piped())
@@ -203,19 +321,37 @@ fn concurrent_loaders_load_each_row_once() {
             .collect();
         for h in handles {
             let out = h.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     };
     at_once(&[]);
-    assert_eq!(db.count("SELECT * FROM tier_loads WHERE status = 'succeeded'"), 2);
+    assert_eq!(
+        db.count("SELECT * FROM tier_loads WHERE status = 'succeeded'"),
+        2
+    );
     at_once(&["--force"]);
     let single = TestDb::new();
     let r = single.load(&[s(dir.path()), "--report", "json"]).json();
     for table in ["track_events", "weather"] {
-        let f = r["files"].as_array().unwrap().iter().find(|f| f["dataset"] == table).unwrap();
-        assert_eq!(db.count(&format!("SELECT * FROM {table}")) as u64, f["loaded"].as_u64().unwrap(), "{table}");
+        let f = r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["dataset"] == table)
+            .unwrap();
         assert_eq!(
-            db.count(&format!("SELECT * FROM tier_loads WHERE target_table = 'public.{table}' AND loaded > 0")),
+            db.count(&format!("SELECT * FROM {table}")) as u64,
+            f["loaded"].as_u64().unwrap(),
+            "{table}"
+        );
+        assert_eq!(
+            db.count(&format!(
+                "SELECT * FROM tier_loads WHERE target_table = 'public.{table}' AND loaded > 0"
+            )),
             1
         );
     }
@@ -227,7 +363,14 @@ fn standard_input_loads_and_is_skipped_the_second_time() {
     let file = generate(dir.path(), "w.json", "weather", 50, 9, 0.0);
     let db = TestDb::new();
     let pipe = |extra: &[&str]| -> Run {
-        let mut args = vec!["load", "--database-url", db.url.as_str(), "--report", "json", "-"];
+        let mut args = vec![
+            "load",
+            "--database-url",
+            db.url.as_str(),
+            "--report",
+            "json",
+            "-",
+        ];
         args.extend_from_slice(extra);
         tier_cmd()
             .args(&args)
@@ -252,7 +395,13 @@ fn hostile_schema_name_is_quoted() {
     let schema = r#"x"; DROP TABLE pg_class; --"#;
     let run = db.load(&[s(&file), "--schema", schema]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(db.count(&format!("SELECT * FROM {}.weather", tier_core::ddl::quote_ident(schema))), 20);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT * FROM {}.weather",
+            tier_core::ddl::quote_ident(schema)
+        )),
+        20
+    );
 }
 
 #[test]
@@ -260,25 +409,56 @@ fn incompatible_table_is_an_error_and_nothing_changes() {
     let dir = tempfile::tempdir().unwrap();
     let file = generate(dir.path(), "weather.json", "weather", 20, 11, 0.0);
     let db = TestDb::new();
-    db.client().batch_execute("CREATE TABLE weather (city integer)").unwrap();
+    db.client()
+        .batch_execute("CREATE TABLE weather (city integer)")
+        .unwrap();
     let run = db.load(&[s(&file)]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("incompatible"), "{}", run.stderr);
-    assert_eq!(db.count("SELECT * FROM pg_tables WHERE tablename IN ('tier_loads', 'weather_rejects')"), 0);
+    assert_eq!(
+        db.count("SELECT * FROM pg_tables WHERE tablename IN ('tier_loads', 'weather_rejects')"),
+        0
+    );
 }
 
 #[test]
 fn connection_failures_are_one_clear_line_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let file = generate(dir.path(), "weather.json", "weather", 5, 12, 0.0);
-    let refused = tier(&["load", "--database-url", "postgresql://tier:s3cr3t-pw@127.0.0.1:1/tier", s(&file)]);
+    let refused = tier(&[
+        "load",
+        "--database-url",
+        "postgresql://tier:s3cr3t-pw@127.0.0.1:1/tier",
+        s(&file),
+    ]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("cannot connect"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("cannot connect"),
+        "{}",
+        refused.stderr
+    );
     assert!(!refused.stderr.contains("s3cr3t-pw") && !refused.stdout.contains("s3cr3t-pw"));
-    assert_eq!(refused.stderr.trim().lines().filter(|l| l.starts_with("tier:")).count(), 1, "{}", refused.stderr);
+    assert_eq!(
+        refused
+            .stderr
+            .trim()
+            .lines()
+            .filter(|l| l.starts_with("tier:"))
+            .count(),
+        1,
+        "{}",
+        refused.stderr
+    );
     let db = TestDb::new();
     let missing = db.url.replace("dbname=", "dbname=nope_");
-    let run = tier(&["load", "--database-url", &missing, "--progress", "never", s(&file)]);
+    let run = tier(&[
+        "load",
+        "--database-url",
+        &missing,
+        "--progress",
+        "never",
+        s(&file),
+    ]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
     let bad_url = tier(&["load", "--database-url", "postgresql://x:y@[", s(&file)]);

@@ -34,6 +34,9 @@ impl Default for CheckOptions {
     }
 }
 
+/// Receives each reject of a check.
+pub type RejectSink<'a> = dyn FnMut(&Reject) -> Result<()> + 'a;
+
 /// Reads and validates one file; hands every reject to `on_reject` when given.
 ///
 /// ```
@@ -50,7 +53,7 @@ pub fn check(
     path: &Path,
     opts: &CheckOptions,
     observer: &dyn Observer,
-    mut on_reject: Option<&mut dyn FnMut(&Reject) -> Result<()>>,
+    mut on_reject: Option<&mut RejectSink<'_>>,
 ) -> Result<FileReport> {
     let started = Instant::now();
     let (records, dataset, progress, sha) =

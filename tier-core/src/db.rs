@@ -71,7 +71,9 @@ impl Target {
     /// Parses a URL or key=value connection string.
     pub fn parse(conn: &str, origin: &str) -> Result<Target> {
         let config = Config::from_str(conn).map_err(|e| {
-            Error::Usage(format!("{origin}: not a valid PostgreSQL connection string ({e})"))
+            Error::Usage(format!(
+                "{origin}: not a valid PostgreSQL connection string ({e})"
+            ))
         })?;
         Ok(Target::Config {
             config: Box::new(config),
@@ -96,11 +98,7 @@ impl Target {
                     "{}@{}:{}/{} (from {origin})",
                     config.get_user().unwrap_or("?"),
                     hosts.join(","),
-                    config
-                        .get_ports()
-                        .first()
-                        .copied()
-                        .unwrap_or(5432),
+                    config.get_ports().first().copied().unwrap_or(5432),
                     config.get_dbname().unwrap_or("?"),
                 )
             }

@@ -173,7 +173,10 @@ pub fn key_index_ddl(dataset: Dataset, schema: &str) -> String {
 
 /// Quoted, comma-separated column names.
 pub fn column_list(cols: &[&str]) -> String {
-    cols.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    cols.iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The temporary staging table of a merge: the target's columns, then `_raw` when conflicts

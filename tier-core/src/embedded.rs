@@ -156,7 +156,12 @@ impl Cluster {
         if !self.data.join("PG_VERSION").exists() {
             return State::Absent;
         }
-        match self.pg_ctl(&["status"]).stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        match self
+            .pg_ctl(&["status"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
             Ok(s) if s.success() => State::Running,
             _ => State::Stopped,
         }
@@ -211,7 +216,10 @@ impl Cluster {
             return Err(Error::Embedded(format!(
                 "the server did not start: {}{}",
                 String::from_utf8_lossy(&out.stderr).trim(),
-                tail.into_iter().rev().map(|l| format!("\n  {l}")).collect::<String>()
+                tail.into_iter()
+                    .rev()
+                    .map(|l| format!("\n  {l}"))
+                    .collect::<String>()
             )));
         }
         let mut c = crate::db::connect(&self.config("postgres"), "the embedded PostgreSQL")?;
@@ -235,7 +243,16 @@ impl Cluster {
             .as_server_user(&initdb)
             .arg("-D")
             .arg(&self.data)
-            .args(["-A", "trust", "-U", USER, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                USER,
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| Error::Embedded(format!("cannot run initdb: {e}")))?;

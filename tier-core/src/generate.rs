@@ -40,8 +40,8 @@ impl Rng {
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
     }
     fn uuid(&mut self) -> String {
         let a = self.next();
@@ -58,23 +58,58 @@ impl Rng {
 }
 
 const EVENTS: &[&str] = &[
-    "App Opened", "Signup Started", "Signup Completed", "Ride Started", "Ride Ended",
-    "Vehicle Reserved", "Payment Added", "Map Viewed", "Rating Submitted", "Promo Code Applied",
+    "App Opened",
+    "Signup Started",
+    "Signup Completed",
+    "Ride Started",
+    "Ride Ended",
+    "Vehicle Reserved",
+    "Payment Added",
+    "Map Viewed",
+    "Rating Submitted",
+    "Promo Code Applied",
 ];
 const ZONES: &[&str] = &[
-    "Europe/Berlin", "Europe/Oslo", "Europe/Paris", "Europe/Vienna", "Europe/Madrid",
-    "Europe/Stockholm", "Europe/Zurich", "Europe/Lisbon", "Europe/Warsaw", "Europe/Rome",
+    "Europe/Berlin",
+    "Europe/Oslo",
+    "Europe/Paris",
+    "Europe/Vienna",
+    "Europe/Madrid",
+    "Europe/Stockholm",
+    "Europe/Zurich",
+    "Europe/Lisbon",
+    "Europe/Warsaw",
+    "Europe/Rome",
 ];
-const IOS: &[(&str, &str)] = &[("iPhone11,6", "12.2"), ("iPhone10,3", "12.1.4"), ("iPhone12,1", "13.1"), ("iPhone9,3", "12.3")];
+const IOS: &[(&str, &str)] = &[
+    ("iPhone11,6", "12.2"),
+    ("iPhone10,3", "12.1.4"),
+    ("iPhone12,1", "13.1"),
+    ("iPhone9,3", "12.3"),
+];
 const ANDROID: &[(&str, &str, &str)] = &[
-    ("SM-G960F", "samsung", "9"), ("Pixel 3", "Google", "10"), ("ONEPLUS A6003", "OnePlus", "9"),
-    ("Mi A2", "Xiaomi", "9"), ("HUAWEI P20", "HUAWEI", "8.1.0"),
+    ("SM-G960F", "samsung", "9"),
+    ("Pixel 3", "Google", "10"),
+    ("ONEPLUS A6003", "OnePlus", "9"),
+    ("Mi A2", "Xiaomi", "9"),
+    ("HUAWEI P20", "HUAWEI", "8.1.0"),
 ];
 const APP_VERSIONS: &[&str] = &["3.0.5", "3.0.6", "3.1.0", "3.1.2"];
 const CITIES: &[(&str, f64)] = &[
-    ("Berlin", 14.0), ("Paris", 15.0), ("Vienna", 13.0), ("Zurich", 12.0), ("Madrid", 20.0),
-    ("Lisbon", 19.0), ("Oslo", 8.0), ("Stockholm", 9.0), ("Warsaw", 11.0), ("Rome", 18.0),
-    ("Munich", 12.5), ("Hamburg", 11.5), ("Copenhagen", 10.0), ("Brussels", 12.0),
+    ("Berlin", 14.0),
+    ("Paris", 15.0),
+    ("Vienna", 13.0),
+    ("Zurich", 12.0),
+    ("Madrid", 20.0),
+    ("Lisbon", 19.0),
+    ("Oslo", 8.0),
+    ("Stockholm", 9.0),
+    ("Warsaw", 11.0),
+    ("Rome", 18.0),
+    ("Munich", 12.5),
+    ("Hamburg", 11.5),
+    ("Copenhagen", 10.0),
+    ("Brussels", 12.0),
 ];
 
 /// 2019-05-01 00:00:00 UTC, in seconds.
@@ -84,7 +119,12 @@ fn sql_time(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
 }
 
 /// One clean record: its values by column (None is null), in table order.
@@ -103,29 +143,35 @@ fn track_event(rng: &mut Rng, i: u64) -> Clean {
     let received = sent + rng.below(3) as i64;
     let ios = rng.below(2) == 0;
     let (model, os_version, manufacturer, os) = if ios {
-        let (m, v) = *rng.pick(IOS);
+        let (m, v) = rng.pick(IOS);
         (m, v, "Apple", "iOS")
     } else {
-        let (m, man, v) = *rng.pick(ANDROID);
+        let (m, man, v) = rng.pick(ANDROID);
         (m, v, man, "Android")
     };
-    let version = *rng.pick(APP_VERSIONS);
-    let event = *rng.pick(EVENTS);
+    let version = rng.pick(APP_VERSIONS);
+    let event = rng.pick(EVENTS);
     let rating = (event == "Rating Submitted").then(|| Field::Int(1 + rng.below(5) as i64));
     let text = |s: &str| Some(Field::Text(s.to_string()));
     vec![
         ("original_timestamp_time", text(&sql_time(t))),
         ("event_name", text(event)),
-        ("context_timezone", text(*rng.pick(ZONES))),
+        ("context_timezone", text(rng.pick(ZONES))),
         ("context_os_version", text(os_version)),
         ("context_os_name", text(os)),
-        ("context_device_type", text(if ios { "ios" } else { "android" })),
+        (
+            "context_device_type",
+            text(if ios { "ios" } else { "android" }),
+        ),
         ("context_device_model", text(model)),
         ("context_device_manufacturer", text(manufacturer)),
         ("context_device_id", text(&rng.uuid())),
         ("context_app_version", text(version)),
         ("context_app_name", text("Tier")),
-        ("context_app_build", text(&format!("{version}.{}", 1 + rng.below(9)))),
+        (
+            "context_app_build",
+            text(&format!("{version}.{}", 1 + rng.below(9))),
+        ),
         ("anonymous_id", text(&rng.uuid())),
         ("received_time", text(&sql_time(received))),
         ("sent_time", text(&sql_time(sent))),
@@ -147,21 +193,34 @@ fn weather(rng: &mut Rng, i: u64) -> Clean {
     let humidity = round(0.3 + rng.unit() * 0.6, 2);
     let wind = round(rng.unit() * 9.0, 2);
     let prob = round(rng.unit() * rng.unit(), 2);
-    let intensity = if prob > 0.3 { round(rng.unit() * 2.0, 4) } else { 0.0 };
-    let ptype = (prob > 0.05).then(|| if temp < 1.0 { "snow" } else { "rain" });
+    let intensity = if prob > 0.3 {
+        round(rng.unit() * 2.0, 4)
+    } else {
+        0.0
+    };
+    let ptype = (prob > 0.05).then_some(if temp < 1.0 { "snow" } else { "rain" });
     vec![
         ("date_time", Some(Field::Text(sql_time(t)))),
         ("city", Some(Field::Text(city.into()))),
-        ("currently_apparenttemperature", Some(Field::Num(round(temp - wind * 0.3, 2)))),
+        (
+            "currently_apparenttemperature",
+            Some(Field::Num(round(temp - wind * 0.3, 2))),
+        ),
         ("currently_humidity", Some(Field::Num(humidity))),
         ("currently_precipintensity", Some(Field::Num(intensity))),
         ("currently_precipprobability", Some(Field::Num(prob))),
         ("currently_preciptype", ptype.map(|p| Field::Text(p.into()))),
         ("currently_temperature", Some(Field::Num(temp))),
-        ("currently_visibility", Some(Field::Num(round(5.0 + rng.unit() * 11.0, 2)))),
+        (
+            "currently_visibility",
+            Some(Field::Num(round(5.0 + rng.unit() * 11.0, 2))),
+        ),
         ("currently_windspeed", Some(Field::Num(wind))),
         // Not in the schema: kept in `_extra` and counted in `unknown_fields`.
-        ("currently_ozone", Some(Field::Num(round(280.0 + rng.unit() * 60.0, 1)))),
+        (
+            "currently_ozone",
+            Some(Field::Num(round(280.0 + rng.unit() * 60.0, 1))),
+        ),
     ]
 }
 
@@ -238,7 +297,13 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
         }
         let defect = opts.defect_rate > 0.0 && rng.unit() < opts.defect_rate;
         let text = if defect {
-            let t = defect_record(d, &mut rng, &fields, last_good.as_ref(), &mut too_large_done);
+            let t = defect_record(
+                d,
+                &mut rng,
+                &fields,
+                last_good.as_ref(),
+                &mut too_large_done,
+            );
             // A malformed record runs to the next line starting with `{`: keep the next one an
             // object so that every generated record is read as one.
             if after_malformed && !t.starts_with('{') {
@@ -276,19 +341,35 @@ fn defect_record(
     let good = json_record(d, fields);
     let kinds: &[&str] = match d {
         Dataset::TrackEvents => &[
-            "malformed", "not_object", "too_large", "missing", "invalid_type", "invalid_timestamp",
-            "non_finite", "duplicate", "duplicate",
+            "malformed",
+            "not_object",
+            "too_large",
+            "missing",
+            "invalid_type",
+            "invalid_timestamp",
+            "non_finite",
+            "duplicate",
+            "duplicate",
         ],
         Dataset::Weather => &[
-            "malformed", "not_object", "too_large", "missing", "invalid_type", "invalid_timestamp",
-            "non_finite", "out_of_range", "invalid_value", "duplicate", "conflicting",
+            "malformed",
+            "not_object",
+            "too_large",
+            "missing",
+            "invalid_type",
+            "invalid_timestamp",
+            "non_finite",
+            "out_of_range",
+            "invalid_value",
+            "duplicate",
+            "conflicting",
         ],
     };
     let (req_text, ts, num) = match d {
         Dataset::TrackEvents => ("anonymous_id", "received_time", "properties_rating"),
         Dataset::Weather => ("city", "date_time", "currently_temperature"),
     };
-    match *rng.pick(kinds) {
+    match rng.pick(kinds) {
         "malformed" => {
             let cut = good.len() / 2 + rng.below(good.len() as u64 / 3) as usize;
             let mut t = good[..cut].to_string();
@@ -305,7 +386,15 @@ fn defect_record(
         }
         "missing" => {
             let mut f = fields.clone();
-            set(&mut f, req_text, if rng.below(2) == 0 { None } else { Some(Field::Text(String::new())) });
+            set(
+                &mut f,
+                req_text,
+                if rng.below(2) == 0 {
+                    None
+                } else {
+                    Some(Field::Text(String::new()))
+                },
+            );
             json_record(d, &f)
         }
         "invalid_type" => match d {
@@ -313,7 +402,7 @@ fn defect_record(
             Dataset::Weather => with_raw(d, fields, "currently_humidity", "\"wet\""),
         },
         "invalid_timestamp" => with_raw(d, fields, ts, "\"13/05/2019 14:23\""),
-        "non_finite" => with_raw(d, fields, num, *rng.pick(&["NaN", "Infinity", "-Infinity"])),
+        "non_finite" => with_raw(d, fields, num, rng.pick(&["NaN", "Infinity", "-Infinity"])),
         "out_of_range" => with_raw(d, fields, "currently_humidity", "1.7"),
         "invalid_value" => with_raw(d, fields, "currently_preciptype", "\"hail\""),
         "conflicting" => match last_good {
@@ -337,11 +426,17 @@ fn write_csv(w: &mut dyn Write, d: Dataset, fields: &Clean) -> io::Result<()> {
         if i > 0 {
             line.push(',');
         }
-        match fields.iter().find(|(k, _)| *k == col.name).and_then(|(_, v)| v.as_ref()) {
+        match fields
+            .iter()
+            .find(|(k, _)| *k == col.name)
+            .and_then(|(_, v)| v.as_ref())
+        {
             None => {}
             Some(Field::Text(t)) => {
                 if col.kind == crate::schema::Kind::Timestamp {
-                    let ts = Timestamp::parse(t).map(|t| t.to_string()).unwrap_or_default();
+                    let ts = Timestamp::parse(t)
+                        .map(|t| t.to_string())
+                        .unwrap_or_default();
                     line.push_str(&ts);
                 } else {
                     line.push('"');

@@ -35,8 +35,8 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use loader::{LoadOptions, Loader};
+pub use postgres;
 pub use report::{FileReport, Report, Status, Totals};
 pub use row::{Row, TrackEvent, TypedRow, Value, Weather};
 pub use schema::Dataset;
 pub use timestamp::Timestamp;
-pub use postgres;

@@ -77,7 +77,12 @@ pub fn open_input(
     forced: Option<Dataset>,
     hash: bool,
     max_record_bytes: usize,
-) -> Result<(reader::Records, Dataset, Arc<Progress>, Option<reader::Sha256Handle>)> {
+) -> Result<(
+    reader::Records,
+    Dataset,
+    Arc<Progress>,
+    Option<reader::Sha256Handle>,
+)> {
     let input = Input::open(path, hash)?;
     let progress = input.progress();
     let sha = input.sha256_handle();
@@ -173,8 +178,18 @@ impl Loader {
         tx.batch_execute("SET LOCAL client_min_messages = warning")?;
         tx.execute("SELECT pg_advisory_xact_lock(7419201)", &[])?;
         check_columns(&mut tx, &schema, ddl::LEDGER, &ddl::LEDGER_COLUMNS)?;
-        check_columns(&mut tx, &schema, dataset.table(), &ddl::target_columns(dataset))?;
-        check_columns(&mut tx, &schema, &ddl::rejects_table(dataset), &ddl::REJECT_COLUMNS)?;
+        check_columns(
+            &mut tx,
+            &schema,
+            dataset.table(),
+            &ddl::target_columns(dataset),
+        )?;
+        check_columns(
+            &mut tx,
+            &schema,
+            &ddl::rejects_table(dataset),
+            &ddl::REJECT_COLUMNS,
+        )?;
         tx.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {};\n{}{}",
             quote_ident(&schema),
@@ -282,7 +297,13 @@ impl Loader {
                 return Ok(());
             }
         }
-        let load_id = ledger.start(&mut tx, dataset.name(), &short_table, &report.path, &report.sha256)?;
+        let load_id = ledger.start(
+            &mut tx,
+            dataset.name(),
+            &short_table,
+            &report.path,
+            &report.sha256,
+        )?;
         report.load_id = Some(load_id);
         if opts.replace {
             tx.batch_execute(&format!("TRUNCATE {table}"))?;
@@ -295,7 +316,10 @@ impl Loader {
                 .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])?
                 .get::<_, bool>(0);
         let target_cols = ddl::column_list(
-            &ddl::target_columns(dataset).iter().map(|c| c.0).collect::<Vec<_>>(),
+            &ddl::target_columns(dataset)
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
         );
         let copy_target = if bulk {
             tx.batch_execute(&format!(
@@ -307,13 +331,18 @@ impl Loader {
             tx.batch_execute(&ddl::stage_ddl(dataset, keyed))?;
             "tier_stage".to_string()
         };
-        log::debug!("{}: {} path", report.path, if bulk { "bulk" } else { "merge" });
+        log::debug!(
+            "{}: {} path",
+            report.path,
+            if bulk { "bulk" } else { "merge" }
+        );
 
         let t0 = Instant::now();
         let mut totals = Processed::default();
         let mut spool = Spool::new(&report.path)?;
         {
-            let mut writer = tx.copy_in(&format!("COPY {copy_target} FROM STDIN (FORMAT binary)"))?;
+            let mut writer =
+                tx.copy_in(&format!("COPY {copy_target} FROM STDIN (FORMAT binary)"))?;
             writer.write_all(HEADER).map_err(copy_error)?;
             let enc = CopyEncoder::new(dataset, load_id, keyed && !bulk);
             let path = Path::new(&report.path);
@@ -342,12 +371,19 @@ impl Loader {
         }
         report.records = totals.records;
         report.reject_reasons = totals.reasons.clone();
-        report.unknown_fields = totals.unknown.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        report.unknown_fields = totals
+            .unknown
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
         spool.copy_into(&mut tx, &rejects)?;
 
         let (loaded, conflicting) = if bulk {
-            (totals.valid - settle_bulk(&mut tx, dataset, &opts.schema, table)?, 0)
+            (
+                totals.valid - settle_bulk(&mut tx, dataset, &opts.schema, table)?,
+                0,
+            )
         } else {
             settle_merge(&mut tx, dataset, table, &rejects, &target_cols)?
         };
@@ -381,7 +417,12 @@ fn copy_error(e: std::io::Error) -> Error {
 
 /// Builds the unique index after a bulk copy; if the file held duplicates, keeps the first
 /// occurrence of each and builds it again. Returns how many duplicates were removed.
-fn settle_bulk(tx: &mut Transaction<'_>, dataset: Dataset, schema: &str, table: &str) -> Result<u64> {
+fn settle_bulk(
+    tx: &mut Transaction<'_>,
+    dataset: Dataset,
+    schema: &str,
+    table: &str,
+) -> Result<u64> {
     let create = ddl::key_index_ddl(dataset, schema);
     let mut sp = tx.transaction()?;
     match sp.batch_execute(&create) {
@@ -430,7 +471,10 @@ fn settle_merge(
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-        let first_keys: Vec<String> = key.iter().map(|k| format!("f.{}", quote_ident(k))).collect();
+        let first_keys: Vec<String> = key
+            .iter()
+            .map(|k| format!("f.{}", quote_ident(k)))
+            .collect();
         conflicting = tx.execute(
             &format!(
                 "WITH first AS (\
@@ -483,26 +527,27 @@ impl Spool {
             return Ok(());
         }
         if self.file.is_none() {
-            let f = tempfile::tempfile()
-                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let f = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
             self.file = Some(f);
         }
         let f = self.file.as_mut().expect("created above");
-        f.write_all(bytes).map_err(|e| Error::io(std::env::temp_dir(), e))
+        f.write_all(bytes)
+            .map_err(|e| Error::io(std::env::temp_dir(), e))
     }
 
     fn copy_into(self, tx: &mut Transaction<'_>, rejects: &str) -> Result<()> {
         use std::io::{Seek, SeekFrom};
-        let Some(mut f) = self.file else { return Ok(()) };
+        let Some(mut f) = self.file else {
+            return Ok(());
+        };
         let tmp = |e| Error::io(std::env::temp_dir(), e);
         f.seek(SeekFrom::Start(0)).map_err(tmp)?;
         let mut writer = tx.copy_in(&format!(
             "COPY {rejects} (_load_id, _record_index, reason, raw) FROM STDIN (FORMAT binary)"
         ))?;
         writer.write_all(HEADER).map_err(copy_error)?;
-        std::io::copy(&mut f, &mut writer).map_err(|e| {
-            Error::Database(format!("{}: copying rejects: {e}", self.path))
-        })?;
+        std::io::copy(&mut f, &mut writer)
+            .map_err(|e| Error::Database(format!("{}: copying rejects: {e}", self.path)))?;
         writer.write_all(TRAILER).map_err(copy_error)?;
         writer.finish()?;
         Ok(())

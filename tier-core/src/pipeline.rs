@@ -164,11 +164,13 @@ pub fn run(
                     Ok(Some(rec)) => {
                         let start = batch.data.len();
                         batch.data.extend_from_slice(rec.bytes);
-                        batch.items.push((rec.index, rec.kind, start, batch.data.len()));
-                        if batch.data.len() >= BATCH_BYTES || batch.items.len() >= BATCH_RECORDS {
-                            if !send(std::mem::replace(&mut batch, Batch::new())) {
-                                return;
-                            }
+                        batch
+                            .items
+                            .push((rec.index, rec.kind, start, batch.data.len()));
+                        let full =
+                            batch.data.len() >= BATCH_BYTES || batch.items.len() >= BATCH_RECORDS;
+                        if full && !send(std::mem::replace(&mut batch, Batch::new())) {
+                            return;
                         }
                     }
                     Ok(None) => {

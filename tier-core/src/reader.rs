@@ -80,7 +80,9 @@ impl<R: Read> Read for Tap<R> {
         let n = self.inner.read(buf)?;
         self.counter.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(h) = &self.hasher {
-            h.lock().unwrap_or_else(|e| e.into_inner()).update(&buf[..n]);
+            h.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .update(&buf[..n]);
         }
         Ok(n)
     }
@@ -93,7 +95,10 @@ impl<R: BufRead> Read for Gunzip<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf).map_err(|e| match e.kind() {
             io::ErrorKind::Interrupted => e,
-            _ => io::Error::new(io::ErrorKind::InvalidData, format!("broken gzip stream: {e}")),
+            _ => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("broken gzip stream: {e}"),
+            ),
         })
     }
 }
@@ -303,7 +308,10 @@ impl Records {
                 }
             }
             while self.pos < self.end
-                && matches!(self.buf[self.pos], b' ' | b'\t' | b'\r' | b'\n' | b'[' | b']' | b',')
+                && matches!(
+                    self.buf[self.pos],
+                    b' ' | b'\t' | b'\r' | b'\n' | b'[' | b']' | b','
+                )
             {
                 self.pos += 1;
             }
@@ -344,7 +352,8 @@ impl Records {
             if !large && rel > self.max {
                 large = true;
                 let keep = TOO_LARGE_KEPT_BYTES.min(rel);
-                self.large.extend_from_slice(&self.buf[self.pos..self.pos + keep]);
+                self.large
+                    .extend_from_slice(&self.buf[self.pos..self.pos + keep]);
             }
             if large {
                 self.pos = self.end;
@@ -398,8 +407,9 @@ mod tests {
     use super::*;
 
     fn read_all(data: &[u8], max: usize) -> Vec<(RawKind, String)> {
-        let input = Input::from_reader("t".as_ref(), Box::new(io::Cursor::new(data.to_vec())), true)
-            .unwrap();
+        let input =
+            Input::from_reader("t".as_ref(), Box::new(io::Cursor::new(data.to_vec())), true)
+                .unwrap();
         let mut r = input.records(max);
         let mut out = Vec::new();
         while let Some(rec) = r.next_record().unwrap() {
@@ -410,7 +420,10 @@ mod tests {
     }
 
     fn kinds(data: &[u8]) -> Vec<RawKind> {
-        read_all(data, DEFAULT_MAX_RECORD_BYTES).into_iter().map(|r| r.0).collect()
+        read_all(data, DEFAULT_MAX_RECORD_BYTES)
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
     }
 
     use RawKind::*;
@@ -426,7 +439,12 @@ mod tests {
             b"{\r\n  \"a\": 1\r\n}\r\n{\r\n  \"b\": 2\r\n}",
             b"\xEF\xBB\xBF[ {\"a\":1} , {\"b\":2} ]",
         ] {
-            assert_eq!(kinds(data), [Object, Object], "{}", String::from_utf8_lossy(data));
+            assert_eq!(
+                kinds(data),
+                [Object, Object],
+                "{}",
+                String::from_utf8_lossy(data)
+            );
         }
         assert_eq!(read_all(one, 100)[0].1, r#"{"a":1}"#);
         assert!(kinds(b"").is_empty());
@@ -455,7 +473,10 @@ mod tests {
         // A missing closing brace does not swallow the next record.
         assert_eq!(kinds(b"{\"a\":1,\n{\"b\":2}\n"), [Malformed, Object]);
         // Junk between records is one malformed record up to the next object line.
-        assert_eq!(kinds(b"{\"a\":1}\nxyz abc\nmore\n{\"b\":2}"), [Object, Malformed, Object]);
+        assert_eq!(
+            kinds(b"{\"a\":1}\nxyz abc\nmore\n{\"b\":2}"),
+            [Object, Malformed, Object]
+        );
         // EOF inside a value.
         assert_eq!(kinds(b"{\"a\":1}\n{\"b\":"), [Object, Malformed]);
     }
@@ -471,19 +492,27 @@ mod tests {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(300_000));
         let data = format!("{big},\n{{\"b\":1}}\n{big}");
         let got = read_all(data.as_bytes(), 100_000);
-        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [TooLarge, Object, TooLarge]);
+        assert_eq!(
+            got.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [TooLarge, Object, TooLarge]
+        );
         assert_eq!(got[0].1.len(), TOO_LARGE_KEPT_BYTES);
         // Over the limit and broken: still one record.
         let broken = format!("{{\"a\":\"{}\n{{\"b\":1}}\n", "y".repeat(300_000));
         let got = read_all(broken.as_bytes(), 100_000);
-        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), [TooLarge, Object]);
+        assert_eq!(
+            got.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [TooLarge, Object]
+        );
     }
 
     #[test]
     fn records_across_buffer_refills() {
         let mut data = Vec::new();
         for i in 0..50_000 {
-            data.extend_from_slice(format!("{{\"n\":{i},\"pad\":\"{}\"}},\n", "p".repeat(i % 97)).as_bytes());
+            data.extend_from_slice(
+                format!("{{\"n\":{i},\"pad\":\"{}\"}},\n", "p".repeat(i % 97)).as_bytes(),
+            );
         }
         let got = read_all(&data, DEFAULT_MAX_RECORD_BYTES);
         assert_eq!(got.len(), 50_000);

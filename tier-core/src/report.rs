@@ -132,7 +132,11 @@ impl Report {
         let mut s = String::new();
         for f in &self.files {
             let target = f.table.as_deref().unwrap_or(&f.dataset);
-            let loaded = if f.status == Status::Checked { "valid" } else { "loaded" };
+            let loaded = if f.status == Status::Checked {
+                "valid"
+            } else {
+                "loaded"
+            };
             let _ = writeln!(
                 s,
                 "{}  {} → {}  {} records: {} {loaded}, {} duplicates, {} rejected  ({:.2} s)",

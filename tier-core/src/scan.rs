@@ -65,28 +65,28 @@ impl Scanner {
         while i < b.len() {
             let c = b[i];
             match self.state {
-                State::Str { key } => {
-                    match memchr::memchr3(b'"', b'\\', b'\n', &b[i..]) {
-                        None => return Step::More,
-                        Some(n) => {
-                            i += n;
-                            match b[i] {
-                                b'"' => {
-                                    if key {
-                                        self.state = State::Colon;
-                                    } else if self.value_done() {
-                                        return Step::Done(i + 1);
-                                    }
+                State::Str { key } => match memchr::memchr3(b'"', b'\\', b'\n', &b[i..]) {
+                    None => return Step::More,
+                    Some(n) => {
+                        i += n;
+                        match b[i] {
+                            b'"' => {
+                                if key {
+                                    self.state = State::Colon;
+                                } else if self.value_done() {
+                                    return Step::Done(i + 1);
                                 }
-                                b'\\' => self.state = State::Escape { key },
-                                _ => return Step::Error(i),
                             }
+                            b'\\' => self.state = State::Escape { key },
+                            _ => return Step::Error(i),
                         }
                     }
-                }
+                },
                 State::Escape { key } => {
                     self.state = match c {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => State::Str { key },
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                            State::Str { key }
+                        }
                         b'u' => State::Unicode { key, left: 4 },
                         _ => return Step::Error(i),
                     }
@@ -98,7 +98,10 @@ impl Scanner {
                     self.state = if left == 1 {
                         State::Str { key }
                     } else {
-                        State::Unicode { key, left: left - 1 }
+                        State::Unicode {
+                            key,
+                            left: left - 1,
+                        }
                     };
                 }
                 State::Number { len } => match c {
@@ -238,7 +241,10 @@ mod tests {
     #[test]
     fn values_end_where_they_should() {
         assert_eq!(scan(r#"{"a":1},"#), Step::Done(7));
-        assert_eq!(scan(r#"{"a":[1,{"b":"}"}],"c":-Infinity} x"#), Step::Done(33));
+        assert_eq!(
+            scan(r#"{"a":[1,{"b":"}"}],"c":-Infinity} x"#),
+            Step::Done(33)
+        );
         assert_eq!(scan(r#"{"a":"x\"y"}"#), Step::Done(12));
         assert_eq!(scan("42,"), Step::Done(2));
         assert_eq!(scan("\"s\" "), Step::Done(3));

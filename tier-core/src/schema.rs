@@ -92,14 +92,52 @@ static TRACK_EVENTS: [Column; 16] = [
 static WEATHER: [Column; 10] = [
     col("city", Kind::Text, true),
     col("date_time", Kind::Timestamp, true),
-    col("currently_temperature", Kind::Float { min: -90.0, max: 60.0 }, false),
-    col("currently_apparenttemperature", Kind::Float { min: -100.0, max: 80.0 }, false),
-    col("currently_humidity", Kind::Float { min: 0.0, max: 1.0 }, false),
-    col("currently_precipprobability", Kind::Float { min: 0.0, max: 1.0 }, false),
-    col("currently_precipintensity", Kind::Float { min: 0.0, max: INF }, false),
-    col("currently_visibility", Kind::Float { min: 0.0, max: INF }, false),
-    col("currently_windspeed", Kind::Float { min: 0.0, max: INF }, false),
-    col("currently_preciptype", Kind::OneOf(&["rain", "snow", "sleet"]), false),
+    col(
+        "currently_temperature",
+        Kind::Float {
+            min: -90.0,
+            max: 60.0,
+        },
+        false,
+    ),
+    col(
+        "currently_apparenttemperature",
+        Kind::Float {
+            min: -100.0,
+            max: 80.0,
+        },
+        false,
+    ),
+    col(
+        "currently_humidity",
+        Kind::Float { min: 0.0, max: 1.0 },
+        false,
+    ),
+    col(
+        "currently_precipprobability",
+        Kind::Float { min: 0.0, max: 1.0 },
+        false,
+    ),
+    col(
+        "currently_precipintensity",
+        Kind::Float { min: 0.0, max: INF },
+        false,
+    ),
+    col(
+        "currently_visibility",
+        Kind::Float { min: 0.0, max: INF },
+        false,
+    ),
+    col(
+        "currently_windspeed",
+        Kind::Float { min: 0.0, max: INF },
+        false,
+    ),
+    col(
+        "currently_preciptype",
+        Kind::OneOf(&["rain", "snow", "sleet"]),
+        false,
+    ),
 ];
 
 impl Dataset {

@@ -211,7 +211,10 @@ mod tests {
             Timestamp::parse("2019-05-13T14:23:41.5Z").unwrap().0,
             base.0 + 500_000
         );
-        assert_eq!(Timestamp::parse("2000-01-01 00:00:00").unwrap().pg_micros(), 0);
+        assert_eq!(
+            Timestamp::parse("2000-01-01 00:00:00").unwrap().pg_micros(),
+            0
+        );
     }
 
     #[test]
@@ -236,7 +239,11 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["1969-12-31T23:59:59.000001Z", "2019-05-13T14:23:41Z", "2400-02-29T00:00:00Z"] {
+        for s in [
+            "1969-12-31T23:59:59.000001Z",
+            "2019-05-13T14:23:41Z",
+            "2400-02-29T00:00:00Z",
+        ] {
             assert_eq!(Timestamp::parse(s).unwrap().to_string(), s);
         }
     }

@@ -97,9 +97,8 @@ pub fn validate<'a>(
 
     let mut values = Vec::with_capacity(columns.len());
     for (col, slot) in columns.iter().zip(slots.iter_mut()) {
-        let value = convert(col, slot.take()).map_err(|code| {
-            Reject::new(rec, format!("{code}:{}", col.name))
-        })?;
+        let value = convert(col, slot.take())
+            .map_err(|code| Reject::new(rec, format!("{code}:{}", col.name)))?;
         values.push(value);
     }
     let extra = if extras.is_empty() {
@@ -127,7 +126,11 @@ fn convert<'a>(col: &Column, v: Option<JsonValue<'a>>) -> Result<Value<'a>, &'st
     let v = match v {
         None | Some(JsonValue::Null) => None,
         Some(JsonValue::String(s))
-            if s.is_empty() && matches!(col.kind, Kind::Timestamp | Kind::Float { .. } | Kind::SmallInt) =>
+            if s.is_empty()
+                && matches!(
+                    col.kind,
+                    Kind::Timestamp | Kind::Float { .. } | Kind::SmallInt
+                ) =>
         {
             None
         }
@@ -219,7 +222,9 @@ mod tests {
 
     #[test]
     fn good_records() {
-        let j = te(r#","segment_tracks.properties_rating":"4","segment_tracks.context_os_version":12.2"#);
+        let j = te(
+            r#","segment_tracks.properties_rating":"4","segment_tracks.context_os_version":12.2"#,
+        );
         let row = check(Dataset::TrackEvents, &j).unwrap();
         assert_eq!(row.index, 7);
         assert_eq!(row.values[15], Value::SmallInt(4));
@@ -229,7 +234,9 @@ mod tests {
         let row = check(Dataset::TrackEvents, j).unwrap();
         assert_eq!(row.values[4], Value::Null);
         assert_eq!(row.extra.as_deref(), Some(r#"{"x":{"y":"NaN"}}"#));
-        let j = w(r#","weather_data.currently_humidity":"0.5","weather_data.currently_temperature":-3"#);
+        let j = w(
+            r#","weather_data.currently_humidity":"0.5","weather_data.currently_temperature":-3"#,
+        );
         let row = check(Dataset::Weather, &j).unwrap();
         assert_eq!(row.values[4], Value::Float(0.5));
         assert_eq!(row.values[2], Value::Float(-3.0));
@@ -265,7 +272,11 @@ mod tests {
         for (d, j, want) in cases {
             assert_eq!(check(*d, j).unwrap_err(), *want, "{j}");
         }
-        let bad_utf8 = RawRecord { index: 0, kind: RawKind::Object, bytes: b"{\"a\":\"\xff\"}" };
+        let bad_utf8 = RawRecord {
+            index: 0,
+            kind: RawKind::Object,
+            bytes: b"{\"a\":\"\xff\"}",
+        };
         let r = validate(Dataset::Weather, &bad_utf8, &mut UnknownFields::new()).unwrap_err();
         assert_eq!(r.reason, "malformed_json");
         assert_eq!(r.raw, "{\"a\":\"\u{FFFD}\"}");
@@ -275,10 +286,17 @@ mod tests {
     fn unknown_fields_are_counted_and_kept() {
         let mut unknown = UnknownFields::new();
         let j = w(r#","weather_data.currently_ozone":301.2"#);
-        let rec = RawRecord { index: 0, kind: RawKind::Object, bytes: j.as_bytes() };
+        let rec = RawRecord {
+            index: 0,
+            kind: RawKind::Object,
+            bytes: j.as_bytes(),
+        };
         let row = validate(Dataset::Weather, &rec, &mut unknown).unwrap();
         validate(Dataset::Weather, &rec, &mut unknown).unwrap();
         assert_eq!(unknown["weather_data.currently_ozone"], 2);
-        assert_eq!(row.extra.as_deref(), Some(r#"{"weather_data.currently_ozone":301.2}"#));
+        assert_eq!(
+            row.extra.as_deref(),
+            Some(r#"{"weather_data.currently_ozone":301.2}"#)
+        );
     }
 }

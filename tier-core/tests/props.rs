@@ -22,11 +22,22 @@ fn piece() -> impl Strategy<Value = (bool, String)> {
 }
 
 fn separator() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just(",\n"), Just("\n"), Just("\r\n"), Just(" ,\n  "), Just("\n\n")]
+    prop_oneof![
+        Just(",\n"),
+        Just("\n"),
+        Just("\r\n"),
+        Just(" ,\n  "),
+        Just("\n\n")
+    ]
 }
 
 fn read(bytes: Vec<u8>) -> (u64, u64) {
-    let input = Input::from_reader("prop".as_ref(), Box::new(std::io::Cursor::new(bytes)), false).unwrap();
+    let input = Input::from_reader(
+        "prop".as_ref(),
+        Box::new(std::io::Cursor::new(bytes)),
+        false,
+    )
+    .unwrap();
     let mut records = input.records(1 << 20);
     let (mut total, mut valid) = (0, 0);
     let mut unknown = UnknownFields::new();

@@ -15,16 +15,23 @@ use tier_core::{Dataset, Error, FileReport, Status, Value};
 /// Raises the `tier` exception that matches a core error.
 fn raise(py: Python<'_>, err: Error) -> PyErr {
     let class = match &err {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => "InputNotFoundError",
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "InputNotFoundError"
+        }
         Error::Io { source, .. }
-            if matches!(source.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
         {
             "ParseError"
         }
         Error::Io { .. } | Error::NoInputs(_) => "InputError",
         Error::UnknownDataset(_) => "ParseError",
         Error::InvalidDataset(_) | Error::Usage(_) => "UsageError",
-        Error::Database(_) | Error::IncompatibleTable { .. } | Error::Embedded(_) => "DatabaseError",
+        Error::Database(_) | Error::IncompatibleTable { .. } | Error::Embedded(_) => {
+            "DatabaseError"
+        }
         Error::QualityGate { .. } => "QualityGateError",
     };
     let message = err.to_string();
@@ -84,7 +91,8 @@ impl From<FileReport> for Report {
 impl Report {
     /// The report as a dict, the same as one file of the CLI's JSON report.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py.import("json")?.call_method1("loads", (self.json.as_str(),))
+        py.import("json")?
+            .call_method1("loads", (self.json.as_str(),))
     }
 
     fn __repr__(&self) -> String {
@@ -96,7 +104,8 @@ impl Report {
 }
 
 fn dataset(py: Python<'_>, name: Option<String>) -> PyResult<Option<Dataset>> {
-    name.map(|n| n.parse::<Dataset>().map_err(|e| raise(py, e))).transpose()
+    name.map(|n| n.parse::<Dataset>().map_err(|e| raise(py, e)))
+        .transpose()
 }
 
 /// Loads one file into PostgreSQL; the database is chosen as the CLI chooses it.
@@ -189,7 +198,8 @@ impl RowIterator {
                 Value::Float(f) => dict.set_item(col.name, f)?,
                 Value::SmallInt(i) => dict.set_item(col.name, i)?,
                 Value::Timestamp(t) => {
-                    let dt = datetime.call_method1("fromtimestamp", (t.0.div_euclid(1_000_000), &utc))?;
+                    let dt = datetime
+                        .call_method1("fromtimestamp", (t.0.div_euclid(1_000_000), &utc))?;
                     let dt = dt.call_method(
                         "replace",
                         (),
@@ -200,7 +210,9 @@ impl RowIterator {
             }
         }
         match row.extra {
-            Some(text) => dict.set_item("_extra", py.import("json")?.call_method1("loads", (text,))?)?,
+            Some(text) => {
+                dict.set_item("_extra", py.import("json")?.call_method1("loads", (text,))?)?
+            }
             None => dict.set_item("_extra", py.None())?,
         }
         dict.set_item("_record_index", row.index)?;
@@ -215,7 +227,9 @@ use pyo3::types::IntoPyDict;
 #[pyo3(signature = (path, dataset=None))]
 fn read(py: Python<'_>, path: PathBuf, dataset: Option<String>) -> PyResult<RowIterator> {
     let d = self::dataset(py, dataset)?;
-    let rows = py.detach(|| Rows::open(&path, d)).map_err(|e| raise(py, e))?;
+    let rows = py
+        .detach(|| Rows::open(&path, d))
+        .map_err(|e| raise(py, e))?;
     Ok(RowIterator {
         rows: Mutex::new(rows),
     })
@@ -225,7 +239,10 @@ fn read(py: Python<'_>, path: PathBuf, dataset: Option<String>) -> PyResult<RowI
 #[pyfunction]
 #[pyo3(signature = (dataset=None, schema="public"))]
 fn schema(py: Python<'_>, dataset: Option<String>, schema: &str) -> PyResult<String> {
-    Ok(tier_core::ddl::full_ddl(self::dataset(py, dataset)?, schema))
+    Ok(tier_core::ddl::full_ddl(
+        self::dataset(py, dataset)?,
+        schema,
+    ))
 }
 
 #[pymodule]

@@ -129,7 +129,14 @@ pub fn tier(args: &[&str]) -> Run {
 }
 
 /// Writes generated data to `dir/name`.
-pub fn generate(dir: &Path, name: &str, dataset: &str, records: u64, seed: u64, defects: f64) -> PathBuf {
+pub fn generate(
+    dir: &Path,
+    name: &str,
+    dataset: &str,
+    records: u64,
+    seed: u64,
+    defects: f64,
+) -> PathBuf {
     let path = dir.join(name);
     let r = tier(&[
         "generate",
