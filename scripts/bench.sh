@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmarks of tier on generated data: reading speed against `wc -l`, peak memory from 1M to 5M
+# events, and the load against the server-side floor (`psql \copy` of the equivalent CSV into an
+# un-indexed table). Prints a Markdown table. Usage: scripts/bench.sh [EVENTS] (default 1000000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-1000000}
+big=$((n * 5))
+out=bench-out
+mkdir -p "$out"
+scripts/ensure-postgres.sh
+cargo build --release --quiet --bin tier
+tier=$(pwd)/target/release/tier
+
+gen() { [ -s "$2" ] || "$tier" generate track_events --records "$1" --seed 1 $3 -o "$2"; }
+gen "$n" "$out/events-$n.json" ""
+gen "$n" "$out/events-$n.csv" "--csv"
+gen "$big" "$out/events-$big.json" ""
+
+secs() { /usr/bin/time -f "%e %M" -o "$out/time" "$@" >/dev/null 2>"$out/stderr" || { cat "$out/stderr" >&2; exit 1; }; cut -d' ' -f1 "$out/time"; }
+rss_mb() { echo $(( $(cut -d' ' -f2 "$out/time") / 1024 )); }
+
+cat "$out/events-$n.json" >/dev/null  # warm the page cache
+wc=$(secs wc -l "$out/events-$n.json")
+check=$(secs "$tier" check --progress never "$out/events-$n.json"); check_rss=$(rss_mb)
+check_big=$(secs "$tier" check --progress never "$out/events-$big.json"); check_big_rss=$(rss_mb)
+
+export TIER_HOME="$(pwd)/$out/home"
+chmod 755 "$out" "$(pwd)"
+"$tier" -q db start >/dev/null
+admin=$("$tier" db url)
+url=${admin/\/tier\?//bench?}
+fresh() { psql "$admin" -Xqc "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"; }
+
+fresh
+psql "$url" -Xqc "CREATE TABLE floor (anonymous_id text, event_name text, original_timestamp_time timestamptz,
+  received_time timestamptz, sent_time timestamptz, context_timezone text, context_os_name text,
+  context_os_version text, context_device_type text, context_device_model text,
+  context_device_manufacturer text, context_device_id text, context_app_name text,
+  context_app_version text, context_app_build text, properties_rating smallint)"
+floor=$(secs psql "$url" -Xqc "\\copy floor from '$out/events-$n.csv' csv header")
+
+fresh
+load=$(secs "$tier" load --progress never --database-url "$url" "$out/events-$n.json"); load_rss=$(rss_mb)
+rerun=$(secs "$tier" load --progress never --database-url "$url" "$out/events-$n.json")
+fresh
+load_big=$(secs "$tier" load --progress never --database-url "$url" "$out/events-$big.json"); load_big_rss=$(rss_mb)
+fresh
+"$tier" generate track_events --records "$n" --seed 2 --defect-rate 0.05 -o "$out/defects.json"
+defects=$(secs "$tier" load --progress never --database-url "$url" "$out/defects.json")
+incremental=$(secs "$tier" load --progress never --database-url "$url" "$out/events-$n.json")
+
+size=$(du -m "$out/events-$n.json" | cut -f1)
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+cat <<EOT
+| measure ($n events, $size MB) | seconds | peak RSS | ratio |
+|---|---|---|---|
+| \`wc -l\` | $wc | | 1 |
+| \`tier check\` | $check | $check_rss MB | $(ratio "$check" "$wc") × wc |
+| \`tier check\`, $big events | $check_big | $check_big_rss MB | |
+| \`psql \\copy\` CSV, un-indexed table (floor) | $floor | | 1 |
+| \`tier load\`, empty database | $load | $load_rss MB | $(ratio "$load" "$floor") × floor |
+| \`tier load\` again (skipped by SHA-256) | $rerun | | |
+| \`tier load\`, $big events, empty database | $load_big | $load_big_rss MB | |
+| \`tier load\`, 5 % defects, empty database | $defects | | |
+| \`tier load\` into a table already holding $n rows | $incremental | | |
+EOT
