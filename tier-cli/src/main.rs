@@ -170,6 +170,9 @@ enum DbAction {
 /// How a run ended.
 enum Outcome {
     Ok,
+    /// Some files failed (each already reported on standard error).
+    Failed,
+    /// A quality gate stopped a load.
     Gate,
 }
 
@@ -192,9 +195,9 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Gate) => ExitCode::from(3),
         Err(e) => {
-            log::error!("{e}");
             eprintln!("tier: {e}");
             ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
@@ -277,9 +280,6 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
                     let next = queue.lock().unwrap().next();
                     let Some((i, path)) = next else { break };
                     let r = loader.load_file(path, &bars);
-                    if let Err(e) = &r {
-                        log::error!("{e}");
-                    }
                     results.lock().unwrap().push((i, r));
                 }
             });
@@ -291,35 +291,36 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|r| r.0);
     let mut reports = Vec::new();
-    let mut error = None;
+    let mut failed = false;
     for (_, r) in results {
         match r {
             Ok(rep) => reports.push(rep),
             Err(e) => {
                 eprintln!("tier: {e}");
-                error.get_or_insert(e);
+                failed = true;
             }
         }
     }
     let report = Report::new(reports);
     print_report(&report, args.common.report);
-    if let Some(e) = error {
-        return Err(e).map_err(|e| Error::Database(format!("some files failed; first: {e}")));
+    let mut gate = false;
+    for f in report.files.iter().filter(|f| f.status == Status::Failed) {
+        let e = Error::QualityGate {
+            path: PathBuf::from(&f.path),
+            records: f.records,
+            rejected: f.rejected,
+            max_ratio: opts.max_reject_ratio.unwrap_or(0.0),
+        };
+        eprintln!("tier: {e}");
+        gate = true;
     }
-    if report.files.iter().any(|f| f.status == Status::Failed) {
-        for f in report.files.iter().filter(|f| f.status == Status::Failed) {
-            let e = Error::QualityGate {
-                path: PathBuf::from(&f.path),
-                records: f.records,
-                rejected: f.rejected,
-                max_ratio: opts.max_reject_ratio.unwrap_or(0.0),
-            };
-            log::error!("{e}");
-            eprintln!("tier: {e}");
-        }
-        return Ok(Outcome::Gate);
-    }
-    Ok(Outcome::Ok)
+    Ok(if failed {
+        Outcome::Failed
+    } else if gate {
+        Outcome::Gate
+    } else {
+        Outcome::Ok
+    })
 }
 
 fn check_files(args: CheckArgs) -> Result<Outcome, Error> {

@@ -189,6 +189,11 @@ impl Cluster {
         if self.state() == State::Running {
             return Ok(());
         }
+        // One starter at a time, across threads and processes.
+        let _lock = HomeLock::take(&self.home)?;
+        if self.state() == State::Running {
+            return Ok(());
+        }
         if !self.data.join("PG_VERSION").exists() {
             self.init()?;
         }
@@ -282,6 +287,27 @@ impl Cluster {
             )));
         }
         Ok(())
+    }
+}
+
+/// An exclusive lock on `home/.lock`, released when dropped.
+struct HomeLock(#[allow(dead_code)] std::fs::File);
+
+impl HomeLock {
+    fn take(home: &Path) -> Result<HomeLock> {
+        use std::os::unix::io::AsRawFd;
+        let path = home.join(".lock");
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        // SAFETY: flock on a descriptor we own; it has no other preconditions.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(&path, std::io::Error::last_os_error()));
+        }
+        Ok(HomeLock(file))
     }
 }
 

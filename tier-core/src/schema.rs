@@ -183,8 +183,13 @@ impl Dataset {
     }
 
     /// Position of a column by name.
+    #[inline]
     pub fn column_index(self, name: &str) -> Option<usize> {
-        self.columns().iter().position(|c| c.name == name)
+        // Compare lengths first: most keys differ in length, and the hot path asks this for
+        // every key of every record.
+        self.columns()
+            .iter()
+            .position(|c| c.name.len() == name.len() && c.name == name)
     }
 
     /// Tells the dataset from a file name (`…track…` or `…weather…`).

@@ -80,7 +80,7 @@ pub fn validate<'a>(
     let mut members = Members::new(text);
     while let Some((key, value)) = members.next_member().map_err(|_| malformed())? {
         let name = key.strip_prefix(prefix).unwrap_or(&key);
-        match columns.iter().position(|c| c.name == name) {
+        match dataset.column_index(name) {
             Some(i) => slots[i] = Some(value),
             None => {
                 match unknown.get_mut(key.as_ref()) {
@@ -149,7 +149,8 @@ fn convert<'a>(col: &Column, v: Option<JsonValue<'a>>) -> Result<Value<'a>, &'st
     match col.kind {
         Kind::Text => match v {
             JsonValue::String(s) if s.is_empty() && col.required => Err("missing_field"),
-            JsonValue::String(s) if s.contains('\0') => Err("invalid_value"),
+            // Only an escape (`\u0000`) can put a NUL into a string: look only at unescaped ones.
+            JsonValue::String(Cow::Owned(s)) if s.contains('\0') => Err("invalid_value"),
             JsonValue::String(s) => Ok(Value::Text(s)),
             JsonValue::Number(n) => Ok(Value::Text(Cow::Borrowed(n))),
             _ => Err("invalid_type"),
