@@ -9,7 +9,7 @@ tier=target/release/tier
 "$tier" load data/
 "$tier" -q db psql -X -c "SELECT 'track_events' AS table_name, count(*) AS rows FROM track_events
                       UNION ALL SELECT 'weather', count(*) FROM weather" \
-  -c "SELECT reason, count(*) FROM track_events_rejects GROUP BY 1
-      UNION ALL SELECT reason, count(*) FROM weather_rejects GROUP BY 1 ORDER BY 2 DESC" \
+  -c "SELECT 'track_events' AS table_name, reason, count(*) FROM track_events_rejects GROUP BY 2
+      UNION ALL SELECT 'weather', reason, count(*) FROM weather_rejects GROUP BY 2 ORDER BY 1, 3 DESC" \
   -c "SELECT load_id, source, status, records, loaded, duplicates, rejected FROM tier_loads ORDER BY load_id"
 echo "The database keeps running: target/release/tier db psql to query it, target/release/tier db stop to stop it."

@@ -465,3 +465,68 @@ fn connection_failures_are_one_clear_line_without_the_password() {
     assert_eq!(bad_url.code, 2, "{}", bad_url.stderr);
     assert!(!bad_url.stderr.contains("panicked"));
 }
+
+#[test]
+fn parallel_jobs_load_both_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(
+        dir.path(),
+        "track_events.json",
+        "track_events",
+        2000,
+        13,
+        0.02,
+    );
+    generate(dir.path(), "weather.json", "weather", 400, 14, 0.02);
+    let db = TestDb::new();
+    let run = db.load(&[s(dir.path()), "--jobs", "2", "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.json();
+    assert_eq!(
+        r["files"][0]["dataset"], "track_events",
+        "reports keep the input order"
+    );
+    assert_eq!(r["files"][1]["dataset"], "weather");
+    let loaded = r["totals"]["loaded"].as_i64().unwrap();
+    assert_eq!(
+        db.count("SELECT * FROM track_events") + db.count("SELECT * FROM weather"),
+        loaded
+    );
+}
+
+#[test]
+fn embedded_default_is_created_started_and_left_running() {
+    let home = tempfile::Builder::new()
+        .prefix("tier-emb")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(dir.path(), "weather.json", "weather", 30, 15, 0.0);
+    let run_in_home = |args: &[&str]| -> Run {
+        tier_cmd()
+            .env("TIER_HOME", home.path())
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let load = run_in_home(&["load", "--progress", "never", s(&file), "--report", "json"]);
+    assert_eq!(load.code, 0, "{}", load.stderr);
+    assert_eq!(load.json()["files"][0]["loaded"], 30);
+    let status = run_in_home(&["db", "status"]);
+    assert!(status.stdout.starts_with("running"), "{}", status.stdout);
+    let url = run_in_home(&["db", "url"]).stdout.trim().to_string();
+    let mut c = tier_core::postgres::Client::connect(&url, tier_core::postgres::NoTls).unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM weather", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 30);
+    assert_eq!(run_in_home(&["db", "stop"]).code, 0);
+    assert!(run_in_home(&["db", "status"]).stdout.starts_with("stopped"));
+}
