@@ -64,16 +64,22 @@ pub fn check(
         keep_rejects: on_reject.is_some(),
     };
     let mut totals = Processed::default();
-    let result = pipeline::run(records, dataset, opts.workers, &enc, &mut |batch| {
-        totals.absorb(&batch);
-        observer.records(path, batch.records);
-        if let Some(f) = on_reject.as_mut() {
-            for r in &batch.rejects {
-                f(r)?;
+    let result = pipeline::run(
+        records,
+        dataset,
+        opts.workers,
+        &enc,
+        &mut |batch: &Processed| {
+            totals.absorb(batch);
+            observer.records(path, batch.records);
+            if let Some(f) = on_reject.as_mut() {
+                for r in &batch.rejects {
+                    f(r)?;
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
     observer.finished(path);
     result?;
     Ok(FileReport {

@@ -68,7 +68,7 @@ pub fn value(out: &mut Vec<u8>, v: &Value<'_>) {
 }
 
 impl Encode for CopyEncoder {
-    fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>) {
+    fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
         out.extend_from_slice(&self.fields().to_be_bytes());
         let start = out.len();
         for v in &row.values {
@@ -82,18 +82,22 @@ impl Encode for CopyEncoder {
         h.update(&out[start..]);
         let hash = h.digest128().to_be_bytes();
         field(out, &self.load_id.to_be_bytes());
+        let at = out.len() + 4;
         field(out, &(row.index as i64).to_be_bytes());
         field(out, &hash);
         if self.keep_raw {
             field(out, raw); // a valid record is UTF-8 without NUL bytes
         }
+        Some(at)
     }
 
-    fn reject(&self, reject: &Reject, out: &mut Vec<u8>) {
+    fn reject(&self, reject: &Reject, out: &mut Vec<u8>) -> Option<usize> {
         out.extend_from_slice(&4i16.to_be_bytes());
         field(out, &self.load_id.to_be_bytes());
+        let at = out.len() + 4;
         field(out, &(reject.index as i64).to_be_bytes());
         field(out, reject.reason.as_bytes());
         field(out, reject.raw.as_bytes());
+        Some(at)
     }
 }

@@ -26,9 +26,9 @@ pub enum JsonValue<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyntaxError(pub usize);
 
-/// Iterates over the members of an object: `text` must start with `{`.
+/// Iterates over the members of an object at the start of `bytes`. Strings are checked to be
+/// UTF-8 as they are read (everything outside strings must be ASCII to be JSON at all).
 pub struct Members<'a> {
-    s: &'a str,
     b: &'a [u8],
     i: usize,
     first: bool,
@@ -36,11 +36,10 @@ pub struct Members<'a> {
 }
 
 impl<'a> Members<'a> {
-    /// Starts reading the object in `text`.
-    pub fn new(text: &'a str) -> Self {
+    /// Starts reading the object at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
         Members {
-            s: text,
-            b: text.as_bytes(),
+            b: bytes,
             i: 0,
             first: true,
             done: false,
@@ -96,15 +95,30 @@ impl<'a> Members<'a> {
         Ok(Some((key, value)))
     }
 
+    /// Reads the rest of the object; returns the offset just past its closing brace.
+    pub fn end(&mut self) -> Result<usize, SyntaxError> {
+        while self.next_member()?.is_some() {}
+        Ok(self.i)
+    }
+
     /// Checks that nothing but white space follows the object.
     pub fn finish(&mut self) -> Result<(), SyntaxError> {
-        while self.next_member()?.is_some() {}
+        self.end()?;
         self.ws();
         if self.i == self.b.len() {
             Ok(())
         } else {
             Err(SyntaxError(self.i))
         }
+    }
+
+    fn text(&self, start: usize, end: usize) -> Result<&'a str, SyntaxError> {
+        let bytes = &self.b[start..end];
+        if bytes.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
+        std::str::from_utf8(bytes).map_err(|e| SyntaxError(start + e.valid_up_to()))
     }
 
     fn value(&mut self) -> Result<JsonValue<'a>, SyntaxError> {
@@ -118,15 +132,15 @@ impl<'a> Members<'a> {
             }
             b'{' | b'[' => {
                 self.skip_nested()?;
-                Ok(JsonValue::Nested(&self.s[start..self.i]))
+                Ok(JsonValue::Nested(self.text(start, self.i)?))
             }
             b'-' | b'0'..=b'9' => {
                 if self.b[self.i..].starts_with(b"-Infinity") {
                     self.i += 9;
-                    return Ok(JsonValue::NonFinite(&self.s[start..self.i]));
+                    return Ok(JsonValue::NonFinite("-Infinity"));
                 }
                 self.number()?;
-                Ok(JsonValue::Number(&self.s[start..self.i]))
+                Ok(JsonValue::Number(self.text(start, self.i)?))
             }
             _ => {
                 for (lit, v) in [
@@ -198,10 +212,10 @@ impl<'a> Members<'a> {
         }
         if self.b[start + n] == b'"' {
             self.i = start + n + 1;
-            return Ok(Cow::Borrowed(&self.s[start..start + n]));
+            return Ok(Cow::Borrowed(self.text(start, start + n)?));
         }
         let mut out = String::with_capacity(n + 16);
-        out.push_str(&self.s[start..start + n]);
+        out.push_str(self.text(start, start + n)?);
         self.i = start + n;
         loop {
             let c = *self.b.get(self.i).ok_or(SyntaxError(self.i))?;
@@ -249,7 +263,7 @@ impl<'a> Members<'a> {
                     if let Some(p) = rest[..n].iter().position(|&c| c < 0x20) {
                         return Err(SyntaxError(self.i + p));
                     }
-                    out.push_str(&self.s[self.i..self.i + n]);
+                    out.push_str(self.text(self.i, self.i + n)?);
                     self.i += n;
                 }
             }
@@ -271,6 +285,10 @@ impl<'a> Members<'a> {
             self.ws();
             match self.b.get(self.i) {
                 Some(&c @ (b'{' | b'[')) => {
+                    // The enclosing record is one level; the scanner allows this many in all.
+                    if stack.len() + 1 >= crate::scan::MAX_DEPTH {
+                        return Err(SyntaxError(self.i));
+                    }
                     stack.push(c);
                     self.i += 1;
                     self.ws();
@@ -350,7 +368,6 @@ fn number_to_serde(n: &str) -> serde_json::Value {
 
 fn nested_to_serde(text: &str) -> Result<serde_json::Value, SyntaxError> {
     let mut m = Members {
-        s: text,
         b: text.as_bytes(),
         i: 0,
         first: true,
@@ -388,7 +405,7 @@ mod tests {
     use super::*;
 
     fn members(s: &str) -> Result<Vec<(String, JsonValue<'_>)>, SyntaxError> {
-        let mut m = Members::new(s);
+        let mut m = Members::new(s.as_bytes());
         let mut out = Vec::new();
         while let Some((k, v)) = m.next_member()? {
             out.push((k.into_owned(), v));

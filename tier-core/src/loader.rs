@@ -346,12 +346,18 @@ impl Loader {
             writer.write_all(HEADER).map_err(copy_error)?;
             let enc = CopyEncoder::new(dataset, load_id, keyed && !bulk);
             let path = Path::new(&report.path);
-            pipeline::run(records, dataset, opts.workers, &enc, &mut |batch| {
-                totals.absorb(&batch);
-                observer.records(path, batch.records);
-                spool.write(&batch.reject_payload)?;
-                writer.write_all(&batch.payload).map_err(copy_error)
-            })?;
+            pipeline::run(
+                records,
+                dataset,
+                opts.workers,
+                &enc,
+                &mut |batch: &Processed| {
+                    totals.absorb(batch);
+                    observer.records(path, batch.records);
+                    spool.write(&batch.reject_payload)?;
+                    writer.write_all(&batch.payload).map_err(copy_error)
+                },
+            )?;
             writer.write_all(TRAILER).map_err(copy_error)?;
             writer.finish()?;
         }

@@ -1,26 +1,35 @@
-//! The parallel path from raw records to validated, encoded batches: one thread cuts the input
-//! into records, workers validate and encode them, and the caller receives the batches in input
-//! order. Memory stays bounded: only a few batches are in flight at once.
+//! The parallel path from bytes to validated, encoded batches.
+//!
+//! One thread reads the input and cuts it into chunks of about 1 MiB, each ending where a line
+//! starts with `{`. Workers cut their chunk into records (exactly as [`Records`] would: the
+//! chunk is followed, for the scanner, by the `{` that starts the next one), validate and encode
+//! them. The caller receives the batches in input order and gives their records their final
+//! indexes. A value that runs on into the next chunk (a pretty-printed array of objects, a
+//! record larger than a chunk) sends the rest of the input down the sequential path, so the
+//! result is always the one [`Records`] gives. Memory stays bounded: a few chunks in flight.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::reader::{RawKind, RawRecord, Records};
+use crate::reader::{RawRecord, Records};
 use crate::row::Row;
 use crate::schema::Dataset;
 use crate::validate::{self, Reject, UnknownFields};
 
-const BATCH_BYTES: usize = 1 << 20;
-const BATCH_RECORDS: usize = 8192;
+const CHUNK_BYTES: usize = 1 << 20;
+const BATCH_RECORDS: u64 = 8192;
 
 /// What a pipeline does with each validated row and each reject, on a worker thread.
 pub trait Encode: Sync {
-    /// Encodes a valid row (and the raw bytes it came from) into the batch's payload.
-    fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>);
-    /// Encodes a reject into the batch's reject payload.
-    fn reject(&self, reject: &Reject, out: &mut Vec<u8>);
+    /// Encodes a valid row (and the raw bytes it came from) into `out`; returns where in `out`
+    /// the row's record index stands as a big-endian `i64`, if it is written.
+    fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>) -> Option<usize>;
+    /// Encodes a reject into `out`; returns where its record index stands, if it is written.
+    fn reject(&self, reject: &Reject, out: &mut Vec<u8>) -> Option<usize>;
     /// Whether batches keep their rejects (for writing them elsewhere).
     fn keep_rejects(&self) -> bool {
         false
@@ -34,8 +43,12 @@ pub struct NoPayload {
 }
 
 impl Encode for NoPayload {
-    fn row(&self, _: &Row<'_>, _: &[u8], _: &mut Vec<u8>) {}
-    fn reject(&self, _: &Reject, _: &mut Vec<u8>) {}
+    fn row(&self, _: &Row<'_>, _: &[u8], _: &mut Vec<u8>) -> Option<usize> {
+        None
+    }
+    fn reject(&self, _: &Reject, _: &mut Vec<u8>) -> Option<usize> {
+        None
+    }
     fn keep_rejects(&self) -> bool {
         self.keep_rejects
     }
@@ -58,6 +71,8 @@ pub struct Processed {
     pub payload: Vec<u8>,
     /// The encoded rejects.
     pub reject_payload: Vec<u8>,
+    row_index_at: Vec<usize>,
+    reject_index_at: Vec<usize>,
 }
 
 impl Processed {
@@ -77,127 +92,538 @@ impl Processed {
     pub fn rejected(&self) -> u64 {
         self.records - self.valid
     }
-}
 
-struct Batch {
-    data: Vec<u8>,
-    items: Vec<(u64, RawKind, usize, usize)>,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        Batch {
-            data: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
-            items: Vec::with_capacity(BATCH_RECORDS),
-        }
+    /// Validates and encodes one record, whose index is its position in this batch.
+    fn add(&mut self, dataset: Dataset, mut rec: RawRecord<'_>, enc: &dyn Encode) {
+        rec.index = self.records;
+        let outcome = validate::validate(dataset, &rec, &mut self.unknown);
+        self.push(outcome, rec.bytes, enc);
     }
-}
 
-fn process(dataset: Dataset, batch: &Batch, enc: &dyn Encode) -> Processed {
-    let mut out = Processed {
-        payload: Vec::with_capacity(batch.data.len() + batch.data.len() / 4),
-        ..Default::default()
-    };
-    let mut unknown = HashMap::new();
-    for &(index, kind, start, end) in &batch.items {
-        let rec = RawRecord {
-            index,
-            kind,
-            bytes: &batch.data[start..end],
-        };
-        out.records += 1;
-        match validate::validate(dataset, &rec, &mut unknown) {
+    /// Encodes the outcome of the record that comes next in this batch.
+    fn push(&mut self, outcome: Result<Row<'_>, Reject>, raw: &[u8], enc: &dyn Encode) {
+        self.records += 1;
+        match outcome {
             Ok(row) => {
-                out.valid += 1;
-                enc.row(&row, rec.bytes, &mut out.payload);
+                self.valid += 1;
+                if let Some(at) = enc.row(&row, raw, &mut self.payload) {
+                    self.row_index_at.push(at);
+                }
             }
             Err(reject) => {
-                enc.reject(&reject, &mut out.reject_payload);
-                match out.reasons.get_mut(&reject.reason) {
+                if let Some(at) = enc.reject(&reject, &mut self.reject_payload) {
+                    self.reject_index_at.push(at);
+                }
+                match self.reasons.get_mut(&reject.reason) {
                     Some(n) => *n += 1,
                     None => {
-                        out.reasons.insert(reject.reason.clone(), 1);
+                        self.reasons.insert(reject.reason.clone(), 1);
                     }
                 }
                 if enc.keep_rejects() {
-                    out.rejects.push(reject);
+                    self.rejects.push(reject);
                 }
             }
         }
     }
-    out.unknown = unknown;
-    out
+
+    /// Turns the batch's record indexes into the input's, given the records before it.
+    fn rebase(&mut self, base: u64) {
+        if base == 0 {
+            return;
+        }
+        for (buf, ats) in [
+            (&mut self.payload, &self.row_index_at),
+            (&mut self.reject_payload, &self.reject_index_at),
+        ] {
+            for &at in ats {
+                let field: [u8; 8] = buf[at..at + 8].try_into().expect("8-byte index");
+                let index = i64::from_be_bytes(field) + base as i64;
+                buf[at..at + 8].copy_from_slice(&index.to_be_bytes());
+            }
+        }
+        for r in &mut self.rejects {
+            r.index += base;
+        }
+    }
 }
 
-type Job = (Batch, SyncSender<Processed>);
+/// A piece of the input, cut where a line starts with `{` (unless `cut_at_object` is false).
+struct Chunk {
+    data: Vec<u8>,
+    base: u64,
+    last: bool,
+    cut_at_object: bool,
+}
 
-/// Runs `records` through validation and `enc` on `workers` threads, handing each processed
-/// batch to `sink` in input order. Stops at the first error of the input or of `sink`.
+/// A chunk's batch, and where its records stopped if a value runs on past its end.
+struct Done {
+    batch: Processed,
+    chunk: Chunk,
+    stopped_at: Option<usize>,
+}
+
+/// Where the `{` of the last line of `data` that starts with `{` (after blanks) stands.
+fn last_object_line(data: &[u8]) -> Option<usize> {
+    let mut end = data.len();
+    while let Some(nl) = memchr::memrchr(b'\n', &data[..end]) {
+        let mut j = nl + 1;
+        while j < data.len() && matches!(data[j], b' ' | b'\t' | b'\r') {
+            j += 1;
+        }
+        if j < data.len() && data[j] == b'{' {
+            return Some(j);
+        }
+        end = nl;
+    }
+    None
+}
+
+fn process_chunk(
+    path: &Path,
+    dataset: Dataset,
+    max: usize,
+    mut chunk: Chunk,
+    payload: Vec<u8>,
+    enc: &dyn Encode,
+) -> Done {
+    let mut batch = Processed {
+        payload,
+        ..Default::default()
+    };
+    if !chunk.last && !chunk.cut_at_object {
+        return Done {
+            batch,
+            chunk,
+            stopped_at: Some(0),
+        };
+    }
+    let len = chunk.data.len();
+    let base = chunk.base;
+    let mut data = std::mem::take(&mut chunk.data);
+    if !chunk.last {
+        // The next chunk starts with the `{` of a line that starts with it: the scanner sees it, so
+        // every value and every resynchronisation ends where it would in the whole input.
+        data.push(b'{');
+    }
+    // Where the chunk's own bytes end: at the sentinel, or at the end of the input.
+    let limit = len;
+    let mut pos = 0;
+    let mut stopped_at = None;
+    loop {
+        while pos < data.len()
+            && matches!(data[pos], b' ' | b'\t' | b'\r' | b'\n' | b'[' | b']' | b',')
+        {
+            pos += 1;
+        }
+        if pos >= limit {
+            break;
+        }
+        // The usual case, in one pass: a sound object, read and validated at once.
+        if data[pos] == b'{' {
+            let index = batch.records;
+            if let Some((n, outcome)) =
+                validate::validate_prefix(dataset, index, &data[pos..], max, &mut batch.unknown)
+            {
+                batch.push(outcome, &data[pos..pos + n], enc);
+                pos += n;
+                continue;
+            }
+        }
+        // Anything else is cut exactly as the sequential reader cuts it.
+        let mut records = Records::from_bytes(path, data, base, pos, max);
+        if let Ok(Some(rec)) = records.next_record() {
+            let runs_on = !chunk.last && (rec.end - base) as usize > len;
+            if runs_on {
+                stopped_at = Some(pos); // a value that goes on into the next chunk
+            } else {
+                batch.add(dataset, rec, enc);
+            }
+        }
+        pos = (records.position() - base) as usize;
+        data = records.into_bytes();
+        if stopped_at.is_some() {
+            break;
+        }
+    }
+    data.truncate(len);
+    chunk.data = data;
+    Done {
+        batch,
+        chunk,
+        stopped_at,
+    }
+}
+/// Buffers handed back for reuse: fresh large buffers cost page faults on every chunk.
+#[derive(Default)]
+struct Pool(Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        v.clear();
+        v.reserve(capacity);
+        v
+    }
+
+    fn give(&self, v: Vec<u8>) {
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 32 {
+            pool.push(v);
+        }
+    }
+}
+
+/// Reads the input and cuts it into chunks for the workers.
+fn cut_chunks(
+    records: &mut Records,
+    chunk_bytes: usize,
+    pool: &Pool,
+    send: &mut dyn FnMut(Chunk) -> bool,
+) -> Result<()> {
+    let mut pending = pool.take(2 * chunk_bytes);
+    let mut base = 0u64;
+    let mut eof = false;
+    loop {
+        while !eof && pending.len() < chunk_bytes {
+            eof = records.read_into(&mut pending)? == 0;
+        }
+        if eof {
+            send(Chunk {
+                data: pending,
+                base,
+                last: true,
+                cut_at_object: true,
+            });
+            return Ok(());
+        }
+        let (cut, at_object) = match last_object_line(&pending) {
+            Some(c) if c > 0 => (c, true),
+            // No line starts with `{` in a long stretch: cut anywhere, the rest goes the
+            // sequential way.
+            _ if pending.len() >= 8 * chunk_bytes => (pending.len(), false),
+            _ => {
+                eof = records.read_into(&mut pending)? == 0;
+                continue;
+            }
+        };
+        let mut rest = pool.take(2 * chunk_bytes);
+        rest.extend_from_slice(&pending[cut..]);
+        pending.truncate(cut);
+        let chunk = Chunk {
+            data: std::mem::replace(&mut pending, rest),
+            base,
+            last: false,
+            cut_at_object: at_object,
+        };
+        base += cut as u64;
+        if !send(chunk) {
+            return Ok(());
+        }
+    }
+}
+
+type NextBytes = Box<dyn FnMut() -> Option<Result<Vec<u8>>> + Send>;
+
+/// The bytes of the input from a given point: a first piece, then the chunks still to come.
+struct Rest {
+    first: std::io::Cursor<Vec<u8>>,
+    next: NextBytes,
+    error: Arc<Mutex<Option<Error>>>,
+}
+
+impl Read for Rest {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.first.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            match (self.next)() {
+                None => return Ok(0),
+                Some(Ok(data)) => self.first = std::io::Cursor::new(data),
+                Some(Err(e)) => {
+                    let msg = e.to_string();
+                    *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    return Err(std::io::Error::other(msg));
+                }
+            }
+        }
+    }
+}
+
+type Job = (Chunk, SyncSender<Done>);
+
+/// Runs the records of `records` through validation and `enc` on `workers` threads, handing
+/// each processed batch to `sink` in input order, with record indexes counted from the start of
+/// the input. Stops at the first error of the input or of `sink`.
 pub fn run(
+    records: Records,
+    dataset: Dataset,
+    workers: usize,
+    enc: &dyn Encode,
+    sink: &mut dyn FnMut(&Processed) -> Result<()>,
+) -> Result<()> {
+    run_chunked(records, dataset, workers, enc, sink, CHUNK_BYTES)
+}
+
+fn run_chunked(
     mut records: Records,
     dataset: Dataset,
     workers: usize,
     enc: &dyn Encode,
-    sink: &mut dyn FnMut(Processed) -> Result<()>,
+    sink: &mut dyn FnMut(&Processed) -> Result<()>,
+    chunk_bytes: usize,
 ) -> Result<()> {
     let workers = workers.max(1);
+    let path: PathBuf = records.path().to_path_buf();
+    let max_record_bytes = records.max_record_bytes();
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(workers * 2);
     let job_rx = Mutex::new(job_rx);
-    let (order_tx, order_rx) = mpsc::sync_channel::<Result<Receiver<Processed>>>(workers * 3);
+    let (order_tx, order_rx) = mpsc::sync_channel::<Result<Receiver<Done>>>(workers * 3);
+    let chunks = Arc::new(Pool::default());
+    let payloads = Arc::new(Pool::default());
     std::thread::scope(|scope| {
         let job_rx = &job_rx;
+        let path = &path;
+        let (chunks_r, payloads_w) = (&chunks, &payloads);
         for _ in 0..workers {
             scope.spawn(move || loop {
                 let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                let Ok((batch, reply)) = job else { break };
-                let _ = reply.send(process(dataset, &batch, enc));
+                let Ok((chunk, reply)) = job else { break };
+                let payload = payloads_w.take(chunk.data.len() + chunk.data.len() / 4);
+                let _ = reply.send(process_chunk(
+                    path,
+                    dataset,
+                    max_record_bytes,
+                    chunk,
+                    payload,
+                    enc,
+                ));
             });
         }
         scope.spawn(move || {
-            let send = |batch: Batch| -> bool {
+            let mut send = |chunk: Chunk| -> bool {
                 let (tx, rx) = mpsc::sync_channel(1);
-                order_tx.send(Ok(rx)).is_ok() && job_tx.send((batch, tx)).is_ok()
+                order_tx.send(Ok(rx)).is_ok() && job_tx.send((chunk, tx)).is_ok()
             };
-            let mut batch = Batch::new();
-            loop {
-                match records.next_record() {
-                    Ok(Some(rec)) => {
-                        let start = batch.data.len();
-                        batch.data.extend_from_slice(rec.bytes);
-                        batch
-                            .items
-                            .push((rec.index, rec.kind, start, batch.data.len()));
-                        let full =
-                            batch.data.len() >= BATCH_BYTES || batch.items.len() >= BATCH_RECORDS;
-                        if full && !send(std::mem::replace(&mut batch, Batch::new())) {
-                            return;
-                        }
-                    }
-                    Ok(None) => {
-                        if !batch.items.is_empty() {
-                            send(batch);
-                        }
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = order_tx.send(Err(e));
-                        return;
-                    }
-                }
+            if let Err(e) = cut_chunks(&mut records, chunk_bytes, chunks_r, &mut send) {
+                let _ = order_tx.send(Err(e));
             }
         });
-        let mut result = Ok(());
-        for next in order_rx.iter() {
-            let step = next.and_then(|rx| {
+        let next = move || -> Option<Result<Done>> {
+            let step = order_rx.recv().ok()?;
+            Some(step.and_then(|rx| {
                 rx.recv()
                     .map_err(|_| Error::Usage("a validation worker stopped".into()))
-            });
-            if let Err(e) = step.and_then(&mut *sink) {
-                result = Err(e);
-                break;
+            }))
+        };
+        let pools = (chunks.clone(), payloads.clone());
+        consume(path, dataset, max_record_bytes, enc, sink, next, pools)
+    })
+}
+
+/// Hands the workers' batches to `sink` in order; goes the sequential way from a chunk whose
+/// last value runs on into the next.
+fn consume(
+    path: &Path,
+    dataset: Dataset,
+    max: usize,
+    enc: &dyn Encode,
+    sink: &mut dyn FnMut(&Processed) -> Result<()>,
+    mut next: impl FnMut() -> Option<Result<Done>> + Send + 'static,
+    (chunks, payloads): (Arc<Pool>, Arc<Pool>),
+) -> Result<()> {
+    let mut base = 0u64;
+    while let Some(done) = next() {
+        let Done {
+            mut batch,
+            mut chunk,
+            stopped_at,
+        } = done?;
+        batch.rebase(base);
+        base += batch.records;
+        sink(&batch)?;
+        payloads.give(std::mem::take(&mut batch.payload));
+        let Some(at) = stopped_at else {
+            chunks.give(chunk.data);
+            continue;
+        };
+        let offset = chunk.base + at as u64;
+        let first = chunk.data.split_off(at);
+        let error = Arc::new(Mutex::new(None));
+        let rest = Rest {
+            first: std::io::Cursor::new(first),
+            next: Box::new(move || next().map(|d| d.map(|d| d.chunk.data))),
+            error: error.clone(),
+        };
+        let result = sequential(path, dataset, max, enc, sink, Box::new(rest), offset, base);
+        let stored = error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        return match stored {
+            Some(e) => Err(e),
+            None => result,
+        };
+    }
+    Ok(())
+}
+
+/// The sequential way: records one by one from `reader`, in batches.
+#[allow(clippy::too_many_arguments)]
+fn sequential(
+    path: &Path,
+    dataset: Dataset,
+    max: usize,
+    enc: &dyn Encode,
+    sink: &mut dyn FnMut(&Processed) -> Result<()>,
+    reader: Box<dyn Read + Send>,
+    offset: u64,
+    mut base: u64,
+) -> Result<()> {
+    let mut records = Records::from_reader_mid_stream(path, reader, offset, max);
+    let mut batch = Processed::default();
+    while let Some(rec) = records.next_record()? {
+        batch.add(dataset, rec, enc);
+        if batch.records >= BATCH_RECORDS {
+            let mut full = std::mem::take(&mut batch);
+            full.rebase(base);
+            base += full.records;
+            sink(&full)?;
+        }
+    }
+    batch.rebase(base);
+    sink(&batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::Input;
+    use proptest::prelude::*;
+
+    /// Writes each valid row's index as 8 bytes, so the payload lists the rows' indexes.
+    struct Indexes;
+
+    impl Encode for Indexes {
+        fn row(&self, row: &Row<'_>, _: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+            out.extend_from_slice(&(row.index as i64).to_be_bytes());
+            Some(out.len() - 8)
+        }
+        fn reject(&self, r: &Reject, out: &mut Vec<u8>) -> Option<usize> {
+            out.extend_from_slice(&(r.index as i64).to_be_bytes());
+            Some(out.len() - 8)
+        }
+        fn keep_rejects(&self) -> bool {
+            true
+        }
+    }
+
+    fn records(data: &[u8], max: usize) -> Records {
+        Input::from_reader(
+            "t".as_ref(),
+            Box::new(std::io::Cursor::new(data.to_vec())),
+            false,
+        )
+        .unwrap()
+        .records(max)
+    }
+
+    /// (valid indexes, (index, reason) of rejects) the sequential way.
+    fn sequential_view(data: &[u8], max: usize) -> (Vec<u64>, Vec<(u64, String)>) {
+        let mut r = records(data, max);
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        let mut unknown = UnknownFields::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            match validate::validate(Dataset::Weather, &rec, &mut unknown) {
+                Ok(row) => ok.push(row.index),
+                Err(rej) => bad.push((rej.index, rej.reason)),
             }
         }
-        drop(order_rx);
-        result
-    })
+        (ok, bad)
+    }
+
+    fn parallel_view(data: &[u8], max: usize, chunk: usize) -> (Vec<u64>, Vec<(u64, String)>) {
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        run_chunked(
+            records(data, max),
+            Dataset::Weather,
+            2,
+            &Indexes,
+            &mut |b: &Processed| {
+                ok.extend(
+                    b.payload
+                        .chunks(8)
+                        .map(|c| i64::from_be_bytes(c.try_into().unwrap()) as u64),
+                );
+                let from_payload: Vec<u64> = b
+                    .reject_payload
+                    .chunks(8)
+                    .map(|c| i64::from_be_bytes(c.try_into().unwrap()) as u64)
+                    .collect();
+                let kept: Vec<u64> = b.rejects.iter().map(|r| r.index).collect();
+                assert_eq!(from_payload, kept);
+                bad.extend(b.rejects.iter().map(|r| (r.index, r.reason.clone())));
+                Ok(())
+            },
+            chunk,
+        )
+        .unwrap();
+        (ok, bad)
+    }
+
+    const GOOD: &str =
+        r#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13"}"#;
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => Just(GOOD.to_string()),
+            1 => Just("{\n  \"city\": \"Rome\",\n  \"date_time\": \"2019-06-04T14:05:13Z\"\n}".to_string()),
+            1 => Just("{\"a\": [\n{\"b\": 1},\n{\"c\": 2}\n]}".to_string()),
+            1 => Just(GOOD[..30].to_string()),
+            1 => Just("42".to_string()),
+            1 => Just(format!("{{\"pad\":\"{}\"}}", "p".repeat(300))),
+            1 => "[a-z0-9 :{}\\[\\]\",]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn parallel_equals_sequential(
+            pieces in proptest::collection::vec((piece(), prop_oneof![Just(",\n"), Just("\n"), Just(" "), Just("\n\n  ")]), 0..60),
+            chunk in 16usize..400,
+            max in prop_oneof![Just(1usize << 20), Just(200usize)],
+        ) {
+            let mut text = String::from("[");
+            for (p, sep) in &pieces {
+                text.push_str(p);
+                text.push_str(sep);
+            }
+            let want = sequential_view(text.as_bytes(), max);
+            let got = parallel_view(text.as_bytes(), max, chunk);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn big_input_in_many_chunks() {
+        let mut text = String::new();
+        for i in 0..3000 {
+            match i % 50 {
+                7 => text.push_str("{\"broken\": \n"),
+                8 => text.push_str("{\n \"weather_data.city\": \"X\",\n \"weather_data.date_time\": \"2019-06-04 14:05:13\"\n}\n"),
+                _ => text.push_str(GOOD),
+            }
+            text.push_str(",\n");
+        }
+        let want = sequential_view(text.as_bytes(), 1 << 20);
+        assert_eq!(want.0.len() + want.1.len(), 3000);
+        assert_eq!(parallel_view(text.as_bytes(), 1 << 20, 1000), want);
+        assert_eq!(parallel_view(text.as_bytes(), 1 << 20, 1 << 20), want);
+    }
 }

@@ -41,6 +41,10 @@ pub enum RawKind {
 pub struct RawRecord<'a> {
     /// Position of the record in its input, from 0.
     pub index: u64,
+    /// Byte offset of the record's start in the (decompressed) input.
+    pub offset: u64,
+    /// Byte offset just past the record's last byte in the input.
+    pub end: u64,
     /// What the reader made of it.
     pub kind: RawKind,
     /// The record's bytes (for [`RawKind::TooLarge`], the first 64 KiB).
@@ -214,7 +218,10 @@ fn hex(bytes: &[u8]) -> String {
 /// assert_eq!(kinds, [RawKind::Object, RawKind::Object, RawKind::NotObject, RawKind::Malformed]);
 /// ```
 pub struct Records {
-    input: Input,
+    path: PathBuf,
+    source: Option<Box<dyn Read + Send>>,
+    /// Stream offset of `buf[0]`.
+    base: u64,
     buf: Vec<u8>,
     pos: usize,
     end: usize,
@@ -239,7 +246,9 @@ enum End {
 impl Records {
     fn new(input: Input, max_record_bytes: usize) -> Self {
         Records {
-            input,
+            path: input.path,
+            source: Some(input.reader),
+            base: 0,
             buf: vec![0; 2 * READ_CHUNK],
             pos: 0,
             end: 0,
@@ -251,9 +260,112 @@ impl Records {
         }
     }
 
+    /// Records of bytes already in memory, from `data[pos]`, in the middle of an input (no BOM
+    /// is looked for). `base` is the stream offset of `data[0]`.
+    pub(crate) fn from_bytes(
+        path: &Path,
+        data: Vec<u8>,
+        base: u64,
+        pos: usize,
+        max_record_bytes: usize,
+    ) -> Self {
+        Records {
+            path: path.to_path_buf(),
+            source: None,
+            base,
+            pos,
+            end: data.len(),
+            buf: data,
+            eof: true,
+            started: true,
+            index: 0,
+            max: max_record_bytes.max(1),
+            large: Vec::new(),
+        }
+    }
+
+    /// Records of a reader, from the middle of an input (no BOM is looked for).
+    pub(crate) fn from_reader_mid_stream(
+        path: &Path,
+        reader: Box<dyn Read + Send>,
+        base: u64,
+        max_record_bytes: usize,
+    ) -> Self {
+        Records {
+            path: path.to_path_buf(),
+            source: Some(reader),
+            base,
+            buf: vec![0; 2 * READ_CHUNK],
+            pos: 0,
+            end: 0,
+            eof: false,
+            started: true,
+            index: 0,
+            max: max_record_bytes.max(1),
+            large: Vec::new(),
+        }
+    }
+
+    /// The size limit of a record.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.max
+    }
+
+    /// Gives the buffer of an in-memory reader back.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// The stream offset up to which records have been returned.
+    pub fn position(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
     /// The input's path.
     pub fn path(&self) -> &Path {
-        &self.input.path
+        &self.path
+    }
+
+    /// Appends the raw bytes that follow to `out` (a BOM at the start of the input removed):
+    /// what is buffered, else one read straight into `out`. Returns how many; 0 at the end.
+    /// For cutting the input into chunks.
+    pub(crate) fn read_into(&mut self, out: &mut Vec<u8>) -> Result<usize> {
+        if !self.started {
+            self.head()?;
+            if self.buf[self.pos..self.end].starts_with(&[0xEF, 0xBB, 0xBF]) {
+                self.pos += 3;
+            }
+            self.started = true;
+        }
+        if self.pos < self.end {
+            out.extend_from_slice(&self.buf[self.pos..self.end]);
+            let n = self.end - self.pos;
+            self.base += self.end as u64;
+            self.pos = 0;
+            self.end = 0;
+            return Ok(n);
+        }
+        let Some(source) = self.source.as_mut().filter(|_| !self.eof) else {
+            return Ok(0);
+        };
+        let len = out.len();
+        out.resize(len + READ_CHUNK, 0);
+        let n = loop {
+            match source.read(&mut out[len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    out.truncate(len);
+                    return Err(Error::io(&self.path, e));
+                }
+            }
+        };
+        out.truncate(len + n);
+        self.base += n as u64;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n)
     }
 
     /// The first bytes of the input (up to about 1 MiB), without consuming them.
@@ -274,14 +386,19 @@ impl Records {
         if self.pos > 0 && (self.buf.len() - self.end < READ_CHUNK) {
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
+            self.base += self.pos as u64;
             self.pos = 0;
         }
         if self.buf.len() - self.end < READ_CHUNK / 4 {
             let len = self.buf.len() * 2;
             self.buf.resize(len, 0);
         }
+        let Some(source) = self.source.as_mut() else {
+            self.eof = true;
+            return Ok(false);
+        };
         loop {
-            match self.input.reader.read(&mut self.buf[self.end..]) {
+            match source.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -291,7 +408,7 @@ impl Records {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(&self.input.path, e)),
+                Err(e) => return Err(Error::io(&self.path, e)),
             }
         }
     }
@@ -327,6 +444,7 @@ impl Records {
         }
 
         let first = self.buf[self.pos];
+        let offset = self.position();
         let mut mode = Mode::Scan(Scanner::new());
         let mut rel = 0usize;
         let mut large = false;
@@ -383,6 +501,8 @@ impl Records {
             }
             return Ok(Some(RawRecord {
                 index,
+                offset,
+                end: self.position(),
                 kind: RawKind::TooLarge,
                 bytes: &self.large,
             }));
@@ -398,7 +518,13 @@ impl Records {
         } else {
             RawKind::NotObject
         };
-        Ok(Some(RawRecord { index, kind, bytes }))
+        Ok(Some(RawRecord {
+            index,
+            offset,
+            end: self.base + self.pos as u64,
+            kind,
+            bytes,
+        }))
     }
 }
 

@@ -30,7 +30,8 @@ enum State {
     Literal { lit: &'static [u8], at: u8 },
 }
 
-const MAX_DEPTH: usize = 512;
+/// The deepest nesting of containers a record may have.
+pub(crate) const MAX_DEPTH: usize = 512;
 
 /// Scanner state carried from one slice to the next.
 #[derive(Debug)]

@@ -27,11 +27,11 @@ pub type UnknownFields = HashMap<String, u64>;
 const MAX_COLUMNS: usize = 16;
 
 impl Reject {
-    fn new(rec: &RawRecord<'_>, reason: impl Into<String>) -> Reject {
+    fn at(index: u64, bytes: &[u8], reason: impl Into<String>) -> Reject {
         Reject {
-            index: rec.index,
+            index,
             reason: reason.into(),
-            raw: raw_text(rec.bytes),
+            raw: raw_text(bytes),
         }
     }
 }
@@ -54,6 +54,8 @@ pub fn raw_text(bytes: &[u8]) -> String {
 /// use tier_core::{validate, Dataset};
 /// let rec = RawRecord {
 ///     index: 0,
+///     offset: 0,
+///     end: 0,
 ///     kind: RawKind::Object,
 ///     bytes: br#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_humidity":1.5}"#,
 /// };
@@ -65,60 +67,95 @@ pub fn validate<'a>(
     rec: &RawRecord<'a>,
     unknown: &mut UnknownFields,
 ) -> Result<Row<'a>, Reject> {
-    match rec.kind {
-        RawKind::Object => {}
-        RawKind::NotObject => return Err(Reject::new(rec, "not_an_object")),
-        RawKind::Malformed => return Err(Reject::new(rec, "malformed_json")),
-        RawKind::TooLarge => return Err(Reject::new(rec, "record_too_large")),
+    let reason = match rec.kind {
+        RawKind::Object => "malformed_json",
+        RawKind::NotObject => "not_an_object",
+        RawKind::Malformed => "malformed_json",
+        RawKind::TooLarge => "record_too_large",
+    };
+    if rec.kind == RawKind::Object {
+        if let Some((n, outcome)) =
+            validate_prefix(dataset, rec.index, rec.bytes, usize::MAX, unknown)
+        {
+            if rec.bytes[n..]
+                .iter()
+                .all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            {
+                return outcome;
+            }
+        }
     }
-    let malformed = || Reject::new(rec, "malformed_json");
-    let text = std::str::from_utf8(rec.bytes).map_err(|_| malformed())?;
+    Err(Reject::at(rec.index, rec.bytes, reason))
+}
+
+/// Validates the object at the start of `bytes`, whatever follows it. `None` when it is not
+/// sound JSON or spans more than `max` bytes (the caller then frames it the careful way);
+/// else how many bytes it spans, and its row or reject. Keys outside the schema are counted
+/// in `unknown` only then.
+pub fn validate_prefix<'a>(
+    dataset: Dataset,
+    index: u64,
+    bytes: &'a [u8],
+    max: usize,
+    unknown: &mut UnknownFields,
+) -> Option<(usize, Result<Row<'a>, Reject>)> {
     let columns = dataset.columns();
     let prefix = dataset.key_prefix();
     let mut slots: [Option<JsonValue<'a>>; MAX_COLUMNS] = Default::default();
     let mut extras: Vec<(Cow<'a, str>, JsonValue<'a>)> = Vec::new();
-    let mut members = Members::new(text);
-    while let Some((key, value)) = members.next_member().map_err(|_| malformed())? {
+    let mut members = Members::new(bytes);
+    while let Some((key, value)) = members.next_member().ok()? {
         let name = key.strip_prefix(prefix).unwrap_or(&key);
         match dataset.column_index(name) {
             Some(i) => slots[i] = Some(value),
+            None => extras.push((key, value)),
+        }
+    }
+    let n = members.end().ok()?;
+    if n > max {
+        return None;
+    }
+    for (key, _) in &extras {
+        match unknown.get_mut(key.as_ref()) {
+            Some(c) => *c += 1,
             None => {
-                match unknown.get_mut(key.as_ref()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        unknown.insert(key.to_string(), 1);
-                    }
-                }
-                extras.push((key, value));
+                unknown.insert(key.to_string(), 1);
             }
         }
     }
-    members.finish().map_err(|_| malformed())?;
-
+    let raw = &bytes[..n];
+    let reject = |reason: String| Reject::at(index, raw, reason);
     let mut values = Vec::with_capacity(columns.len());
     for (col, slot) in columns.iter().zip(slots.iter_mut()) {
-        let value = convert(col, slot.take())
-            .map_err(|code| Reject::new(rec, format!("{code}:{}", col.name)))?;
-        values.push(value);
+        match convert(col, slot.take()) {
+            Ok(v) => values.push(v),
+            Err(code) => return Some((n, Err(reject(format!("{code}:{}", col.name))))),
+        }
     }
     let extra = if extras.is_empty() {
         None
     } else {
         let mut map = serde_json::Map::new();
         for (k, v) in &extras {
-            map.insert(k.to_string(), json::to_serde(v).map_err(|_| malformed())?);
+            match json::to_serde(v) {
+                Ok(v) => map.insert(k.to_string(), v),
+                Err(_) => return Some((n, Err(reject("malformed_json".into())))),
+            };
         }
         let text = serde_json::Value::Object(map).to_string();
         if text.contains("\\u0000") {
-            return Err(Reject::new(rec, "invalid_value:_extra"));
+            return Some((n, Err(reject("invalid_value:_extra".into()))));
         }
         Some(text)
     };
-    Ok(Row {
-        index: rec.index,
-        values,
-        extra,
-    })
+    Some((
+        n,
+        Ok(Row {
+            index,
+            values,
+            extra,
+        }),
+    ))
 }
 
 /// Converts one member value to a column value, or names the rule it breaks.
@@ -205,6 +242,8 @@ mod tests {
     fn check(dataset: Dataset, json: &str) -> Result<Row<'_>, String> {
         let rec = RawRecord {
             index: 7,
+            offset: 0,
+            end: 0,
             kind: RawKind::Object,
             bytes: json.as_bytes(),
         };
@@ -275,6 +314,8 @@ mod tests {
         }
         let bad_utf8 = RawRecord {
             index: 0,
+            offset: 0,
+            end: 0,
             kind: RawKind::Object,
             bytes: b"{\"a\":\"\xff\"}",
         };
@@ -289,6 +330,8 @@ mod tests {
         let j = w(r#","weather_data.currently_ozone":301.2"#);
         let rec = RawRecord {
             index: 0,
+            offset: 0,
+            end: 0,
             kind: RawKind::Object,
             bytes: j.as_bytes(),
         };
