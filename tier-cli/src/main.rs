@@ -12,11 +12,12 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tier_core::check::{self, CheckOptions};
+use tier_core::check;
 use tier_core::db;
 use tier_core::embedded::{Cluster, State};
 use tier_core::generate::{self, GenerateOptions};
 use tier_core::loader::{self, LoadOptions, Loader};
+use tier_core::reader::ReadOptions;
 use tier_core::{Dataset, Error, FileReport, Report, Status};
 
 /// Load JSON exports of event streams into typed PostgreSQL tables, accounting for every record.
@@ -86,6 +87,16 @@ struct Common {
     /// Also write the log to this file (default: a file per run under data/log/ if it exists).
     #[arg(long)]
     log_file: Option<PathBuf>,
+}
+
+impl Common {
+    fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            dataset: self.dataset,
+            max_record_bytes: self.max_record_bytes,
+            ..ReadOptions::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -239,13 +250,11 @@ fn print_report(report: &Report, format: ReportFormat) {
 fn load(args: LoadArgs) -> Result<Outcome, Error> {
     let files = inputs(&args.paths)?;
     let opts = LoadOptions {
-        dataset: args.common.dataset,
+        read: args.common.read_options(),
         schema: args.schema.clone(),
         force: args.force,
         replace: args.replace,
         max_reject_ratio: args.max_reject_ratio,
-        max_record_bytes: args.common.max_record_bytes,
-        workers: loader::default_workers(),
     };
     if let Some(r) = opts.max_reject_ratio {
         if !(0.0..=1.0).contains(&r) {
@@ -325,11 +334,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
 
 fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     let files = inputs(&args.paths)?;
-    let opts = CheckOptions {
-        dataset: args.common.dataset,
-        max_record_bytes: args.common.max_record_bytes,
-        workers: loader::default_workers(),
-    };
+    let opts = args.common.read_options();
     let mut out = match &args.rejects_out {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| Error::io(p, e))?,

@@ -5,34 +5,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::loader::{open_input, Observer};
+use crate::loader::{open_input, Observer, Opened};
 use crate::pipeline::{self, NoPayload, Processed};
-use crate::reader::{self, Records};
+use crate::reader::{ReadOptions, Records};
 use crate::report::{FileReport, Status};
 use crate::row::Row;
 use crate::schema::Dataset;
 use crate::validate::{self, Reject};
-
-/// How to check.
-#[derive(Debug, Clone)]
-pub struct CheckOptions {
-    /// Force the dataset instead of detecting it.
-    pub dataset: Option<Dataset>,
-    /// Records larger than this are `record_too_large`.
-    pub max_record_bytes: usize,
-    /// Validation threads.
-    pub workers: usize,
-}
-
-impl Default for CheckOptions {
-    fn default() -> Self {
-        CheckOptions {
-            dataset: None,
-            max_record_bytes: reader::DEFAULT_MAX_RECORD_BYTES,
-            workers: crate::loader::default_workers(),
-        }
-    }
-}
 
 /// Receives each reject of a check.
 pub type RejectSink<'a> = dyn FnMut(&Reject) -> Result<()> + 'a;
@@ -40,24 +19,29 @@ pub type RejectSink<'a> = dyn FnMut(&Reject) -> Result<()> + 'a;
 /// Reads and validates one file; hands every reject to `on_reject` when given.
 ///
 /// ```
-/// use tier_core::check::{check, CheckOptions};
+/// use tier_core::check::check;
+/// use tier_core::reader::ReadOptions;
 /// let dir = std::env::temp_dir().join("tier-doc-check");
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("weather.json");
 /// std::fs::write(&path, "[{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"},\n42,\n").unwrap();
-/// let report = check(&path, &CheckOptions::default(), &tier_core::loader::Quiet, None).unwrap();
+/// let report = check(&path, &ReadOptions::default(), &tier_core::loader::Quiet, None).unwrap();
 /// assert_eq!((report.records, report.loaded, report.rejected), (2, 1, 1));
 /// assert_eq!(report.reject_reasons["not_an_object"], 1);
 /// ```
 pub fn check(
     path: &Path,
-    opts: &CheckOptions,
+    opts: &ReadOptions,
     observer: &dyn Observer,
     mut on_reject: Option<&mut RejectSink<'_>>,
 ) -> Result<FileReport> {
     let started = Instant::now();
-    let (records, dataset, progress, sha) =
-        open_input(path, opts.dataset, true, opts.max_record_bytes)?;
+    let Opened {
+        records,
+        dataset,
+        progress,
+        sha256: sha,
+    } = open_input(path, opts, true)?;
     let size = std::fs::metadata(path).ok().map(|m| m.len());
     observer.started(path, size, progress.clone());
     let enc = NoPayload {
@@ -119,8 +103,13 @@ pub struct Rows {
 impl Rows {
     /// Opens `path`; the dataset is detected unless given.
     pub fn open(path: &Path, dataset: Option<Dataset>) -> Result<Rows> {
-        let (records, dataset, _, _) =
-            open_input(path, dataset, false, reader::DEFAULT_MAX_RECORD_BYTES)?;
+        let opts = ReadOptions {
+            dataset,
+            ..ReadOptions::default()
+        };
+        let Opened {
+            records, dataset, ..
+        } = open_input(path, &opts, false)?;
         Ok(Rows {
             records,
             dataset,

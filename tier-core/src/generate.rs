@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use crate::schema::Dataset;
-use crate::timestamp::{civil_from_days, Timestamp};
+use crate::timestamp::Timestamp;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -116,15 +116,7 @@ const CITIES: &[(&str, f64)] = &[
 const BASE: i64 = 1_556_668_800;
 
 fn sql_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    Timestamp(secs * 1_000_000).naive_utc()
 }
 
 /// One clean record: its values by column (None is null), in table order.

@@ -14,15 +14,15 @@ use crate::ddl::{self, qualified, quote_ident};
 use crate::error::{Error, Result};
 use crate::ledger::Ledger;
 use crate::pipeline::{self, Processed};
-use crate::reader::{self, Input, Progress};
+use crate::reader::{self, Input, Progress, ReadOptions};
 use crate::report::{FileReport, Status};
 use crate::schema::Dataset;
 
 /// How to load.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// Force the dataset instead of detecting it.
-    pub dataset: Option<Dataset>,
+    /// How to read the files.
+    pub read: ReadOptions,
     /// PostgreSQL schema of the tables (default `public`).
     pub schema: String,
     /// Load even if the same content was loaded before.
@@ -31,29 +31,18 @@ pub struct LoadOptions {
     pub replace: bool,
     /// Above this share of rejected records, roll back and report `failed`.
     pub max_reject_ratio: Option<f64>,
-    /// Records larger than this are `record_too_large`.
-    pub max_record_bytes: usize,
-    /// Validation threads per file.
-    pub workers: usize,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            dataset: None,
+            read: ReadOptions::default(),
             schema: "public".into(),
             force: false,
             replace: false,
             max_reject_ratio: None,
-            max_record_bytes: reader::DEFAULT_MAX_RECORD_BYTES,
-            workers: default_workers(),
         }
     }
-}
-
-/// One validation thread per core.
-pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Hears about a file's progress (for progress bars).
@@ -70,24 +59,26 @@ pub trait Observer: Sync {
 pub struct Quiet;
 impl Observer for Quiet {}
 
+/// An input opened for reading, with its dataset told.
+pub struct Opened {
+    /// Its records.
+    pub records: reader::Records,
+    /// Its dataset.
+    pub dataset: Dataset,
+    /// A live count of the bytes read.
+    pub progress: Arc<Progress>,
+    /// Its SHA-256 once read, if hashing was asked for.
+    pub sha256: Option<reader::Sha256Handle>,
+}
+
 /// Opens an input and tells its dataset: forced, else from its keys' prefix, else from its
 /// file name.
-pub fn open_input(
-    path: &Path,
-    forced: Option<Dataset>,
-    hash: bool,
-    max_record_bytes: usize,
-) -> Result<(
-    reader::Records,
-    Dataset,
-    Arc<Progress>,
-    Option<reader::Sha256Handle>,
-)> {
+pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened> {
     let input = Input::open(path, hash)?;
     let progress = input.progress();
-    let sha = input.sha256_handle();
-    let mut records = input.records(max_record_bytes);
-    let dataset = match forced {
+    let sha256 = input.sha256_handle();
+    let mut records = input.records(opts.max_record_bytes);
+    let dataset = match opts.dataset {
         Some(d) => d,
         None => Dataset::from_prefixed_keys(records.head()?)
             .or_else(|| {
@@ -97,7 +88,12 @@ pub fn open_input(
             })
             .ok_or_else(|| Error::UnknownDataset(path.to_path_buf()))?,
     };
-    Ok((records, dataset, progress, sha))
+    Ok(Opened {
+        records,
+        dataset,
+        progress,
+        sha256,
+    })
 }
 
 /// Lists the inputs of the given paths: files as they are, directories expanded to their
@@ -213,8 +209,12 @@ impl Loader {
         } else {
             Some(reader::sha256_file(path)?)
         };
-        let (records, dataset, progress, sha_handle) =
-            open_input(path, self.opts.dataset, stdin, self.opts.max_record_bytes)?;
+        let Opened {
+            records,
+            dataset,
+            progress,
+            sha256: sha_handle,
+        } = open_input(path, &self.opts.read, stdin)?;
         self.ensure_tables(dataset)?;
         let table = qualified(&self.opts.schema, dataset.table());
         let mut report = FileReport {
@@ -349,7 +349,7 @@ impl Loader {
             pipeline::run(
                 records,
                 dataset,
-                opts.workers,
+                opts.read.workers,
                 &enc,
                 &mut |batch: &Processed| {
                     totals.absorb(batch);

@@ -23,6 +23,27 @@ pub const TOO_LARGE_KEPT_BYTES: usize = 64 << 10;
 
 const READ_CHUNK: usize = 1 << 20;
 
+/// How to read an input: shared by checks and loads.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Force the dataset instead of detecting it from the keys or the file name.
+    pub dataset: Option<crate::schema::Dataset>,
+    /// Records larger than this are `record_too_large`.
+    pub max_record_bytes: usize,
+    /// Validation threads.
+    pub workers: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            dataset: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
 /// What the reader made of one top-level value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawKind {

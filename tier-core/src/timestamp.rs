@@ -106,21 +106,35 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC, with a fraction only when there is one.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// `YYYY-MM-DD HH:MM:SS` in UTC, the form the exports use (without the fraction).
+    ///
+    /// ```
+    /// let t = tier_core::Timestamp::parse("2019-05-13T16:23:41+02:00").unwrap();
+    /// assert_eq!(t.naive_utc(), "2019-05-13 14:23:41");
+    /// ```
+    pub fn naive_utc(self) -> String {
+        self.date_time(' ')
+    }
+
+    fn date_time(self, separator: char) -> String {
         let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        let days = secs.div_euclid(86_400);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        format!(
+            "{y:04}-{m:02}-{d:02}{separator}{:02}:{:02}:{:02}",
             sod / 3600,
             sod / 60 % 60,
             sod % 60
-        )?;
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC, with a fraction only when there is one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.date_time('T'))?;
+        let micros = self.0.rem_euclid(1_000_000);
         if micros != 0 {
             write!(f, ".{micros:06}")?;
         }
@@ -177,7 +191,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// The date of a day number since 1970-01-01.
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTzInfo};
-use tier_core::check::{CheckOptions, Rows};
+use tier_core::check::Rows;
 use tier_core::loader::{LoadOptions, Loader, Quiet};
+use tier_core::reader::ReadOptions;
 use tier_core::{Dataset, Error, FileReport, Status, Value};
 
 /// Raises the `tier` exception that matches a core error.
@@ -123,12 +124,14 @@ fn load(
     max_reject_ratio: Option<f64>,
 ) -> PyResult<Report> {
     let opts = LoadOptions {
-        dataset: self::dataset(py, dataset)?,
+        read: ReadOptions {
+            dataset: self::dataset(py, dataset)?,
+            ..ReadOptions::default()
+        },
         schema: schema.to_string(),
         force,
         replace,
         max_reject_ratio,
-        ..LoadOptions::default()
     };
     let result = py.detach(|| -> Result<FileReport, Error> {
         if path.is_dir() {
@@ -159,9 +162,9 @@ fn load(
 #[pyfunction]
 #[pyo3(signature = (path, dataset=None))]
 fn check(py: Python<'_>, path: PathBuf, dataset: Option<String>) -> PyResult<Report> {
-    let opts = CheckOptions {
+    let opts = ReadOptions {
         dataset: self::dataset(py, dataset)?,
-        ..CheckOptions::default()
+        ..ReadOptions::default()
     };
     py.detach(|| tier_core::check::check(&path, &opts, &Quiet, None))
         .map(Report::from)
