@@ -530,3 +530,31 @@ fn embedded_default_is_created_started_and_left_running() {
     assert_eq!(run_in_home(&["db", "stop"]).code, 0);
     assert!(run_in_home(&["db", "status"]).stdout.starts_with("stopped"));
 }
+
+#[test]
+fn wrong_password_is_one_clear_line_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(dir.path(), "weather.json", "weather", 5, 16, 0.0);
+    let db = TestDb::new();
+    let mut c = db.client();
+    // A role that must give its password (over the socket too); other roles keep their rules.
+    c.batch_execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tier_pw') THEN \
+         CREATE ROLE tier_pw LOGIN PASSWORD 'right-one'; END IF; END $$",
+    )
+    .unwrap();
+    let hba: String = c.query_one("SHOW hba_file", &[]).unwrap().get(0);
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    let rule = "local all tier_pw scram-sha-256\n";
+    if !rules.starts_with(rule) {
+        std::fs::write(&hba, format!("{rule}{rules}")).unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let url = db.url.replace("user=postgres", "user=tier_pw") + " password=wr0ng-s3cret";
+    let run = tier(&["load", "--database-url", &url, s(&file)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("password authentication failed"), "{}", run.stderr);
+    assert!(!run.stderr.contains("wr0ng-s3cret") && !run.stdout.contains("wr0ng-s3cret"));
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+}
