@@ -26,7 +26,7 @@ cargo test --workspace
 venv="$root/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
-"$venv/bin/pip" install -q maturin pytest mypy
+"$venv/bin/pip" install -q maturin pytest mypy pyyaml
 "$venv/bin/pip" install -q ./tier-py
 "$venv/bin/python" -m pytest -q tier-py/tests
 "$venv/bin/python" -m mypy --strict tier-py/examples/usage.py

@@ -209,7 +209,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Gate) => ExitCode::from(3),
         Err(e) => {
-            eprintln!("tier: {e}");
+            logging::error(&e.to_string());
             ExitCode::from(if e.is_usage() { 2 } else { 1 })
         }
     }
@@ -305,7 +305,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
         match r {
             Ok(rep) => reports.push(rep),
             Err(e) => {
-                eprintln!("tier: {e}");
+                logging::error(&e.to_string());
                 failed = true;
             }
         }
@@ -320,7 +320,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
             rejected: f.rejected,
             max_ratio: opts.max_reject_ratio.unwrap_or(0.0),
         };
-        eprintln!("tier: {e}");
+        logging::error(&e.to_string());
         gate = true;
     }
     Ok(if failed {

@@ -558,3 +558,29 @@ fn wrong_password_is_one_clear_line_without_the_password() {
     assert!(!run.stderr.contains("wr0ng-s3cret") && !run.stdout.contains("wr0ng-s3cret"));
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
 }
+
+#[test]
+fn log_file_has_timed_records_and_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(dir.path(), "weather.json", "weather", 20, 17, 0.1);
+    let log = dir.path().join("run.log");
+    let db = TestDb::new();
+    let ok: Run = tier_cmd()
+        .env("RUST_LOG", "info")
+        .args(["load", "--progress", "never", "--database-url", &db.url, "--log-file", s(&log), s(&file)])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let bad = tier(&[
+        "load", "--log-file", s(&log), "--database-url",
+        "postgresql://tier:l0g-s3cret@127.0.0.1:1/tier", s(&file),
+    ]);
+    assert_eq!(bad.code, 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(" INFO  tier_core::"), "{text}");
+    assert!(text.contains(" ERROR tier] ") && text.contains("cannot connect"), "{text}");
+    assert!(!text.contains("l0g-s3cret"), "{text}");
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with("[20") && first.contains('T'), "records carry their time: {first}");
+}

@@ -1,0 +1,29 @@
+"""The Docker deployment files: they cannot run here (no Docker engine), so check their shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_file_parses_and_wires_the_loader_to_postgres() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "loader"}
+    assert "healthcheck" in services["postgres"]
+    loader = services["loader"]
+    assert loader["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert loader["environment"]["PGHOST"] == "postgres"
+    assert loader["build"]["dockerfile"] == "docker/Dockerfile"
+    assert (ROOT / loader["build"]["dockerfile"]).is_file()
+    assert any(v.endswith(":/work/data") for v in loader["volumes"])
+
+
+def test_dockerfile_builds_tier_in_two_stages() -> None:
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    assert text.count("FROM ") == 2
+    assert "cargo build --release --locked --bin tier" in text
+    assert 'ENTRYPOINT ["tier"]' in text
