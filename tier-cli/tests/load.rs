@@ -554,7 +554,11 @@ fn wrong_password_is_one_clear_line_without_the_password() {
     let url = db.url.replace("user=postgres", "user=tier_pw") + " password=wr0ng-s3cret";
     let run = tier(&["load", "--database-url", &url, s(&file)]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("password authentication failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("password authentication failed"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("wr0ng-s3cret") && !run.stdout.contains("wr0ng-s3cret"));
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
 }
@@ -567,20 +571,39 @@ fn log_file_has_timed_records_and_no_password() {
     let db = TestDb::new();
     let ok: Run = tier_cmd()
         .env("RUST_LOG", "info")
-        .args(["load", "--progress", "never", "--database-url", &db.url, "--log-file", s(&log), s(&file)])
+        .args([
+            "load",
+            "--progress",
+            "never",
+            "--database-url",
+            &db.url,
+            "--log-file",
+            s(&log),
+            s(&file),
+        ])
         .output()
         .unwrap()
         .into();
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     let bad = tier(&[
-        "load", "--log-file", s(&log), "--database-url",
-        "postgresql://tier:l0g-s3cret@127.0.0.1:1/tier", s(&file),
+        "load",
+        "--log-file",
+        s(&log),
+        "--database-url",
+        "postgresql://tier:l0g-s3cret@127.0.0.1:1/tier",
+        s(&file),
     ]);
     assert_eq!(bad.code, 1);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains(" INFO  tier_core::"), "{text}");
-    assert!(text.contains(" ERROR tier] ") && text.contains("cannot connect"), "{text}");
+    assert!(
+        text.contains(" ERROR tier] ") && text.contains("cannot connect"),
+        "{text}"
+    );
     assert!(!text.contains("l0g-s3cret"), "{text}");
     let first = text.lines().next().unwrap();
-    assert!(first.starts_with("[20") && first.contains('T'), "records carry their time: {first}");
+    assert!(
+        first.starts_with("[20") && first.contains('T'),
+        "records carry their time: {first}"
+    );
 }
