@@ -20,7 +20,8 @@ TIER_HOME="$home" target/debug/tier -q db start >/dev/null
 TIER_TEST_DATABASE_URL=$(TIER_HOME="$home" target/debug/tier db url)
 export TIER_TEST_DATABASE_URL
 
-cargo test --workspace
+log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$log"
 
 # Python: the module built with maturin and installed as a user would, then pytest.
 venv="$root/.venv"
@@ -28,6 +29,12 @@ venv="$root/.venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
 "$venv/bin/pip" install -q maturin pytest mypy pyyaml
 "$venv/bin/pip" install -q ./tier-py
-"$venv/bin/python" -m pytest -q tier-py/tests
+"$venv/bin/python" -m pytest -q tier-py/tests | tee -a "$log"
 "$venv/bin/python" -m mypy --strict tier-py/examples/usage.py
 "$venv/bin/python" -m mypy.stubtest tier._tier --allowlist tier-py/stubtest-allowlist.txt
+
+# One closing line over every runner: Rust (cargo test) and Python (pytest).
+awk '/^test result:/ { p += $4; f += $6 }
+     / passed/ && !/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
