@@ -254,6 +254,7 @@ fn process_chunk(
         stopped_at,
     }
 }
+
 /// Buffers handed back for reuse: fresh large buffers cost page faults on every chunk.
 #[derive(Default)]
 struct Pool(Mutex<Vec<Vec<u8>>>);
