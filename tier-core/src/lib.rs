@@ -40,3 +40,8 @@ pub use report::{FileReport, Report, Status, Totals};
 pub use row::{Row, TrackEvent, TypedRow, Value, Weather};
 pub use schema::Dataset;
 pub use timestamp::Timestamp;
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

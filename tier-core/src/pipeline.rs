@@ -417,11 +417,16 @@ fn run_chunked(
                 let _ = order_tx.send(Err(e));
             }
         });
+        let owned_path = path.to_path_buf();
         let next = move || -> Option<Result<Done>> {
             let step = order_rx.recv().ok()?;
             Some(step.and_then(|rx| {
-                rx.recv()
-                    .map_err(|_| Error::Usage("a validation worker stopped".into()))
+                rx.recv().map_err(|_| {
+                    Error::io(
+                        &owned_path,
+                        std::io::Error::other("a validation worker stopped"),
+                    )
+                })
             }))
         };
         let pools = (chunks.clone(), payloads.clone());
