@@ -21,15 +21,7 @@ fn reasons_in_db(db: &TestDb, table: &str) -> BTreeMap<String, u64> {
 #[test]
 fn counts_in_the_database_equal_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    generate(
-        dir.path(),
-        "track_events.json",
-        "track_events",
-        3000,
-        1,
-        0.05,
-    );
-    generate(dir.path(), "weather.json", "weather", 600, 2, 0.08);
+    exports(dir.path(), 3000, 600, 1, 0.05);
     let db = TestDb::new();
     let run = db.load(&[s(dir.path()), "--report", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -288,15 +280,7 @@ fn killed_load_leaves_tables_as_before_and_next_run_completes() {
 #[test]
 fn concurrent_loaders_load_each_row_once() {
     let dir = tempfile::tempdir().unwrap();
-    generate(
-        dir.path(),
-        "track_events.json",
-        "track_events",
-        5000,
-        7,
-        0.05,
-    );
-    generate(dir.path(), "weather.json", "weather", 800, 8, 0.05);
+    exports(dir.path(), 5000, 800, 7, 0.05);
     let db = TestDb::new();
     let at_once = |extra: &[&str]| {
         let handles: Vec<_> = (0..4)
@@ -469,15 +453,7 @@ fn connection_failures_are_one_clear_line_without_the_password() {
 #[test]
 fn parallel_jobs_load_both_datasets() {
     let dir = tempfile::tempdir().unwrap();
-    generate(
-        dir.path(),
-        "track_events.json",
-        "track_events",
-        2000,
-        13,
-        0.02,
-    );
-    generate(dir.path(), "weather.json", "weather", 400, 14, 0.02);
+    exports(dir.path(), 2000, 400, 13, 0.02);
     let db = TestDb::new();
     let run = db.load(&[s(dir.path()), "--jobs", "2", "--report", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);

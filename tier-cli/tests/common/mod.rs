@@ -154,6 +154,19 @@ pub fn generate(
     path
 }
 
+/// Writes `track_events.json` and `weather.json` with these many records to `dir`.
+pub fn exports(dir: &Path, events: u64, weather: u64, seed: u64, defects: f64) {
+    generate(
+        dir,
+        "track_events.json",
+        "track_events",
+        events,
+        seed,
+        defects,
+    );
+    generate(dir, "weather.json", "weather", weather, seed + 1, defects);
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
