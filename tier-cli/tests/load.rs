@@ -113,6 +113,15 @@ fn rerun_is_skipped_and_force_adds_no_duplicate() {
     assert_eq!(replaced["files"][0]["loaded"].as_u64().unwrap(), loaded);
     assert_eq!(db.count("SELECT * FROM track_events") as u64, loaded);
     assert_eq!(db.count("SELECT DISTINCT _load_id FROM track_events"), 1);
+    // The loads whose rows --replace removed no longer count as loaded.
+    assert_eq!(
+        db.count("SELECT * FROM tier_loads WHERE status = 'succeeded'"),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT * FROM tier_loads WHERE status = 'replaced'"),
+        2
+    );
 }
 
 #[test]

@@ -81,6 +81,19 @@ impl Ledger {
         Ok(())
     }
 
+    /// Marks the succeeded loads into `table` other than `load_id` as `replaced` (their rows
+    /// were removed by `--replace`), so that their files load again.
+    pub fn superseded(&self, c: &mut impl GenericClient, table: &str, load_id: i64) -> Result<u64> {
+        Ok(c.execute(
+            &format!(
+                "UPDATE {} SET status = 'replaced' \
+                 WHERE target_table = $1 AND status = 'succeeded' AND load_id <> $2",
+                self.table
+            ),
+            &[&table, &load_id],
+        )?)
+    }
+
     /// Records a failed attempt (after its transaction was rolled back); returns its id.
     pub fn failed(&self, c: &mut impl GenericClient, r: &FileReport, error: &str) -> Result<i64> {
         let row = c.query_one(

@@ -307,6 +307,8 @@ impl Loader {
         report.load_id = Some(load_id);
         if opts.replace {
             tx.batch_execute(&format!("TRUNCATE {table}"))?;
+            // Their rows are gone: those files must not be skipped as loaded any more.
+            ledger.superseded(&mut tx, &short_table, load_id)?;
         }
         // Bulk path: into an empty table, rows are copied straight in and the unique index is
         // built afterwards. Merge path: rows go to a staging table and are settled in SQL.
