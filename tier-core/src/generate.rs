@@ -331,37 +331,25 @@ fn defect_record(
     too_large_done: &mut bool,
 ) -> String {
     let good = json_record(d, fields);
-    let kinds: &[&str] = match d {
-        Dataset::TrackEvents => &[
-            "malformed",
-            "not_object",
-            "too_large",
-            "missing",
-            "invalid_type",
-            "invalid_timestamp",
-            "non_finite",
-            "duplicate",
-            "duplicate",
-        ],
-        Dataset::Weather => &[
-            "malformed",
-            "not_object",
-            "too_large",
-            "missing",
-            "invalid_type",
-            "invalid_timestamp",
-            "non_finite",
-            "out_of_range",
-            "invalid_value",
-            "duplicate",
-            "conflicting",
-        ],
-    };
+    // Every dataset gets these; the rest depend on its rules.
+    let mut kinds = vec![
+        "malformed",
+        "not_object",
+        "too_large",
+        "missing",
+        "invalid_type",
+        "invalid_timestamp",
+        "non_finite",
+    ];
+    kinds.extend_from_slice(match d {
+        Dataset::TrackEvents => &["duplicate", "duplicate"][..],
+        Dataset::Weather => &["out_of_range", "invalid_value", "duplicate", "conflicting"][..],
+    });
     let (req_text, ts, num) = match d {
         Dataset::TrackEvents => ("anonymous_id", "received_time", "properties_rating"),
         Dataset::Weather => ("city", "date_time", "currently_temperature"),
     };
-    match rng.pick(kinds) {
+    match rng.pick(&kinds) {
         "malformed" => {
             let cut = good.len() / 2 + rng.below(good.len() as u64 / 3) as usize;
             let mut t = good[..cut].to_string();

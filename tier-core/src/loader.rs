@@ -341,7 +341,7 @@ impl Loader {
 
         let t0 = Instant::now();
         let mut totals = Processed::default();
-        let mut spool = Spool::new(&report.path)?;
+        let mut spool = Spool::new(&report.path);
         {
             let mut writer =
                 tx.copy_in(&format!("COPY {copy_target} FROM STDIN (FORMAT binary)"))?;
@@ -527,11 +527,11 @@ struct Spool {
 }
 
 impl Spool {
-    fn new(path: &str) -> Result<Spool> {
-        Ok(Spool {
+    fn new(path: &str) -> Spool {
+        Spool {
             file: None,
             path: path.to_string(),
-        })
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {

@@ -206,8 +206,6 @@ fn process_chunk(
         // every value and every resynchronisation ends where it would in the whole input.
         data.push(b'{');
     }
-    // Where the chunk's own bytes end: at the sentinel, or at the end of the input.
-    let limit = len;
     let mut pos = 0;
     let mut stopped_at = None;
     loop {
@@ -216,8 +214,8 @@ fn process_chunk(
         {
             pos += 1;
         }
-        if pos >= limit {
-            break;
+        if pos >= len {
+            break; // the sentinel, or the end of the input
         }
         // The usual case, in one pass: a sound object, read and validated at once.
         if data[pos] == b'{' {
