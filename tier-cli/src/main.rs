@@ -18,7 +18,7 @@ use tier_core::embedded::{Cluster, State};
 use tier_core::generate::{self, GenerateOptions};
 use tier_core::loader::{self, LoadOptions, Loader};
 use tier_core::reader::ReadOptions;
-use tier_core::{Dataset, Error, FileReport, Report, Status};
+use tier_core::{Error, FileReport, Registry, Report, Status};
 
 /// Load JSON exports of event streams into typed PostgreSQL tables, accounting for every record.
 #[derive(Parser)]
@@ -40,14 +40,8 @@ enum Command {
     Load(LoadArgs),
     /// Read and validate only, without a database.
     Check(CheckArgs),
-    /// Print the DDL of the tables.
-    Schema {
-        /// One dataset (default: both).
-        dataset: Option<Dataset>,
-        /// PostgreSQL schema.
-        #[arg(long, default_value = "public")]
-        schema: String,
-    },
+    /// Print the DDL of the tables, a dataset's definition, or propose a definition.
+    Schema(SchemaArgs),
     /// Write synthetic data in the real source layout.
     Generate(GenerateArgs),
     /// Manage the embedded PostgreSQL (under $TIER_HOME, default ./.tier).
@@ -70,11 +64,59 @@ enum ProgressMode {
     Never,
 }
 
+/// Where dataset definitions come from.
+#[derive(Args)]
+struct Definitions {
+    /// A dataset definition (.toml) or a directory of them; repeatable (also $TIER_DATASETS).
+    #[arg(long = "datasets", value_name = "PATH")]
+    datasets: Vec<PathBuf>,
+}
+
+impl Definitions {
+    fn registry(&self) -> Result<Registry, Error> {
+        Registry::from_env(&self.datasets)
+    }
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SchemaArgs {
+    #[command(subcommand)]
+    infer: Option<SchemaCommand>,
+    /// One dataset (default: every known one).
+    dataset: Option<String>,
+    /// Print the dataset's TOML definition instead of the DDL.
+    #[arg(long, requires = "dataset")]
+    definition: bool,
+    /// PostgreSQL schema.
+    #[arg(long, default_value = "public")]
+    schema: String,
+    #[command(flatten)]
+    definitions: Definitions,
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Read a sample of a file and propose a dataset definition (loads nothing).
+    Infer {
+        /// The file to read.
+        file: PathBuf,
+        /// The dataset's name (default: from the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// How many records to read.
+        #[arg(long, default_value_t = tier_core::schema::infer::DEFAULT_SAMPLE)]
+        sample: usize,
+    },
+}
+
 #[derive(Args)]
 struct Common {
     /// Force the dataset instead of detecting it from keys or file name.
     #[arg(long)]
-    dataset: Option<Dataset>,
+    dataset: Option<String>,
+    #[command(flatten)]
+    definitions: Definitions,
     /// Report format on standard output.
     #[arg(long, value_enum, default_value = "text")]
     report: ReportFormat,
@@ -90,12 +132,19 @@ struct Common {
 }
 
 impl Common {
-    fn read_options(&self) -> ReadOptions {
-        ReadOptions {
-            dataset: self.dataset,
+    fn read_options(&self) -> Result<ReadOptions, Error> {
+        let datasets = self.definitions.registry()?;
+        let dataset = self
+            .dataset
+            .as_deref()
+            .map(|d| datasets.get(d))
+            .transpose()?;
+        Ok(ReadOptions {
+            dataset,
+            datasets,
             max_record_bytes: self.max_record_bytes,
             ..ReadOptions::default()
-        }
+        })
     }
 }
 
@@ -138,8 +187,10 @@ struct CheckArgs {
 
 #[derive(Args)]
 struct GenerateArgs {
-    /// track_events or weather.
-    dataset: Dataset,
+    /// A built-in dataset: track_events or weather.
+    dataset: String,
+    #[command(flatten)]
+    definitions: Definitions,
     /// How many records.
     #[arg(long)]
     records: u64,
@@ -219,10 +270,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Load(args) => load(args),
         Command::Check(args) => check_files(args),
-        Command::Schema { dataset, schema } => {
-            print!("{}", tier_core::ddl::full_ddl(dataset, &schema));
-            Ok(Outcome::Ok)
-        }
+        Command::Schema(args) => schema(args),
         Command::Generate(args) => generate_file(args),
         Command::Db { action } => db_command(action),
     }
@@ -247,10 +295,32 @@ fn print_report(report: &Report, format: ReportFormat) {
     let _ = out.flush();
 }
 
+fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
+    if let Some(SchemaCommand::Infer { file, name, sample }) = &args.infer {
+        print!(
+            "{}",
+            tier_core::schema::infer::infer(file, name.as_deref(), *sample)?
+        );
+        return Ok(Outcome::Ok);
+    }
+    let registry = args.definitions.registry()?;
+    let datasets = match &args.dataset {
+        Some(name) => vec![registry.get(name)?],
+        None => registry.all().to_vec(),
+    };
+    if args.definition {
+        print!("{}", datasets[0].source);
+    } else {
+        print!("{}", tier_core::ddl::full_ddl(&datasets, &args.schema));
+    }
+    Ok(Outcome::Ok)
+}
+
 fn load(args: LoadArgs) -> Result<Outcome, Error> {
+    let read = args.common.read_options()?;
     let files = inputs(&args.paths)?;
     let opts = LoadOptions {
-        read: args.common.read_options(),
+        read,
         schema: args.schema.clone(),
         force: args.force,
         replace: args.replace,
@@ -333,8 +403,8 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
 }
 
 fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
+    let opts = args.common.read_options()?;
     let files = inputs(&args.paths)?;
-    let opts = args.common.read_options();
     let mut out = match &args.rejects_out {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| Error::io(p, e))?,
@@ -346,10 +416,10 @@ fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     for path in &files {
         let path_str = path.display().to_string();
         let rejects_path = args.rejects_out.clone().unwrap_or_default();
-        let mut write = |r: &tier_core::validate::Reject| -> Result<(), Error> {
+        let mut write = |r: &tier_core::Reject| -> Result<(), Error> {
             if let Some(w) = out.as_mut() {
                 let line = serde_json::json!({
-                    "path": path_str, "record_index": r.index, "reason": r.reason, "raw": r.raw,
+                    "path": path_str, "record_index": r.index, "reason": r.reason.to_string(), "raw": r.raw,
                 });
                 writeln!(w, "{line}").map_err(|e| Error::io(&rejects_path, e))?;
             }
@@ -373,8 +443,14 @@ fn generate_file(args: GenerateArgs) -> Result<Outcome, Error> {
     if !(0.0..=1.0).contains(&args.defect_rate) {
         return Err(Error::Usage("--defect-rate must be between 0 and 1".into()));
     }
+    let dataset = args.definitions.registry()?.get(&args.dataset)?;
+    if !generate::supports(&dataset) {
+        return Err(Error::Usage(format!(
+            "tier generate makes data for the built-in datasets only, not {dataset}"
+        )));
+    }
     let opts = GenerateOptions {
-        dataset: args.dataset,
+        dataset,
         records: args.records,
         seed: args.seed,
         defect_rate: args.defect_rate,

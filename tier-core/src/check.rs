@@ -9,9 +9,9 @@ use crate::loader::{open_input, Observer, Opened};
 use crate::pipeline::{self, NoPayload, Processed};
 use crate::reader::{ReadOptions, Records};
 use crate::report::{FileReport, Status};
-use crate::row::Row;
+use crate::schema::row::Row;
+use crate::schema::validate::{self, Reject};
 use crate::schema::Dataset;
-use crate::validate::{self, Reject};
 
 /// Receives each reject of a check.
 pub type RejectSink<'a> = dyn FnMut(&Reject) -> Result<()> + 'a;
@@ -50,7 +50,7 @@ pub fn check(
     let mut totals = Processed::default();
     let result = pipeline::run(
         records,
-        dataset,
+        &dataset,
         opts.workers,
         &enc,
         &mut |batch: &Processed| {
@@ -68,7 +68,7 @@ pub fn check(
     result?;
     Ok(FileReport {
         path: path.display().to_string(),
-        dataset: dataset.name().into(),
+        dataset: dataset.name.clone(),
         table: None,
         sha256: sha.map(|h| h.hex()).unwrap_or_default(),
         bytes: progress.bytes(),
@@ -78,6 +78,7 @@ pub fn check(
         rejected: totals.rejected(),
         reject_reasons: totals.reasons,
         unknown_fields: totals.unknown.into_iter().collect::<BTreeMap<_, _>>(),
+        added_columns: Vec::new(),
         status: Status::Checked,
         load_id: None,
         seconds: started.elapsed().as_secs_f64(),
@@ -91,7 +92,7 @@ pub fn check(
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("w.json");
 /// std::fs::write(&path, "{\"weather_data.city\":\"Oslo\",\"weather_data.date_time\":\"2019-06-04 14:05:13\"}\n").unwrap();
-/// let rows: Vec<_> = tier_core::check::Rows::open(&path, None).unwrap().collect::<Result<_, _>>().unwrap();
+/// let rows: Vec<_> = tier_core::check::Rows::open(&path, &Default::default()).unwrap().collect::<Result<_, _>>().unwrap();
 /// assert_eq!(rows.len(), 1);
 /// ```
 pub struct Rows {
@@ -101,15 +102,11 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// Opens `path`; the dataset is detected unless given.
-    pub fn open(path: &Path, dataset: Option<Dataset>) -> Result<Rows> {
-        let opts = ReadOptions {
-            dataset,
-            ..ReadOptions::default()
-        };
+    /// Opens `path`; the dataset is detected among `opts.datasets` unless forced.
+    pub fn open(path: &Path, opts: &ReadOptions) -> Result<Rows> {
         let Opened {
             records, dataset, ..
-        } = open_input(path, &opts, false)?;
+        } = open_input(path, opts, false)?;
         Ok(Rows {
             records,
             dataset,
@@ -118,8 +115,8 @@ impl Rows {
     }
 
     /// The dataset of the rows.
-    pub fn dataset(&self) -> Dataset {
-        self.dataset
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
     }
 }
 
@@ -133,7 +130,7 @@ impl Iterator for Rows {
                 Ok(None) => return None,
                 Err(e) => return Some(Err(e)),
             };
-            if let Ok(row) = validate::validate(self.dataset, &rec, &mut self.unknown) {
+            if let Ok(row) = validate::validate(&self.dataset, &rec, &mut self.unknown) {
                 return Some(Ok(row.into_owned()));
             }
         }

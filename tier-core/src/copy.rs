@@ -7,9 +7,10 @@
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::pipeline::Encode;
-use crate::row::{Row, Value};
+use crate::schema::row::{Row, Value};
+use crate::schema::timestamp::PG_EPOCH_OFFSET_DAYS;
+use crate::schema::validate::Reject;
 use crate::schema::Dataset;
-use crate::validate::Reject;
 
 /// The 19-byte header of a binary COPY stream.
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -18,7 +19,7 @@ pub const TRAILER: &[u8] = &[0xff, 0xff];
 
 /// Encodes rows and rejects of one load as staging-table COPY rows.
 pub struct CopyEncoder {
-    dataset: Dataset,
+    columns: usize,
     load_id: i64,
     keep_raw: bool,
 }
@@ -26,16 +27,16 @@ pub struct CopyEncoder {
 impl CopyEncoder {
     /// An encoder for a load of `dataset` with ledger id `load_id`; with `keep_raw`, each valid
     /// row also carries its raw text (a last `_raw` column).
-    pub fn new(dataset: Dataset, load_id: i64, keep_raw: bool) -> Self {
+    pub fn new(dataset: &Dataset, load_id: i64, keep_raw: bool) -> Self {
         CopyEncoder {
-            dataset,
+            columns: dataset.columns.len(),
             load_id,
             keep_raw,
         }
     }
 
     fn fields(&self) -> i16 {
-        (self.dataset.columns().len() + 4 + self.keep_raw as usize) as i16
+        (self.columns + 4 + self.keep_raw as usize) as i16
     }
 }
 
@@ -64,6 +65,11 @@ pub fn value(out: &mut Vec<u8>, v: &Value<'_>) {
         Value::Timestamp(t) => field(out, &t.pg_micros().to_be_bytes()),
         Value::Float(f) => field(out, &f.to_be_bytes()),
         Value::SmallInt(i) => field(out, &i.to_be_bytes()),
+        Value::Integer(i) => field(out, &i.to_be_bytes()),
+        Value::BigInt(i) => field(out, &i.to_be_bytes()),
+        Value::Bool(b) => field(out, &[*b as u8]),
+        Value::Date(d) => field(out, &(d - PG_EPOCH_OFFSET_DAYS).to_be_bytes()),
+        Value::Json(s) => jsonb(out, s),
     }
 }
 
@@ -96,7 +102,7 @@ impl Encode for CopyEncoder {
         field(out, &self.load_id.to_be_bytes());
         let at = out.len() + 4;
         field(out, &(reject.index as i64).to_be_bytes());
-        field(out, reject.reason.as_bytes());
+        field(out, reject.reason.to_string().as_bytes());
         field(out, reject.raw.as_bytes());
         Some(at)
     }

@@ -1,6 +1,6 @@
 //! DDL: the target tables, their rejects tables and the `tier_loads` ledger.
 
-use crate::schema::Dataset;
+use crate::schema::{ColumnType, Dataset};
 
 /// Quotes an SQL identifier (`"` doubled), so no name can inject SQL.
 ///
@@ -17,8 +17,8 @@ pub fn qualified(schema: &str, name: &str) -> String {
 }
 
 /// The name of a dataset's rejects table.
-pub fn rejects_table(dataset: Dataset) -> String {
-    format!("{}_rejects", dataset.table())
+pub fn rejects_table(dataset: &Dataset) -> String {
+    format!("{}_rejects", dataset.table)
 }
 
 /// Name of the ledger table.
@@ -26,11 +26,11 @@ pub const LEDGER: &str = "tier_loads";
 
 /// Every column of a target table with its PostgreSQL type as `information_schema` names it,
 /// and whether it is `not null`.
-pub fn target_columns(dataset: Dataset) -> Vec<(&'static str, &'static str, bool)> {
+pub fn target_columns(dataset: &Dataset) -> Vec<(&str, &'static str, bool)> {
     let mut cols: Vec<_> = dataset
-        .columns()
+        .columns
         .iter()
-        .map(|c| (c.name, info_type(c.kind.sql_type()), c.required))
+        .map(|c| (c.name.as_str(), c.ty.info_schema(), c.required))
         .collect();
     cols.push(("_extra", "jsonb", false));
     cols.push(("_load_id", "bigint", true));
@@ -65,16 +65,8 @@ pub const LEDGER_COLUMNS: [(&str, &str, bool); 14] = [
     ("error", "text", false),
 ];
 
-fn info_type(sql: &str) -> &'static str {
-    match sql {
-        "timestamptz" => "timestamp with time zone",
-        "double precision" => "double precision",
-        "smallint" => "smallint",
-        _ => "text",
-    }
-}
-
-fn sql_type(info: &str) -> &str {
+/// The DDL type of an `information_schema` type name.
+pub fn sql_type(info: &str) -> &str {
     match info {
         "timestamp with time zone" => "timestamptz",
         other => other,
@@ -110,8 +102,8 @@ pub fn ledger_ddl(schema: &str) -> String {
 }
 
 /// The DDL of a dataset's target table (with its unique index) and rejects table in `schema`.
-pub fn table_ddl(dataset: Dataset, schema: &str) -> String {
-    let name = dataset.table();
+pub fn table_ddl(dataset: &Dataset, schema: &str) -> String {
+    let name = &dataset.table;
     let t = qualified(schema, name);
     let rejects = rejects_table(dataset);
     format!(
@@ -128,45 +120,57 @@ pub fn table_ddl(dataset: Dataset, schema: &str) -> String {
     )
 }
 
-/// The DDL of everything tier creates for `dataset` (or both) in `schema`: the ledger first.
+/// The DDL of everything tier creates for `datasets` in `schema`: the ledger first.
 ///
 /// ```
-/// let ddl = tier_core::ddl::full_ddl(None, "public");
+/// let reg = tier_core::Registry::builtin();
+/// let ddl = tier_core::ddl::full_ddl(reg.all(), "public");
 /// assert!(ddl.contains("\"tier_loads\""));
 /// assert!(ddl.contains("\"track_events_rejects\""));
 /// ```
-pub fn full_ddl(dataset: Option<Dataset>, schema: &str) -> String {
+pub fn full_ddl(datasets: &[Dataset], schema: &str) -> String {
     let mut s = format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(schema));
     s.push_str(&ledger_ddl(schema));
-    for d in Dataset::ALL {
-        if dataset.is_none_or(|x| x == d) {
-            s.push_str(&table_ddl(d, schema));
-        }
+    for d in datasets {
+        s.push_str(&table_ddl(d, schema));
     }
     s
 }
 
-/// The columns of a dataset's unique key: its natural key, else the received time and the
-/// hash of all columns (rows equal in all columns are duplicates; leading with the time keeps
-/// index insertions nearly in order, since exports are in time order).
-pub fn unique_key(dataset: Dataset) -> Vec<&'static str> {
-    match dataset.key_columns() {
-        Some(cols) => cols.to_vec(),
-        None => vec!["received_time", "_row_hash"],
+/// The columns of a dataset's unique key: its natural key, else a required time column (the
+/// `partition_by` column, or the first required `timestamptz` or `date`) and the hash of all
+/// columns (rows equal in all columns are duplicates; leading with the time keeps index
+/// insertions nearly in order, since exports are in time order).
+pub fn unique_key(dataset: &Dataset) -> Vec<&str> {
+    if let Some(key) = &dataset.key {
+        return key.iter().map(String::as_str).collect();
     }
+    let time = |c: &&crate::schema::Column| {
+        c.required && matches!(c.ty, ColumnType::Timestamptz | ColumnType::Date)
+    };
+    let lead = dataset
+        .partition_by
+        .as_deref()
+        .and_then(|p| dataset.columns.iter().find(|c| c.name == p))
+        .filter(time)
+        .or_else(|| dataset.columns.iter().find(time));
+    lead.map(|c| c.name.as_str())
+        .into_iter()
+        .chain(["_row_hash"])
+        .collect()
 }
 
 /// The name of a dataset's unique index.
-pub fn key_index(dataset: Dataset) -> String {
-    format!("{}_key", dataset.table())
+pub fn key_index(dataset: &Dataset) -> String {
+    format!("{}_key", dataset.table)
 }
 
 /// `CREATE UNIQUE INDEX IF NOT EXISTS` of a dataset's unique key.
-pub fn key_index_ddl(dataset: Dataset, schema: &str) -> String {
+pub fn key_index_ddl(dataset: &Dataset, schema: &str) -> String {
     format!(
         "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
         quote_ident(&key_index(dataset)),
-        qualified(schema, dataset.table()),
+        qualified(schema, &dataset.table),
         column_list(&unique_key(dataset)),
     )
 }
@@ -181,7 +185,7 @@ pub fn column_list(cols: &[&str]) -> String {
 
 /// The temporary staging table of a merge: the target's columns, then `_raw` when conflicts
 /// must be reported with their raw text; nothing constrained.
-pub fn stage_ddl(dataset: Dataset, with_raw: bool) -> String {
+pub fn stage_ddl(dataset: &Dataset, with_raw: bool) -> String {
     let mut cols: Vec<String> = target_columns(dataset)
         .iter()
         .map(|(n, t, _)| format!("{} {}", quote_ident(n), sql_type(t)))

@@ -21,11 +21,31 @@ pub enum Error {
     #[error("{0}: no *.json, *.json.gz, *.jsonl or *.ndjson files in this directory")]
     NoInputs(PathBuf),
     /// The dataset of a file could not be told from its keys or its name.
-    #[error("{0}: cannot tell the dataset from its keys or its name; pass --dataset track_events|weather")]
-    UnknownDataset(PathBuf),
+    #[error("{}: cannot tell the dataset from its keys or its name; pass --dataset {known}", path.display())]
+    UnknownDataset {
+        /// The file concerned.
+        path: PathBuf,
+        /// The names of the known datasets, separated by `|`.
+        known: String,
+    },
     /// A dataset name that tier does not know.
-    #[error("unknown dataset `{0}` (expected `track_events` or `weather`)")]
-    InvalidDataset(String),
+    #[error("unknown dataset `{name}` (known: {known})")]
+    InvalidDataset {
+        /// The name asked for.
+        name: String,
+        /// The names of the known datasets.
+        known: String,
+    },
+    /// A dataset definition that cannot be read or is not valid.
+    #[error("{origin}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Definition {
+        /// The file (or built-in) it came from.
+        origin: String,
+        /// The 1-based line of the problem, when it is known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
     /// A usage error: an option with a value that cannot work.
     #[error("{0}")]
     Usage(String),
@@ -70,7 +90,10 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::Usage(_) | Error::InvalidDataset(_) | Error::UnknownDataset(_)
+            Error::Usage(_)
+                | Error::InvalidDataset { .. }
+                | Error::UnknownDataset { .. }
+                | Error::Definition { .. }
         )
     }
 }

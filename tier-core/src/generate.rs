@@ -3,8 +3,30 @@
 
 use std::io::{self, Write};
 
-use crate::schema::Dataset;
-use crate::timestamp::Timestamp;
+use crate::schema::timestamp::Timestamp;
+use crate::schema::{ColumnType, Dataset};
+
+/// The built-in streams the generator knows how to make up.
+#[derive(Clone, Copy)]
+enum Stream {
+    TrackEvents,
+    Weather,
+}
+
+impl Stream {
+    fn of(d: &Dataset) -> Option<Stream> {
+        match d.name.as_str() {
+            "track_events" => Some(Stream::TrackEvents),
+            "weather" => Some(Stream::Weather),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the generator can make data for `dataset` (the built-ins only).
+pub fn supports(dataset: &Dataset) -> bool {
+    Stream::of(dataset).is_some()
+}
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -216,7 +238,7 @@ fn weather(rng: &mut Rng, i: u64) -> Clean {
     ]
 }
 
-fn json_record(dataset: Dataset, fields: &Clean) -> String {
+fn json_record(dataset: &Dataset, fields: &Clean) -> String {
     let prefix = dataset.key_prefix();
     let mut s = String::with_capacity(800);
     s.push('{');
@@ -246,7 +268,7 @@ fn set(fields: &mut Clean, key: &str, v: Option<Field>) {
 }
 
 /// The record with the value of `key` replaced by the raw JSON text `raw`.
-fn with_raw(dataset: Dataset, fields: &Clean, key: &str, raw: &str) -> String {
+fn with_raw(dataset: &Dataset, fields: &Clean, key: &str, raw: &str) -> String {
     let mut f = fields.clone();
     set(&mut f, key, Some(Field::Text("@@RAW@@".into())));
     json_record(dataset, &f).replace("\"@@RAW@@\"", raw)
@@ -256,8 +278,8 @@ fn with_raw(dataset: Dataset, fields: &Clean, key: &str, raw: &str) -> String {
 ///
 /// ```
 /// use tier_core::generate::{generate, GenerateOptions};
-/// use tier_core::Dataset;
-/// let opts = GenerateOptions { dataset: Dataset::Weather, records: 3, seed: 1, defect_rate: 0.0, closed: true, csv: false };
+/// let weather = tier_core::Registry::builtin().get("weather").unwrap();
+/// let opts = GenerateOptions { dataset: weather, records: 3, seed: 1, defect_rate: 0.0, closed: true, csv: false };
 /// let mut a = Vec::new();
 /// let mut b = Vec::new();
 /// generate(&opts, &mut a).unwrap();
@@ -268,9 +290,15 @@ fn with_raw(dataset: Dataset, fields: &Clean, key: &str, raw: &str) -> String {
 pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut rng = Rng(opts.seed ^ 0x7469_6572);
     let mut w = io::BufWriter::with_capacity(1 << 20, out);
-    let d = opts.dataset;
+    let d = &opts.dataset;
+    let stream = Stream::of(d).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no generator for dataset {d} (only for the built-ins)"),
+        )
+    })?;
     if opts.csv {
-        let names: Vec<&str> = d.columns().iter().map(|c| c.name).collect();
+        let names: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
         writeln!(w, "{}", names.join(","))?;
     } else {
         w.write_all(b"[")?;
@@ -279,9 +307,9 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut too_large_done = false;
     let mut after_malformed = false;
     for i in 0..opts.records {
-        let fields = match d {
-            Dataset::TrackEvents => track_event(&mut rng, i),
-            Dataset::Weather => weather(&mut rng, i),
+        let fields = match stream {
+            Stream::TrackEvents => track_event(&mut rng, i),
+            Stream::Weather => weather(&mut rng, i),
         };
         if opts.csv {
             write_csv(&mut w, d, &fields)?;
@@ -291,6 +319,7 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
         let text = if defect {
             let t = defect_record(
                 d,
+                stream,
                 &mut rng,
                 &fields,
                 last_good.as_ref(),
@@ -324,7 +353,8 @@ pub fn generate(opts: &GenerateOptions, out: &mut dyn Write) -> io::Result<()> {
 }
 
 fn defect_record(
-    d: Dataset,
+    d: &Dataset,
+    stream: Stream,
     rng: &mut Rng,
     fields: &Clean,
     last_good: Option<&(String, Clean)>,
@@ -341,13 +371,13 @@ fn defect_record(
         "invalid_timestamp",
         "non_finite",
     ];
-    kinds.extend_from_slice(match d {
-        Dataset::TrackEvents => &["duplicate", "duplicate"][..],
-        Dataset::Weather => &["out_of_range", "invalid_value", "duplicate", "conflicting"][..],
+    kinds.extend_from_slice(match stream {
+        Stream::TrackEvents => &["duplicate", "duplicate"][..],
+        Stream::Weather => &["out_of_range", "invalid_value", "duplicate", "conflicting"][..],
     });
-    let (req_text, ts, num) = match d {
-        Dataset::TrackEvents => ("anonymous_id", "received_time", "properties_rating"),
-        Dataset::Weather => ("city", "date_time", "currently_temperature"),
+    let (req_text, ts, num) = match stream {
+        Stream::TrackEvents => ("anonymous_id", "received_time", "properties_rating"),
+        Stream::Weather => ("city", "date_time", "currently_temperature"),
     };
     match rng.pick(&kinds) {
         "malformed" => {
@@ -377,9 +407,9 @@ fn defect_record(
             );
             json_record(d, &f)
         }
-        "invalid_type" => match d {
-            Dataset::TrackEvents => with_raw(d, fields, "properties_rating", "4.5"),
-            Dataset::Weather => with_raw(d, fields, "currently_humidity", "\"wet\""),
+        "invalid_type" => match stream {
+            Stream::TrackEvents => with_raw(d, fields, "properties_rating", "4.5"),
+            Stream::Weather => with_raw(d, fields, "currently_humidity", "\"wet\""),
         },
         "invalid_timestamp" => with_raw(d, fields, ts, "\"13/05/2019 14:23\""),
         "non_finite" => with_raw(d, fields, num, rng.pick(&["NaN", "Infinity", "-Infinity"])),
@@ -400,9 +430,9 @@ fn defect_record(
     }
 }
 
-fn write_csv(w: &mut dyn Write, d: Dataset, fields: &Clean) -> io::Result<()> {
+fn write_csv(w: &mut dyn Write, d: &Dataset, fields: &Clean) -> io::Result<()> {
     let mut line = String::with_capacity(600);
-    for (i, col) in d.columns().iter().enumerate() {
+    for (i, col) in d.columns.iter().enumerate() {
         if i > 0 {
             line.push(',');
         }
@@ -413,7 +443,7 @@ fn write_csv(w: &mut dyn Write, d: Dataset, fields: &Clean) -> io::Result<()> {
         {
             None => {}
             Some(Field::Text(t)) => {
-                if col.kind == crate::schema::Kind::Timestamp {
+                if col.ty == ColumnType::Timestamptz {
                     let ts = Timestamp::parse(t)
                         .map(|t| t.to_string())
                         .unwrap_or_default();

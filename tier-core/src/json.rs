@@ -340,64 +340,125 @@ impl<'a> Members<'a> {
     }
 }
 
-/// Turns a value into a `serde_json::Value` for `_extra`: non-finite numbers and numbers
-/// beyond `f64` become strings (PostgreSQL's `jsonb` has no place for them).
-pub fn to_serde(v: &JsonValue<'_>) -> Result<serde_json::Value, SyntaxError> {
-    use serde_json::Value;
-    Ok(match v {
-        JsonValue::Null => Value::Null,
-        JsonValue::Bool(b) => Value::Bool(*b),
-        JsonValue::Number(n) => number_to_serde(n),
-        JsonValue::NonFinite(n) => Value::String((*n).to_string()),
-        JsonValue::String(s) => Value::String(s.to_string()),
-        JsonValue::Nested(text) => nested_to_serde(text)?,
-    })
+/// Why a value cannot be written as `jsonb` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonbError {
+    /// The nested text is not sound JSON.
+    Syntax(SyntaxError),
+    /// A string or key holds U+0000, which PostgreSQL's `jsonb` cannot store.
+    Nul,
 }
 
-fn number_to_serde(n: &str) -> serde_json::Value {
-    if let Ok(i) = n.parse::<i64>() {
-        return i.into();
-    }
-    match n.parse::<f64>() {
-        Ok(f) if f.is_finite() => serde_json::Number::from_f64(f)
-            .map(serde_json::Value::Number)
-            .unwrap_or_else(|| serde_json::Value::String(n.to_string())),
-        _ => serde_json::Value::String(n.to_string()),
+impl From<SyntaxError> for JsonbError {
+    fn from(e: SyntaxError) -> Self {
+        JsonbError::Syntax(e)
     }
 }
 
-fn nested_to_serde(text: &str) -> Result<serde_json::Value, SyntaxError> {
-    let mut m = Members {
-        b: text.as_bytes(),
-        i: 0,
-        first: true,
-        done: false,
-    };
-    m.ws();
-    if text.as_bytes().first() == Some(&b'{') {
-        let mut map = serde_json::Map::new();
-        while let Some((k, v)) = m.next_member()? {
-            map.insert(k.into_owned(), to_serde(&v)?);
-        }
-        Ok(serde_json::Value::Object(map))
-    } else {
-        m.i = 1;
-        let mut items = Vec::new();
-        m.ws();
-        if m.b.get(m.i) == Some(&b']') {
-            return Ok(serde_json::Value::Array(items));
-        }
-        loop {
-            let v = m.value()?;
-            items.push(to_serde(&v)?);
-            m.ws();
-            match m.b.get(m.i) {
-                Some(b',') => m.i += 1,
-                Some(b']') => return Ok(serde_json::Value::Array(items)),
-                _ => return Err(SyntaxError(m.i)),
+/// Writes a value as JSON text for a `jsonb` column or `_extra`. Numbers are written exactly as
+/// they stand in the input (`jsonb` keeps them as exact decimals); `NaN`, `Infinity` and
+/// `-Infinity`, which JSON has no number for, become strings; objects are written with their
+/// keys sorted and, where a key repeats, its last value (as `jsonb` keeps them), so equal
+/// values give equal text.
+///
+/// ```
+/// use tier_core::json::{write_jsonb, JsonValue};
+/// let mut out = String::new();
+/// write_jsonb(&mut out, &JsonValue::Nested(r#"{"b":[NaN, 1e999], "a":123456789012345678901234567890}"#)).unwrap();
+/// assert_eq!(out, r#"{"a":123456789012345678901234567890,"b":["NaN",1e999]}"#);
+/// ```
+pub fn write_jsonb(out: &mut String, v: &JsonValue<'_>) -> Result<(), JsonbError> {
+    match v {
+        JsonValue::Null => out.push_str("null"),
+        JsonValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        JsonValue::Number(n) => out.push_str(n),
+        JsonValue::NonFinite(n) => write_string(out, n)?,
+        JsonValue::String(s) => write_string(out, s)?,
+        JsonValue::Nested(text) => {
+            let mut m = Members::new(text.as_bytes());
+            if text.starts_with('{') {
+                let mut members = Vec::new();
+                while let Some(kv) = m.next_member()? {
+                    members.push(kv);
+                }
+                write_object(out, &mut members)?;
+            } else {
+                m.i = 1;
+                out.push('[');
+                m.ws();
+                if m.b.get(m.i) != Some(&b']') {
+                    loop {
+                        let v = m.value()?;
+                        write_jsonb(out, &v)?;
+                        m.ws();
+                        match m.b.get(m.i) {
+                            Some(b',') => {
+                                m.i += 1;
+                                out.push(',');
+                            }
+                            Some(b']') => break,
+                            _ => return Err(SyntaxError(m.i).into()),
+                        }
+                    }
+                }
+                out.push(']');
             }
         }
     }
+    Ok(())
+}
+
+/// Writes members as a JSON object: keys sorted, the last value of a repeated key kept.
+pub fn write_object(
+    out: &mut String,
+    members: &mut [(Cow<'_, str>, JsonValue<'_>)],
+) -> Result<(), JsonbError> {
+    // A stable sort keeps repeated keys in input order: the last of each run wins.
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    out.push('{');
+    let mut first = true;
+    for (i, (k, v)) in members.iter().enumerate() {
+        if members.get(i + 1).is_some_and(|next| next.0 == *k) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_string(out, k)?;
+        out.push(':');
+        write_jsonb(out, v)?;
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// Writes a JSON string literal.
+fn write_string(out: &mut String, s: &str) -> Result<(), JsonbError> {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0 => return Err(JsonbError::Nul),
+            0x01..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+    Ok(())
 }
 
 #[cfg(test)]
@@ -446,9 +507,45 @@ mod tests {
         }
     }
 
+    fn jsonb(text: &str) -> Result<String, JsonbError> {
+        let mut out = String::new();
+        write_jsonb(&mut out, &JsonValue::Nested(text)).map(|_| out)
+    }
+
     #[test]
-    fn extra_values_are_jsonb_safe() {
-        let v = to_serde(&JsonValue::Nested(r#"{"x":[NaN,1e999,2]}"#)).unwrap();
-        assert_eq!(v.to_string(), r#"{"x":["NaN","1e999",2]}"#);
+    fn jsonb_text_keeps_every_number_exactly() {
+        let nums = [
+            "123456789012345678901234567890",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "3.141592653589793238462643383279",
+            "0.1000000000000000055511151231257827",
+            "1e999",
+            "1E-400",
+            "-0",
+            "-0.0",
+        ];
+        for n in nums {
+            assert_eq!(
+                jsonb(&format!("[{n}, {{\"k\": [{n}]}}]")).unwrap(),
+                format!("[{n},{{\"k\":[{n}]}}]")
+            );
+        }
+        assert_eq!(
+            jsonb(r#"{"x":[NaN,-Infinity,2]}"#).unwrap(),
+            r#"{"x":["NaN","-Infinity",2]}"#
+        );
+        assert_eq!(
+            jsonb(r#"{"b":1,"a":{"d":1,"c":2},"b":3}"#).unwrap(),
+            r#"{"a":{"c":2,"d":1},"b":3}"#
+        );
+        assert_eq!(
+            jsonb(r#"["q\"\\\n\u0001é"]"#).unwrap(),
+            r#"["q\"\\\n\u0001é"]"#
+        );
+        assert_eq!(jsonb(r#"{"a":"\u0000"}"#), Err(JsonbError::Nul));
+        assert_eq!(jsonb(r#"{"\u0000":1}"#), Err(JsonbError::Nul));
+        assert_eq!(jsonb("[]").unwrap(), "[]");
+        assert_eq!(jsonb("{}").unwrap(), "{}");
     }
 }

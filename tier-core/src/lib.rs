@@ -1,15 +1,16 @@
 //! # tier-core
 //!
-//! Loads JSON exports of event streams (app tracking events, weather observations) into typed
-//! PostgreSQL tables, accounting for every record: each is loaded, counted as a duplicate, or
-//! stored with its reason in a rejects table.
+//! Loads JSON exports of event streams into typed PostgreSQL tables, accounting for every
+//! record: each is loaded, counted as a duplicate, or stored with its reason in a rejects table.
+//! A dataset is a [`Definition`] (TOML); the built-ins are definitions too.
 //!
 //! Data flows one way: bytes ([`reader`]) → records ([`scan`](reader::Records)) → validated rows
-//! or rejects ([`validate`]) → binary COPY ([`copy`], [`loader`]).
+//! or rejects ([`schema::validate`]) → binary COPY ([`copy`], [`loader`]).
 //!
 //! ```
-//! use tier_core::{Dataset, Timestamp};
-//! assert_eq!("weather".parse::<Dataset>().unwrap(), Dataset::Weather);
+//! use tier_core::{Registry, Timestamp};
+//! let datasets = Registry::builtin();
+//! assert_eq!(datasets.get("weather").unwrap().key.as_ref().unwrap().len(), 2);
 //! assert!(Timestamp::parse("2019-05-13 14:23:41").is_some());
 //! ```
 #![warn(missing_docs)]
@@ -27,19 +28,17 @@ pub mod loader;
 pub mod pipeline;
 pub mod reader;
 pub mod report;
-pub mod row;
 mod scan;
 pub mod schema;
-pub mod timestamp;
-pub mod validate;
 
 pub use error::{Error, Result};
 pub use loader::{LoadOptions, Loader};
 pub use postgres;
 pub use report::{FileReport, Report, Status, Totals};
-pub use row::{Row, TrackEvent, TypedRow, Value, Weather};
-pub use schema::Dataset;
-pub use timestamp::Timestamp;
+pub use schema::row::{Row, Value};
+pub use schema::timestamp::Timestamp;
+pub use schema::validate::{Reject, RejectReason};
+pub use schema::{Column, ColumnType, Dataset, Definition, Registry};
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

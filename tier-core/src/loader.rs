@@ -2,6 +2,7 @@
 //! then rejects, duplicates and rows settled in SQL, with the ledger row committed alongside.
 
 use std::collections::{BTreeMap, HashSet};
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::ledger::Ledger;
 use crate::pipeline::{self, Processed};
 use crate::reader::{self, Input, Progress, ReadOptions};
 use crate::report::{FileReport, Status};
+use crate::schema::validate::RejectReason;
 use crate::schema::Dataset;
 
 /// How to load.
@@ -71,23 +73,29 @@ pub struct Opened {
     pub sha256: Option<reader::Sha256Handle>,
 }
 
-/// Opens an input and tells its dataset: forced, else from its keys' prefix, else from its
-/// file name.
+/// Opens an input and tells its dataset: forced, else detected among the known definitions
+/// ([`Registry::detect`](crate::Registry::detect)).
 pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened> {
     let input = Input::open(path, hash)?;
     let progress = input.progress();
     let sha256 = input.sha256_handle();
     let mut records = input.records(opts.max_record_bytes);
-    let dataset = match opts.dataset {
-        Some(d) => d,
-        None => Dataset::from_prefixed_keys(records.head()?)
-            .or_else(|| {
-                path.file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(Dataset::from_file_name)
-            })
-            .ok_or_else(|| Error::UnknownDataset(path.to_path_buf()))?,
-    };
+    let dataset =
+        match &opts.dataset {
+            Some(d) => d.clone(),
+            None => opts.datasets.detect(records.head()?, path).ok_or_else(|| {
+                Error::UnknownDataset {
+                    path: path.to_path_buf(),
+                    known: opts
+                        .datasets
+                        .all()
+                        .iter()
+                        .map(|d| d.name.clone())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                }
+            })?,
+        };
     Ok(Opened {
         records,
         dataset,
@@ -136,7 +144,7 @@ pub struct Loader {
     client: Client,
     opts: LoadOptions,
     ledger: Ledger,
-    ready: HashSet<Dataset>,
+    ready: HashSet<String>,
 }
 
 impl Loader {
@@ -164,8 +172,8 @@ impl Loader {
 
     /// Creates the schema, the ledger and the dataset's tables when missing. An existing table
     /// with incompatible columns is an error and nothing is changed.
-    pub fn ensure_tables(&mut self, dataset: Dataset) -> Result<()> {
-        if self.ready.contains(&dataset) {
+    pub fn ensure_tables(&mut self, dataset: &Dataset) -> Result<()> {
+        if self.ready.contains(&dataset.table) {
             return Ok(());
         }
         let schema = self.opts.schema.clone();
@@ -173,18 +181,20 @@ impl Loader {
         // One creator at a time, whatever the database.
         tx.batch_execute("SET LOCAL client_min_messages = warning")?;
         tx.execute("SELECT pg_advisory_xact_lock(7419201)", &[])?;
-        check_columns(&mut tx, &schema, ddl::LEDGER, &ddl::LEDGER_COLUMNS)?;
+        check_columns(&mut tx, &schema, ddl::LEDGER, &ddl::LEDGER_COLUMNS, false)?;
         check_columns(
             &mut tx,
             &schema,
-            dataset.table(),
+            &dataset.table,
             &ddl::target_columns(dataset),
+            true,
         )?;
         check_columns(
             &mut tx,
             &schema,
             &ddl::rejects_table(dataset),
             &ddl::REJECT_COLUMNS,
+            false,
         )?;
         tx.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {};\n{}{}",
@@ -193,7 +203,7 @@ impl Loader {
             ddl::table_ddl(dataset, &schema)
         ))?;
         tx.commit()?;
-        self.ready.insert(dataset);
+        self.ready.insert(dataset.table.clone());
         Ok(())
     }
 
@@ -215,12 +225,12 @@ impl Loader {
             progress,
             sha256: sha_handle,
         } = open_input(path, &self.opts.read, stdin)?;
-        self.ensure_tables(dataset)?;
-        let table = qualified(&self.opts.schema, dataset.table());
+        self.ensure_tables(&dataset)?;
+        let table = qualified(&self.opts.schema, &dataset.table);
         let mut report = FileReport {
             path: path.display().to_string(),
-            dataset: dataset.name().into(),
-            table: Some(format!("{}.{}", self.opts.schema, dataset.table())),
+            dataset: dataset.name.clone(),
+            table: Some(format!("{}.{}", self.opts.schema, dataset.table)),
             sha256: pre.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
             bytes: pre.as_ref().map_or(0, |p| p.1),
             records: 0,
@@ -229,6 +239,7 @@ impl Loader {
             rejected: 0,
             reject_reasons: BTreeMap::new(),
             unknown_fields: BTreeMap::new(),
+            added_columns: Vec::new(),
             status: Status::Succeeded,
             load_id: None,
             seconds: 0.0,
@@ -236,7 +247,7 @@ impl Loader {
         observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
         let outcome = self.load_in_transaction(
             records,
-            dataset,
+            &dataset,
             &table,
             &mut report,
             &progress,
@@ -271,7 +282,7 @@ impl Loader {
     fn load_in_transaction(
         &mut self,
         records: reader::Records,
-        dataset: Dataset,
+        dataset: &Dataset,
         table: &str,
         report: &mut FileReport,
         progress: &Progress,
@@ -297,9 +308,24 @@ impl Loader {
                 return Ok(());
             }
         }
+        // Additive evolution: nullable columns the definition gained and the table lacks.
+        for (name, ty) in check_columns(
+            &mut tx,
+            &opts.schema,
+            &dataset.table,
+            &ddl::target_columns(dataset),
+            true,
+        )? {
+            tx.batch_execute(&format!(
+                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {ty}",
+                quote_ident(&name)
+            ))?;
+            log::info!("{}: added column {name} {ty} to {short_table}", report.path);
+            report.added_columns.push(name);
+        }
         let load_id = ledger.start(
             &mut tx,
-            dataset.name(),
+            &dataset.name,
             &short_table,
             &report.path,
             &report.sha256,
@@ -312,7 +338,7 @@ impl Loader {
         }
         // Bulk path: into an empty table, rows are copied straight in and the unique index is
         // built afterwards. Merge path: rows go to a staging table and are settled in SQL.
-        let keyed = dataset.key_columns().is_some();
+        let keyed = dataset.key.is_some();
         let bulk = !keyed
             && !tx
                 .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])?
@@ -399,7 +425,7 @@ impl Loader {
         if conflicting > 0 {
             report
                 .reject_reasons
-                .insert("conflicting_duplicate".into(), conflicting);
+                .insert(RejectReason::ConflictingDuplicate.to_string(), conflicting);
         }
         report.loaded = loaded;
         report.rejected = totals.rejected() + conflicting;
@@ -427,7 +453,7 @@ fn copy_error(e: std::io::Error) -> Error {
 /// occurrence of each and builds it again. Returns how many duplicates were removed.
 fn settle_bulk(
     tx: &mut Transaction<'_>,
-    dataset: Dataset,
+    dataset: &Dataset,
     schema: &str,
     table: &str,
 ) -> Result<u64> {
@@ -465,14 +491,15 @@ fn settle_bulk(
 /// order. Returns (rows inserted, conflicting duplicates).
 fn settle_merge(
     tx: &mut Transaction<'_>,
-    dataset: Dataset,
+    dataset: &Dataset,
     table: &str,
     rejects: &str,
     cols: &str,
 ) -> Result<(u64, u64)> {
     let mut conflicting = 0;
-    if let Some(key) = dataset.key_columns() {
-        let keys = ddl::column_list(key);
+    if let Some(key) = &dataset.key {
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        let keys = ddl::column_list(&key);
         let eq = |a: &str, b: &str| {
             key.iter()
                 .map(|k| format!("{a}.{0} = {b}.{0}", quote_ident(k)))
@@ -496,7 +523,8 @@ fn settle_merge(
                    WHERE {sw} AND s._row_hash <> w._row_hash \
                    RETURNING s._load_id, s._record_index, s._raw) \
                  INSERT INTO {rejects} (_load_id, _record_index, reason, raw) \
-                 SELECT _load_id, _record_index, 'conflicting_duplicate', _raw FROM conflicts",
+                 SELECT _load_id, _record_index, '{reason}', _raw FROM conflicts",
+                reason = RejectReason::ConflictingDuplicate,
                 fk = first_keys.join(", "),
                 ft = eq("f", "t"),
                 sw = eq("s", "w"),
@@ -566,31 +594,59 @@ impl Spool {
     }
 }
 
+/// Compares an existing table with the columns expected of it. Returns the expected nullable
+/// columns it lacks (with their SQL types) when `evolve`, and errors on any other difference:
+/// a missing required column, another type or nullability, and (when `evolve`) a column the
+/// definition does not have. A table that does not exist has no differences.
 fn check_columns(
     tx: &mut Transaction<'_>,
     schema: &str,
     table: &str,
     expected: &[(&str, &str, bool)],
-) -> Result<()> {
+    evolve: bool,
+) -> Result<Vec<(String, String)>> {
     let rows = tx.query(
-        "SELECT column_name::text, data_type::text FROM information_schema.columns \
-         WHERE table_schema = $1 AND table_name = $2",
+        "SELECT column_name::text, data_type::text, is_nullable::text = 'YES' \
+         FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
         &[&schema, &table],
     )?;
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let found: BTreeMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let found: BTreeMap<String, (String, bool)> = rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
     let mut problems = Vec::new();
-    for (name, ty, _) in expected {
+    let mut missing = Vec::new();
+    for (name, ty, required) in expected {
         match found.get(*name) {
+            None if evolve && !required => {
+                missing.push((name.to_string(), ddl::sql_type(ty).to_string()))
+            }
             None => problems.push(format!("column {name} is missing")),
-            Some(t) if t != ty => problems.push(format!("column {name} is {t}, not {ty}")),
+            Some((t, _)) if t != ty => problems.push(format!("column {name} is {t}, not {ty}")),
+            Some((_, nullable)) if evolve && nullable == required => problems.push(format!(
+                "column {name} is {}, the definition says {}",
+                if *nullable { "nullable" } else { "not null" },
+                if *required {
+                    "required"
+                } else {
+                    "not required"
+                },
+            )),
             Some(_) => {}
         }
     }
+    if evolve {
+        for name in found.keys() {
+            if !expected.iter().any(|(n, _, _)| n == name) {
+                problems.push(format!("column {name} is not in the definition"));
+            }
+        }
+    }
     if problems.is_empty() {
-        Ok(())
+        Ok(missing)
     } else {
         Err(Error::IncompatibleTable {
             table: format!("{schema}.{table}"),

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::reader::{RawRecord, Records};
-use crate::row::Row;
+use crate::schema::row::Row;
+use crate::schema::validate::{self, Reject, UnknownFields};
 use crate::schema::Dataset;
-use crate::validate::{self, Reject, UnknownFields};
 
 const CHUNK_BYTES: usize = 1 << 20;
 const BATCH_RECORDS: u64 = 8192;
@@ -94,7 +94,7 @@ impl Processed {
     }
 
     /// Validates and encodes one record, whose index is its position in this batch.
-    fn add(&mut self, dataset: Dataset, mut rec: RawRecord<'_>, enc: &dyn Encode) {
+    fn add(&mut self, dataset: &Dataset, mut rec: RawRecord<'_>, enc: &dyn Encode) {
         rec.index = self.records;
         let outcome = validate::validate(dataset, &rec, &mut self.unknown);
         self.push(outcome, rec.bytes, enc);
@@ -114,12 +114,7 @@ impl Processed {
                 if let Some(at) = enc.reject(&reject, &mut self.reject_payload) {
                     self.reject_index_at.push(at);
                 }
-                match self.reasons.get_mut(&reject.reason) {
-                    Some(n) => *n += 1,
-                    None => {
-                        self.reasons.insert(reject.reason.clone(), 1);
-                    }
-                }
+                *self.reasons.entry(reject.reason.to_string()).or_default() += 1;
                 if enc.keep_rejects() {
                     self.rejects.push(reject);
                 }
@@ -181,7 +176,7 @@ fn last_object_line(data: &[u8]) -> Option<usize> {
 
 fn process_chunk(
     path: &Path,
-    dataset: Dataset,
+    dataset: &Dataset,
     max: usize,
     mut chunk: Chunk,
     payload: Vec<u8>,
@@ -363,7 +358,7 @@ type Job = (Chunk, SyncSender<Done>);
 /// the input. Stops at the first error of the input or of `sink`.
 pub fn run(
     records: Records,
-    dataset: Dataset,
+    dataset: &Dataset,
     workers: usize,
     enc: &dyn Encode,
     sink: &mut dyn FnMut(&Processed) -> Result<()>,
@@ -373,7 +368,7 @@ pub fn run(
 
 fn run_chunked(
     mut records: Records,
-    dataset: Dataset,
+    dataset: &Dataset,
     workers: usize,
     enc: &dyn Encode,
     sink: &mut dyn FnMut(&Processed) -> Result<()>,
@@ -436,7 +431,7 @@ fn run_chunked(
 /// last value runs on into the next.
 fn consume(
     path: &Path,
-    dataset: Dataset,
+    dataset: &Dataset,
     max: usize,
     enc: &dyn Encode,
     sink: &mut dyn FnMut(&Processed) -> Result<()>,
@@ -480,7 +475,7 @@ fn consume(
 #[allow(clippy::too_many_arguments)]
 fn sequential(
     path: &Path,
-    dataset: Dataset,
+    dataset: &Dataset,
     max: usize,
     enc: &dyn Encode,
     sink: &mut dyn FnMut(&Processed) -> Result<()>,
@@ -526,6 +521,10 @@ mod tests {
         }
     }
 
+    fn weather() -> Dataset {
+        crate::Registry::builtin().get("weather").unwrap()
+    }
+
     fn records(data: &[u8], max: usize) -> Records {
         Input::from_reader(
             "t".as_ref(),
@@ -542,9 +541,9 @@ mod tests {
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
         let mut unknown = UnknownFields::new();
         while let Some(rec) = r.next_record().unwrap() {
-            match validate::validate(Dataset::Weather, &rec, &mut unknown) {
+            match validate::validate(&weather(), &rec, &mut unknown) {
                 Ok(row) => ok.push(row.index),
-                Err(rej) => bad.push((rej.index, rej.reason)),
+                Err(rej) => bad.push((rej.index, rej.reason.to_string())),
             }
         }
         (ok, bad)
@@ -554,7 +553,7 @@ mod tests {
         let (mut ok, mut bad) = (Vec::new(), Vec::new());
         run_chunked(
             records(data, max),
-            Dataset::Weather,
+            &weather(),
             2,
             &Indexes,
             &mut |b: &Processed| {
@@ -570,7 +569,7 @@ mod tests {
                     .collect();
                 let kept: Vec<u64> = b.rejects.iter().map(|r| r.index).collect();
                 assert_eq!(from_payload, kept);
-                bad.extend(b.rejects.iter().map(|r| (r.index, r.reason.clone())));
+                bad.extend(b.rejects.iter().map(|r| (r.index, r.reason.to_string())));
                 Ok(())
             },
             chunk,

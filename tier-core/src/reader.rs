@@ -28,6 +28,8 @@ const READ_CHUNK: usize = 1 << 20;
 pub struct ReadOptions {
     /// Force the dataset instead of detecting it from the keys or the file name.
     pub dataset: Option<crate::schema::Dataset>,
+    /// The datasets detection chooses from.
+    pub datasets: crate::schema::Registry,
     /// Records larger than this are `record_too_large`.
     pub max_record_bytes: usize,
     /// Validation threads.
@@ -38,6 +40,7 @@ impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             dataset: None,
+            datasets: crate::schema::Registry::builtin(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }

@@ -63,6 +63,9 @@ pub struct FileReport {
     pub reject_reasons: BTreeMap<String, u64>,
     /// Keys outside the schema (kept in `_extra`), by key, with how many records carry them.
     pub unknown_fields: BTreeMap<String, u64>,
+    /// Columns added to the table by this load (additive schema evolution).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub added_columns: Vec<String>,
     /// What happened to the file.
     pub status: Status,
     /// The ledger's id of this load (loads only).

@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use tier_core::reader::Input;
-use tier_core::validate::{validate, UnknownFields};
-use tier_core::Dataset;
+use tier_core::schema::validate::{validate, UnknownFields};
+use tier_core::Registry;
 
 const GOOD: &str = r#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_humidity":0.5}"#;
 
@@ -41,10 +41,11 @@ fn read(bytes: Vec<u8>) -> (u64, u64) {
     let mut records = input.records(1 << 20);
     let (mut total, mut valid) = (0, 0);
     let mut unknown = UnknownFields::new();
+    let weather = Registry::builtin().get("weather").unwrap();
     while let Some(rec) = records.next_record().unwrap() {
         assert_eq!(rec.index, total);
         total += 1;
-        if validate(Dataset::Weather, &rec, &mut unknown).is_ok() {
+        if validate(&weather, &rec, &mut unknown).is_ok() {
             valid += 1;
         }
     }

@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyTzInfo};
 use tier_core::check::Rows;
 use tier_core::loader::{LoadOptions, Loader, Quiet};
 use tier_core::reader::ReadOptions;
-use tier_core::{Dataset, Error, FileReport, Status, Value};
+use tier_core::{Error, FileReport, Registry, Status, Value};
 
 /// Raises the `tier` exception that matches a core error.
 fn raise(py: Python<'_>, err: Error) -> PyErr {
@@ -28,8 +28,8 @@ fn raise(py: Python<'_>, err: Error) -> PyErr {
             "ParseError"
         }
         Error::Io { .. } | Error::NoInputs(_) => "InputError",
-        Error::UnknownDataset(_) => "ParseError",
-        Error::InvalidDataset(_) | Error::Usage(_) => "UsageError",
+        Error::UnknownDataset { .. } => "ParseError",
+        Error::InvalidDataset { .. } | Error::Usage(_) | Error::Definition { .. } => "UsageError",
         Error::Database(_) | Error::IncompatibleTable { .. } | Error::Embedded(_) => {
             "DatabaseError"
         }
@@ -104,14 +104,44 @@ impl Report {
     }
 }
 
-fn dataset(py: Python<'_>, name: Option<String>) -> PyResult<Option<Dataset>> {
-    name.map(|n| n.parse::<Dataset>().map_err(|e| raise(py, e)))
-        .transpose()
+/// `datasets=`: one path or a list of them.
+#[derive(FromPyObject)]
+enum Paths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl Paths {
+    fn into_vec(self) -> Vec<PathBuf> {
+        match self {
+            Paths::One(p) => vec![p],
+            Paths::Many(v) => v,
+        }
+    }
+}
+
+/// The read options of `dataset=` and `datasets=`, resolved as the CLI resolves them.
+fn read_options(
+    py: Python<'_>,
+    dataset: Option<String>,
+    datasets: Option<Paths>,
+) -> PyResult<ReadOptions> {
+    let paths = datasets.map(Paths::into_vec).unwrap_or_default();
+    let resolve = || -> Result<ReadOptions, Error> {
+        let datasets = Registry::from_env(&paths)?;
+        let dataset = dataset.as_deref().map(|d| datasets.get(d)).transpose()?;
+        Ok(ReadOptions {
+            dataset,
+            datasets,
+            ..ReadOptions::default()
+        })
+    };
+    resolve().map_err(|e| raise(py, e))
 }
 
 /// Loads one file into PostgreSQL; the database is chosen as the CLI chooses it.
 #[pyfunction]
-#[pyo3(signature = (path, database_url=None, dataset=None, schema="public", force=false, replace=false, max_reject_ratio=None))]
+#[pyo3(signature = (path, database_url=None, dataset=None, schema="public", force=false, replace=false, max_reject_ratio=None, datasets=None))]
 #[allow(clippy::too_many_arguments)]
 fn load(
     py: Python<'_>,
@@ -122,12 +152,10 @@ fn load(
     force: bool,
     replace: bool,
     max_reject_ratio: Option<f64>,
+    datasets: Option<Paths>,
 ) -> PyResult<Report> {
     let opts = LoadOptions {
-        read: ReadOptions {
-            dataset: self::dataset(py, dataset)?,
-            ..ReadOptions::default()
-        },
+        read: read_options(py, dataset, datasets)?,
         schema: schema.to_string(),
         force,
         replace,
@@ -160,12 +188,14 @@ fn load(
 
 /// Reads and validates one file, without a database.
 #[pyfunction]
-#[pyo3(signature = (path, dataset=None))]
-fn check(py: Python<'_>, path: PathBuf, dataset: Option<String>) -> PyResult<Report> {
-    let opts = ReadOptions {
-        dataset: self::dataset(py, dataset)?,
-        ..ReadOptions::default()
-    };
+#[pyo3(signature = (path, dataset=None, datasets=None))]
+fn check(
+    py: Python<'_>,
+    path: PathBuf,
+    dataset: Option<String>,
+    datasets: Option<Paths>,
+) -> PyResult<Report> {
+    let opts = read_options(py, dataset, datasets)?;
     py.detach(|| tier_core::check::check(&path, &opts, &Quiet, None))
         .map(Report::from)
         .map_err(|e| raise(py, e))
@@ -185,7 +215,7 @@ impl RowIterator {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        let dataset = rows.dataset();
+        let dataset = rows.dataset().clone();
         let row = match rows.next() {
             None => return Err(PyStopIteration::new_err(())),
             Some(Err(e)) => return Err(raise(py, e)),
@@ -194,12 +224,26 @@ impl RowIterator {
         let dict = PyDict::new(py);
         let utc = PyTzInfo::utc(py)?;
         let datetime = py.import("datetime")?.getattr("datetime")?;
-        for (col, v) in dataset.columns().iter().zip(row.values) {
+        let loads = py.import("tier._json")?.getattr("loads")?;
+        for (col, v) in dataset.columns.iter().zip(row.values) {
+            let name = col.name.as_str();
             match v {
-                Value::Null => dict.set_item(col.name, py.None())?,
-                Value::Text(s) => dict.set_item(col.name, s.as_ref())?,
-                Value::Float(f) => dict.set_item(col.name, f)?,
-                Value::SmallInt(i) => dict.set_item(col.name, i)?,
+                Value::Null => dict.set_item(name, py.None())?,
+                Value::Text(s) => dict.set_item(name, s.as_ref())?,
+                Value::Float(f) => dict.set_item(name, f)?,
+                Value::SmallInt(i) => dict.set_item(name, i)?,
+                Value::Integer(i) => dict.set_item(name, i)?,
+                Value::BigInt(i) => dict.set_item(name, i)?,
+                Value::Bool(b) => dict.set_item(name, b)?,
+                Value::Date(d) => {
+                    let date = py.import("datetime")?.getattr("date")?;
+                    // 719163 is 1970-01-01 as a proleptic Gregorian ordinal.
+                    dict.set_item(
+                        name,
+                        date.call_method1("fromordinal", (719_163 + d as i64,))?,
+                    )?
+                }
+                Value::Json(text) => dict.set_item(name, loads.call1((text.as_ref(),))?)?,
                 Value::Timestamp(t) => {
                     let dt = datetime
                         .call_method1("fromtimestamp", (t.0.div_euclid(1_000_000), &utc))?;
@@ -208,14 +252,12 @@ impl RowIterator {
                         (),
                         Some(&[("microsecond", t.0.rem_euclid(1_000_000))].into_py_dict(py)?),
                     )?;
-                    dict.set_item(col.name, dt)?
+                    dict.set_item(name, dt)?
                 }
             }
         }
         match row.extra {
-            Some(text) => {
-                dict.set_item("_extra", py.import("json")?.call_method1("loads", (text,))?)?
-            }
+            Some(text) => dict.set_item("_extra", loads.call1((text,))?)?,
             None => dict.set_item("_extra", py.None())?,
         }
         dict.set_item("_record_index", row.index)?;
@@ -227,25 +269,45 @@ use pyo3::types::IntoPyDict;
 
 /// Streams the valid rows of a file as dicts (rejects are skipped).
 #[pyfunction]
-#[pyo3(signature = (path, dataset=None))]
-fn read(py: Python<'_>, path: PathBuf, dataset: Option<String>) -> PyResult<RowIterator> {
-    let d = self::dataset(py, dataset)?;
+#[pyo3(signature = (path, dataset=None, datasets=None))]
+fn read(
+    py: Python<'_>,
+    path: PathBuf,
+    dataset: Option<String>,
+    datasets: Option<Paths>,
+) -> PyResult<RowIterator> {
+    let opts = read_options(py, dataset, datasets)?;
     let rows = py
-        .detach(|| Rows::open(&path, d))
+        .detach(|| Rows::open(&path, &opts))
         .map_err(|e| raise(py, e))?;
     Ok(RowIterator {
         rows: Mutex::new(rows),
     })
 }
 
-/// The DDL of a dataset's tables (with the ledger).
+/// The DDL of a dataset's tables (with the ledger); every known dataset's without one.
 #[pyfunction]
-#[pyo3(signature = (dataset=None, schema="public"))]
-fn schema(py: Python<'_>, dataset: Option<String>, schema: &str) -> PyResult<String> {
-    Ok(tier_core::ddl::full_ddl(
-        self::dataset(py, dataset)?,
-        schema,
-    ))
+#[pyo3(signature = (dataset=None, schema="public", datasets=None))]
+fn schema(
+    py: Python<'_>,
+    dataset: Option<String>,
+    schema: &str,
+    datasets: Option<Paths>,
+) -> PyResult<String> {
+    let opts = read_options(py, None, datasets)?;
+    let chosen = match dataset {
+        Some(name) => vec![opts.datasets.get(&name).map_err(|e| raise(py, e))?],
+        None => opts.datasets.all().to_vec(),
+    };
+    Ok(tier_core::ddl::full_ddl(&chosen, schema))
+}
+
+/// Reads a sample of a file and proposes a dataset definition (TOML text).
+#[pyfunction]
+#[pyo3(signature = (path, name=None, sample=10000))]
+fn infer(py: Python<'_>, path: PathBuf, name: Option<String>, sample: usize) -> PyResult<String> {
+    py.detach(|| tier_core::schema::infer::infer(&path, name.as_deref(), sample))
+        .map_err(|e| raise(py, e))
 }
 
 #[pymodule]
@@ -254,6 +316,7 @@ fn _tier(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
+    m.add_function(wrap_pyfunction!(infer, m)?)?;
     m.add_class::<Report>()?;
     m.add_class::<RowIterator>()?;
     Ok(())

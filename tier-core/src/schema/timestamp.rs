@@ -106,6 +106,43 @@ impl Timestamp {
     }
 }
 
+/// Days between the Unix epoch and PostgreSQL's (2000-01-01).
+pub const PG_EPOCH_OFFSET_DAYS: i32 = 10_957;
+
+/// Parses a calendar date `YYYY-MM-DD` to days since 1970-01-01; `None` when it is not a valid
+/// date.
+///
+/// ```
+/// use tier_core::schema::timestamp::parse_date;
+/// assert_eq!(parse_date("1970-01-02"), Some(1));
+/// assert_eq!(parse_date("2000-01-01"), Some(10_957));
+/// assert!(parse_date("2019-02-29").is_none());
+/// assert!(parse_date("2019-05-13 00:00:00").is_none());
+/// ```
+pub fn parse_date(s: &str) -> Option<i32> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = digits(&b[0..4])? as i64;
+    let month = digits(&b[5..7])?;
+    let day = digits(&b[8..10])?;
+    if year < 1 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year, month as i64, day as i64) as i32)
+}
+
+/// Formats days since 1970-01-01 as `YYYY-MM-DD`.
+///
+/// ```
+/// assert_eq!(tier_core::schema::timestamp::format_date(18_000), "2019-04-14");
+/// ```
+pub fn format_date(days: i32) -> String {
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 impl Timestamp {
     /// `YYYY-MM-DD HH:MM:SS` in UTC, the form the exports use (without the fraction).
     ///

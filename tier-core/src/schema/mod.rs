@@ -1,0 +1,231 @@
+//! Datasets as data: definitions, the registry that holds them, detection, inference and the
+//! validation of records by a definition's rules.
+
+mod definition;
+pub mod infer;
+pub mod row;
+pub mod timestamp;
+pub mod validate;
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use definition::{valid_name, Column, ColumnType, Definition, LINEAGE_COLUMNS};
+
+use crate::error::{Error, Result};
+
+/// A dataset: a checked [`Definition`], shared cheaply between threads.
+#[derive(Clone, PartialEq)]
+pub struct Dataset(Arc<Definition>);
+
+impl Deref for Dataset {
+    type Target = Definition;
+    fn deref(&self) -> &Definition {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dataset({})", self.name)
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl From<Definition> for Dataset {
+    fn from(d: Definition) -> Self {
+        Dataset(Arc::new(d))
+    }
+}
+
+impl Dataset {
+    /// Position of a column by name.
+    #[inline]
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        // Compare lengths first: most keys differ in length, and the hot path asks this for
+        // every key of every record.
+        self.columns
+            .iter()
+            .position(|c| c.name.len() == name.len() && c.name == name)
+    }
+
+    /// The key prefix, or `""`.
+    pub fn key_prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("")
+    }
+
+    /// The `CREATE TABLE` statements for the target table and its rejects table, in `schema`.
+    ///
+    /// ```
+    /// let weather = tier_core::Registry::builtin().get("weather").unwrap();
+    /// let ddl = weather.ddl("public");
+    /// assert!(ddl.contains("CREATE TABLE IF NOT EXISTS \"public\".\"weather\""));
+    /// ```
+    pub fn ddl(&self, schema: &str) -> String {
+        crate::ddl::table_ddl(self, schema)
+    }
+}
+
+const BUILTINS: [(&str, &str); 2] = [
+    ("track_events", include_str!("builtin/track_events.toml")),
+    ("weather", include_str!("builtin/weather.toml")),
+];
+
+/// The datasets tier knows: the built-ins, then the user's definitions (a user definition with
+/// a built-in's name replaces it).
+#[derive(Clone, Debug)]
+pub struct Registry {
+    datasets: Vec<Dataset>,
+}
+
+/// The variable that names definition files or directories, separated by `:`.
+pub const DATASETS_VAR: &str = "TIER_DATASETS";
+
+impl Registry {
+    /// The built-in datasets only.
+    pub fn builtin() -> Registry {
+        let datasets = BUILTINS
+            .iter()
+            .map(|(name, text)| {
+                Definition::from_toml_str(text, &format!("built-in {name}"))
+                    .expect("the built-in definitions are valid")
+                    .into()
+            })
+            .collect();
+        Registry { datasets }
+    }
+
+    /// The built-ins, then the definitions under `paths` (files or directories of `*.toml`).
+    pub fn with_paths(paths: &[PathBuf]) -> Result<Registry> {
+        let mut reg = Registry::builtin();
+        for p in paths {
+            for file in definition::definition_files(p)? {
+                reg.add(Definition::from_path(&file)?);
+            }
+        }
+        Ok(reg)
+    }
+
+    /// The built-ins, then `$TIER_DATASETS`, then `paths` (so `--datasets` wins over the
+    /// variable where both define a name).
+    pub fn from_env(paths: &[PathBuf]) -> Result<Registry> {
+        let mut all: Vec<PathBuf> = std::env::var_os(DATASETS_VAR)
+            .map(|v| {
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.extend_from_slice(paths);
+        Registry::with_paths(&all)
+    }
+
+    /// Adds a definition, replacing one of the same name.
+    pub fn add(&mut self, def: Definition) {
+        let d = Dataset::from(def);
+        match self.datasets.iter_mut().find(|x| x.name == d.name) {
+            Some(slot) => *slot = d,
+            None => self.datasets.push(d),
+        }
+    }
+
+    /// Every dataset, built-ins first.
+    pub fn all(&self) -> &[Dataset] {
+        &self.datasets
+    }
+
+    /// A dataset by name.
+    pub fn get(&self, name: &str) -> Result<Dataset> {
+        self.datasets
+            .iter()
+            .find(|d| d.name == name)
+            .cloned()
+            .ok_or_else(|| Error::InvalidDataset {
+                name: name.to_string(),
+                known: self.names().join(", "),
+            })
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.datasets.iter().map(|d| d.name.as_str()).collect()
+    }
+
+    /// Tells the dataset of an input: the prefix found first in its first bytes, else the first
+    /// definition whose `file_pattern` matches its file name, else the one named as its stem.
+    pub fn detect(&self, head: &[u8], path: &Path) -> Option<Dataset> {
+        let by_prefix = self
+            .datasets
+            .iter()
+            .filter(|d| d.prefix.is_some())
+            .filter_map(|d| {
+                let needle = format!("\"{}", d.key_prefix());
+                memchr::memmem::find(head, needle.as_bytes()).map(|at| (at, d))
+            })
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, d)| d);
+        if let Some(d) = by_prefix {
+            return Some(d.clone());
+        }
+        let name = path.file_name()?.to_str()?;
+        let opts = glob::MatchOptions {
+            case_sensitive: false,
+            ..Default::default()
+        };
+        let by_pattern = self.datasets.iter().find(|d| {
+            d.file_pattern
+                .as_deref()
+                .is_some_and(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches_with(name, opts)))
+        });
+        if let Some(d) = by_pattern {
+            return Some(d.clone());
+        }
+        let stem = name.split('.').next().unwrap_or(name);
+        self.datasets.iter().find(|d| d.name == stem).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_keep_their_shape() {
+        let reg = Registry::builtin();
+        let te = reg.get("track_events").unwrap();
+        assert_eq!(te.columns.len(), 16);
+        assert_eq!(te.key_prefix(), "segment_tracks.");
+        let w = reg.get("weather").unwrap();
+        assert_eq!(
+            w.key.as_deref(),
+            Some(&["city".to_string(), "date_time".into()][..])
+        );
+        assert_eq!(w.columns[2].min, Some(-90.0));
+        assert!(reg
+            .get("rides")
+            .unwrap_err()
+            .to_string()
+            .contains("weather"));
+    }
+
+    #[test]
+    fn detection_order() {
+        let reg = Registry::builtin();
+        let p = Path::new("export.json");
+        let head = br#"{"weather_data.city":"x","segment_tracks.a":1}"#;
+        assert_eq!(reg.detect(head, p).unwrap().name, "weather");
+        assert_eq!(
+            reg.detect(b"{}", Path::new("My_Track_Export.json"))
+                .unwrap()
+                .name,
+            "track_events"
+        );
+        assert!(reg.detect(b"{}", p).is_none());
+    }
+}

@@ -1,0 +1,472 @@
+//! Raw records to validated rows or rejects, by the rules of a dataset's definition.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::json::{self, JsonValue, JsonbError, Members};
+use crate::reader::{RawKind, RawRecord};
+use crate::schema::row::{Row, Value};
+use crate::schema::timestamp::{parse_date, Timestamp};
+use crate::schema::{Column, ColumnType, Dataset};
+
+/// Why a record is not loaded. Its `Display` is the stable reason code of the reports and
+/// rejects tables (`malformed_json`, `out_of_range:currently_humidity`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Not sound JSON, or invalid UTF-8.
+    MalformedJson,
+    /// A top-level value that is not an object.
+    NotAnObject,
+    /// Larger than the record size limit.
+    RecordTooLarge,
+    /// A required column absent, null or empty.
+    MissingField(String),
+    /// A value of the wrong JSON type, a fraction or an overflow for an integer column.
+    InvalidType(String),
+    /// A string that is not a timestamp (or date).
+    InvalidTimestamp(String),
+    /// `NaN` or an infinity for a column.
+    NonFinite(String),
+    /// A number outside the column's bounds.
+    OutOfRange(String),
+    /// A text outside the column's allowed values, or a string PostgreSQL cannot store (NUL).
+    InvalidValue(String),
+    /// A key already present with other values.
+    ConflictingDuplicate,
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (code, column) = match self {
+            RejectReason::MalformedJson => ("malformed_json", None),
+            RejectReason::NotAnObject => ("not_an_object", None),
+            RejectReason::RecordTooLarge => ("record_too_large", None),
+            RejectReason::ConflictingDuplicate => ("conflicting_duplicate", None),
+            RejectReason::MissingField(c) => ("missing_field", Some(c)),
+            RejectReason::InvalidType(c) => ("invalid_type", Some(c)),
+            RejectReason::InvalidTimestamp(c) => ("invalid_timestamp", Some(c)),
+            RejectReason::NonFinite(c) => ("non_finite", Some(c)),
+            RejectReason::OutOfRange(c) => ("out_of_range", Some(c)),
+            RejectReason::InvalidValue(c) => ("invalid_value", Some(c)),
+        };
+        match column {
+            Some(c) => write!(f, "{code}:{c}"),
+            None => f.write_str(code),
+        }
+    }
+}
+
+impl serde::Serialize for RejectReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A record that is not loaded, with its reason and its raw text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reject {
+    /// The record's 0-based position in its input.
+    #[serde(rename = "record_index")]
+    pub index: u64,
+    /// Why it was not loaded.
+    pub reason: RejectReason,
+    /// The record as it stood in the input (lossily decoded; NUL bytes replaced).
+    pub raw: String,
+}
+
+/// Counts of keys outside the schema, by key as written in the input.
+pub type UnknownFields = HashMap<String, u64>;
+
+/// Up to this many columns, a record's values are gathered on the stack.
+const STACK_COLUMNS: usize = 32;
+
+impl Reject {
+    fn at(index: u64, bytes: &[u8], reason: RejectReason) -> Reject {
+        Reject {
+            index,
+            reason,
+            raw: raw_text(bytes),
+        }
+    }
+}
+
+/// The raw bytes of a record as text that PostgreSQL accepts: invalid UTF-8 and NUL bytes
+/// become U+FFFD.
+pub fn raw_text(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Validates one raw record of `dataset`. Keys outside the schema are counted in `unknown`.
+///
+/// ```
+/// use tier_core::reader::{RawKind, RawRecord};
+/// use tier_core::schema::validate;
+/// let weather = tier_core::Registry::builtin().get("weather").unwrap();
+/// let rec = RawRecord {
+///     index: 0,
+///     offset: 0,
+///     end: 0,
+///     kind: RawKind::Object,
+///     bytes: br#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_humidity":1.5}"#,
+/// };
+/// let reject = validate::validate(&weather, &rec, &mut Default::default()).unwrap_err();
+/// assert_eq!(reject.reason.to_string(), "out_of_range:currently_humidity");
+/// ```
+pub fn validate<'a>(
+    dataset: &Dataset,
+    rec: &RawRecord<'a>,
+    unknown: &mut UnknownFields,
+) -> Result<Row<'a>, Reject> {
+    let reason = match rec.kind {
+        RawKind::Object | RawKind::Malformed => RejectReason::MalformedJson,
+        RawKind::NotObject => RejectReason::NotAnObject,
+        RawKind::TooLarge => RejectReason::RecordTooLarge,
+    };
+    if rec.kind == RawKind::Object {
+        if let Some((n, outcome)) =
+            validate_prefix(dataset, rec.index, rec.bytes, usize::MAX, unknown)
+        {
+            if rec.bytes[n..]
+                .iter()
+                .all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            {
+                return outcome;
+            }
+        }
+    }
+    Err(Reject::at(rec.index, rec.bytes, reason))
+}
+
+/// Validates the object at the start of `bytes`, whatever follows it. `None` when it is not
+/// sound JSON or spans more than `max` bytes (the caller then frames it the careful way);
+/// else how many bytes it spans, and its row or reject. Keys outside the schema are counted
+/// in `unknown` only then.
+pub fn validate_prefix<'a>(
+    dataset: &Dataset,
+    index: u64,
+    bytes: &'a [u8],
+    max: usize,
+    unknown: &mut UnknownFields,
+) -> Option<(usize, Result<Row<'a>, Reject>)> {
+    let columns = &dataset.columns;
+    let prefix = dataset.key_prefix();
+    let mut stack: [Option<JsonValue<'a>>; STACK_COLUMNS] = Default::default();
+    let mut heap = Vec::new();
+    let slots: &mut [Option<JsonValue<'a>>] = if columns.len() <= STACK_COLUMNS {
+        &mut stack[..columns.len()]
+    } else {
+        heap.resize(columns.len(), None);
+        &mut heap
+    };
+    let mut extras: Vec<(Cow<'a, str>, JsonValue<'a>)> = Vec::new();
+    let mut members = Members::new(bytes);
+    while let Some((key, value)) = members.next_member().ok()? {
+        let name = key.strip_prefix(prefix).unwrap_or(&key);
+        match dataset.column_index(name) {
+            Some(i) => slots[i] = Some(value),
+            None => extras.push((key, value)),
+        }
+    }
+    let n = members.end().ok()?;
+    if n > max {
+        return None;
+    }
+    for (key, _) in &extras {
+        match unknown.get_mut(key.as_ref()) {
+            Some(c) => *c += 1,
+            None => {
+                unknown.insert(key.to_string(), 1);
+            }
+        }
+    }
+    let raw = &bytes[..n];
+    let reject = |reason: RejectReason| Some((n, Err(Reject::at(index, raw, reason))));
+    let mut values = Vec::with_capacity(columns.len());
+    for (col, slot) in columns.iter().zip(slots.iter_mut()) {
+        match convert(col, slot.take()) {
+            Ok(v) => values.push(v),
+            Err(code) => return reject(code.reason(&col.name)),
+        }
+    }
+    let extra = if extras.is_empty() {
+        None
+    } else {
+        let mut text = String::new();
+        match json::write_object(&mut text, &mut extras) {
+            Ok(()) => Some(text),
+            Err(JsonbError::Syntax(_)) => return reject(RejectReason::MalformedJson),
+            Err(JsonbError::Nul) => return reject(RejectReason::InvalidValue("_extra".into())),
+        }
+    };
+    Some((
+        n,
+        Ok(Row {
+            index,
+            values,
+            extra,
+        }),
+    ))
+}
+
+/// The rule a value breaks, before it is tied to its column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    MissingField,
+    InvalidType,
+    InvalidTimestamp,
+    NonFinite,
+    OutOfRange,
+    InvalidValue,
+}
+
+impl Code {
+    fn reason(self, column: &str) -> RejectReason {
+        let c = column.to_string();
+        match self {
+            Code::MissingField => RejectReason::MissingField(c),
+            Code::InvalidType => RejectReason::InvalidType(c),
+            Code::InvalidTimestamp => RejectReason::InvalidTimestamp(c),
+            Code::NonFinite => RejectReason::NonFinite(c),
+            Code::OutOfRange => RejectReason::OutOfRange(c),
+            Code::InvalidValue => RejectReason::InvalidValue(c),
+        }
+    }
+}
+
+/// Converts one member value to a column value, or names the rule it breaks.
+fn convert<'a>(col: &Column, v: Option<JsonValue<'a>>) -> Result<Value<'a>, Code> {
+    let v = match v {
+        None | Some(JsonValue::Null) => None,
+        // An empty string is null for every type but text.
+        Some(JsonValue::String(s)) if s.is_empty() && col.ty != ColumnType::Text => None,
+        Some(v) => Some(v),
+    };
+    let Some(v) = v else {
+        return if col.required {
+            Err(Code::MissingField)
+        } else {
+            Ok(Value::Null)
+        };
+    };
+    if let JsonValue::NonFinite(_) = v {
+        return Err(Code::NonFinite);
+    }
+    match col.ty {
+        ColumnType::Text => match (&col.values, v) {
+            (None, JsonValue::String(s)) if s.is_empty() && col.required => Err(Code::MissingField),
+            // Only an escape (`\u0000`) can put a NUL into a string: look only at unescaped ones.
+            (None, JsonValue::String(Cow::Owned(s))) if s.contains('\0') => Err(Code::InvalidValue),
+            (None, JsonValue::String(s)) => Ok(Value::Text(s)),
+            (None, JsonValue::Number(n)) => Ok(Value::Text(Cow::Borrowed(n))),
+            (Some(allowed), JsonValue::String(s)) if allowed.iter().any(|a| *a == s) => {
+                Ok(Value::Text(s))
+            }
+            (Some(_), JsonValue::String(_) | JsonValue::Number(_)) => Err(Code::InvalidValue),
+            _ => Err(Code::InvalidType),
+        },
+        ColumnType::Timestamptz => match v {
+            JsonValue::String(s) => Timestamp::parse(&s)
+                .map(Value::Timestamp)
+                .ok_or(Code::InvalidTimestamp),
+            _ => Err(Code::InvalidType),
+        },
+        ColumnType::Date => match v {
+            JsonValue::String(s) => parse_date(&s)
+                .map(Value::Date)
+                .ok_or(Code::InvalidTimestamp),
+            _ => Err(Code::InvalidType),
+        },
+        ColumnType::Double => {
+            let f = number(&v)?;
+            if !f.is_finite() {
+                Err(Code::NonFinite)
+            } else if col.min.is_some_and(|m| f < m) || col.max.is_some_and(|m| f > m) {
+                Err(Code::OutOfRange)
+            } else {
+                Ok(Value::Float(f))
+            }
+        }
+        ColumnType::SmallInt => {
+            integer(col, &v, i16::MIN as i64, i16::MAX as i64).map(|i| Value::SmallInt(i as i16))
+        }
+        ColumnType::Integer => {
+            integer(col, &v, i32::MIN as i64, i32::MAX as i64).map(|i| Value::Integer(i as i32))
+        }
+        ColumnType::BigInt => integer(col, &v, i64::MIN, i64::MAX).map(Value::BigInt),
+        ColumnType::Boolean => match v {
+            JsonValue::Bool(b) => Ok(Value::Bool(b)),
+            _ => Err(Code::InvalidType),
+        },
+        ColumnType::Jsonb => {
+            let mut text = String::new();
+            match json::write_jsonb(&mut text, &v) {
+                Ok(()) => Ok(Value::Json(Cow::Owned(text))),
+                Err(JsonbError::Nul) => Err(Code::InvalidValue),
+                Err(JsonbError::Syntax(_)) => Err(Code::InvalidType),
+            }
+        }
+    }
+}
+
+/// An integer within `lo..=hi` from a JSON number or a numeric string: a whole number written
+/// with a fraction or exponent (`4.0`, `1e3`) is taken; any other fraction or an overflow is
+/// `invalid_type`; then the column's bounds apply.
+fn integer(col: &Column, v: &JsonValue<'_>, lo: i64, hi: i64) -> Result<i64, Code> {
+    let text = match v {
+        JsonValue::Number(n) => *n,
+        JsonValue::String(s) => s.trim(),
+        _ => return Err(Code::InvalidType),
+    };
+    let i = match text.parse::<i64>() {
+        Ok(i) => i,
+        Err(_) => {
+            let f = text.parse::<f64>().map_err(|_| Code::InvalidType)?;
+            if !f.is_finite() {
+                return Err(Code::NonFinite);
+            }
+            // 2^63 is exact as f64: anything at or past it does not fit.
+            const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+            if f.fract() != 0.0 || !(-TWO_63..TWO_63).contains(&f) {
+                return Err(Code::InvalidType);
+            }
+            f as i64
+        }
+    };
+    if i < lo || i > hi {
+        return Err(Code::InvalidType);
+    }
+    let f = i as f64;
+    if col.min.is_some_and(|m| f < m) || col.max.is_some_and(|m| f > m) {
+        return Err(Code::OutOfRange);
+    }
+    Ok(i)
+}
+
+/// A number from a JSON number or a numeric string.
+fn number(v: &JsonValue<'_>) -> Result<f64, Code> {
+    match v {
+        JsonValue::Number(n) => n.parse::<f64>().map_err(|_| Code::InvalidType),
+        JsonValue::String(s) => s.trim().parse::<f64>().map_err(|_| Code::InvalidType),
+        _ => Err(Code::InvalidType),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ds(name: &str) -> Dataset {
+        crate::Registry::builtin().get(name).unwrap()
+    }
+
+    fn check<'a>(dataset: &Dataset, json: &'a str) -> Result<Row<'a>, String> {
+        let rec = RawRecord {
+            index: 7,
+            offset: 0,
+            end: 0,
+            kind: RawKind::Object,
+            bytes: json.as_bytes(),
+        };
+        validate(dataset, &rec, &mut UnknownFields::new()).map_err(|r| r.reason.to_string())
+    }
+
+    const TE: &str = r#""segment_tracks.anonymous_id":"A","segment_tracks.event_name":"E","segment_tracks.received_time":"2019-05-13 14:23:46""#;
+    const W: &str = r#""weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13""#;
+
+    fn te(extra: &str) -> String {
+        format!("{{{TE}{extra}}}")
+    }
+    fn w(extra: &str) -> String {
+        format!("{{{W}{extra}}}")
+    }
+
+    #[test]
+    fn good_records() {
+        let j = te(
+            r#","segment_tracks.properties_rating":"4","segment_tracks.context_os_version":12.2"#,
+        );
+        let row = check(&ds("track_events"), &j).unwrap();
+        assert_eq!(row.index, 7);
+        assert_eq!(row.values[15], Value::SmallInt(4));
+        assert_eq!(row.values[7], Value::Text("12.2".into()));
+        assert_eq!(row.extra, None);
+        let j = r#"{"anonymous_id":"A","event_name":"E","received_time":"2019-05-13T14:23:46Z","sent_time":"","x":{"y":NaN}}"#;
+        let row = check(&ds("track_events"), j).unwrap();
+        assert_eq!(row.values[4], Value::Null);
+        assert_eq!(row.extra.as_deref(), Some(r#"{"x":{"y":"NaN"}}"#));
+        let j = w(
+            r#","weather_data.currently_humidity":"0.5","weather_data.currently_temperature":-3"#,
+        );
+        let row = check(&ds("weather"), &j).unwrap();
+        assert_eq!(row.values[4], Value::Float(0.5));
+        assert_eq!(row.values[2], Value::Float(-3.0));
+    }
+
+    #[test]
+    fn every_reason() {
+        let cases: &[(&str, String, &str)] = &[
+            ("track_events", r#"{"segment_tracks.event_name":"E"}"#.into(), "missing_field:anonymous_id"),
+            ("track_events", te(r#","segment_tracks.anonymous_id":"""#), "missing_field:anonymous_id"),
+            ("track_events", te(r#","segment_tracks.event_name":null"#), "missing_field:event_name"),
+            ("track_events", te(r#","segment_tracks.received_time":"""#), "missing_field:received_time"),
+            ("track_events", te(r#","segment_tracks.received_time":"13/05/2019""#), "invalid_timestamp:received_time"),
+            ("track_events", te(r#","segment_tracks.sent_time":17"#), "invalid_type:sent_time"),
+            ("track_events", te(r#","segment_tracks.properties_rating":4.5"#), "invalid_type:properties_rating"),
+            ("track_events", te(r#","segment_tracks.properties_rating":"five""#), "invalid_type:properties_rating"),
+            ("track_events", te(r#","segment_tracks.properties_rating":70000"#), "invalid_type:properties_rating"),
+            ("track_events", te(r#","segment_tracks.properties_rating":NaN"#), "non_finite:properties_rating"),
+            ("track_events", te(r#","segment_tracks.context_os_name":true"#), "invalid_type:context_os_name"),
+            ("track_events", te(r#","segment_tracks.context_os_name":"a\u0000b""#), "invalid_value:context_os_name"),
+            ("weather", w(r#","weather_data.currently_temperature":Infinity"#), "non_finite:currently_temperature"),
+            ("weather", w(r#","weather_data.currently_temperature":"NaN""#), "non_finite:currently_temperature"),
+            ("weather", w(r#","weather_data.currently_temperature":61"#), "out_of_range:currently_temperature"),
+            ("weather", w(r#","weather_data.currently_windspeed":-0.1"#), "out_of_range:currently_windspeed"),
+            ("weather", w(r#","weather_data.currently_humidity":"wet""#), "invalid_type:currently_humidity"),
+            ("weather", w(r#","weather_data.currently_preciptype":"hail""#), "invalid_value:currently_preciptype"),
+            ("weather", r#"{"weather_data.date_time":"2019-06-04 14:05:13"}"#.into(), "missing_field:city"),
+            // First failing column in table order wins.
+            ("weather", r#"{"weather_data.currently_humidity":9,"weather_data.city":"X","weather_data.date_time":"bad"}"#.into(), "invalid_timestamp:date_time"),
+            ("weather", w(r#","x":"\u0000""#), "invalid_value:_extra"),
+            ("weather", "{\"a\":\"tab\there\"}".into(), "malformed_json"),
+        ];
+        for (d, j, want) in cases {
+            assert_eq!(check(&ds(d), j).unwrap_err(), *want, "{j}");
+        }
+        let bad_utf8 = RawRecord {
+            index: 0,
+            offset: 0,
+            end: 0,
+            kind: RawKind::Object,
+            bytes: b"{\"a\":\"\xff\"}",
+        };
+        let r = validate(&ds("weather"), &bad_utf8, &mut UnknownFields::new()).unwrap_err();
+        assert_eq!(r.reason, RejectReason::MalformedJson);
+        assert_eq!(r.raw, "{\"a\":\"\u{FFFD}\"}");
+    }
+
+    #[test]
+    fn unknown_fields_are_counted_and_kept() {
+        let mut unknown = UnknownFields::new();
+        let j = w(r#","weather_data.currently_ozone":301.2"#);
+        let rec = RawRecord {
+            index: 0,
+            offset: 0,
+            end: 0,
+            kind: RawKind::Object,
+            bytes: j.as_bytes(),
+        };
+        let row = validate(&ds("weather"), &rec, &mut unknown).unwrap();
+        validate(&ds("weather"), &rec, &mut unknown).unwrap();
+        assert_eq!(unknown["weather_data.currently_ozone"], 2);
+        assert_eq!(
+            row.extra.as_deref(),
+            Some(r#"{"weather_data.currently_ozone":301.2}"#)
+        );
+    }
+}
