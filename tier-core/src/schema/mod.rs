@@ -16,14 +16,31 @@ pub use definition::{valid_name, Column, ColumnType, Definition, LINEAGE_COLUMNS
 
 use crate::error::{Error, Result};
 
-/// A dataset: a checked [`Definition`], shared cheaply between threads.
-#[derive(Clone, PartialEq)]
-pub struct Dataset(Arc<Definition>);
+/// A dataset: a checked [`Definition`], shared cheaply between threads, with what validation
+/// looks up for every key of every record kept compact.
+#[derive(Clone)]
+pub struct Dataset(Arc<Compiled>);
+
+struct Compiled {
+    definition: Definition,
+    /// The column names, in table order.
+    names: Box<[Box<str>]>,
+    /// Column indexes ordered by name length: those of length `n` are
+    /// `by_len[len_start[n]..len_start[n + 1]]` (most keys are then found with one comparison).
+    by_len: Box<[usize]>,
+    len_start: Box<[usize]>,
+}
+
+impl PartialEq for Dataset {
+    fn eq(&self, other: &Dataset) -> bool {
+        self.0.definition == other.0.definition
+    }
+}
 
 impl Deref for Dataset {
     type Target = Definition;
     fn deref(&self) -> &Definition {
-        &self.0
+        &self.0.definition
     }
 }
 
@@ -40,8 +57,24 @@ impl fmt::Display for Dataset {
 }
 
 impl From<Definition> for Dataset {
-    fn from(d: Definition) -> Self {
-        Dataset(Arc::new(d))
+    fn from(definition: Definition) -> Self {
+        let names: Box<[Box<str>]> = definition
+            .columns
+            .iter()
+            .map(|c| c.name.as_str().into())
+            .collect();
+        let mut by_len: Vec<usize> = (0..names.len()).collect();
+        by_len.sort_by_key(|&i| names[i].len());
+        let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
+        let len_start = (0..=longest + 1)
+            .map(|n| by_len.partition_point(|&i| names[i].len() < n))
+            .collect();
+        Dataset(Arc::new(Compiled {
+            definition,
+            names,
+            by_len: by_len.into(),
+            len_start,
+        }))
     }
 }
 
@@ -49,11 +82,15 @@ impl Dataset {
     /// Position of a column by name.
     #[inline]
     pub fn column_index(&self, name: &str) -> Option<usize> {
-        // Compare lengths first: most keys differ in length, and the hot path asks this for
-        // every key of every record.
-        self.columns
+        // The hot path asks this for every key of every record: only names of the same length
+        // are compared.
+        let c = &*self.0;
+        let n = name.len();
+        let range = *c.len_start.get(n)?..*c.len_start.get(n + 1)?;
+        c.by_len[range]
             .iter()
-            .position(|c| c.name.len() == name.len() && c.name == name)
+            .copied()
+            .find(|&i| *c.names[i] == *name)
     }
 
     /// The key prefix, or `""`.

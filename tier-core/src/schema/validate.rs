@@ -78,9 +78,6 @@ pub struct Reject {
 /// Counts of keys outside the schema, by key as written in the input.
 pub type UnknownFields = HashMap<String, u64>;
 
-/// Up to this many columns, a record's values are gathered on the stack.
-const STACK_COLUMNS: usize = 32;
-
 impl Reject {
     fn at(index: u64, bytes: &[u8], reason: RejectReason) -> Reject {
         Reject {
@@ -154,16 +151,32 @@ pub fn validate_prefix<'a>(
     max: usize,
     unknown: &mut UnknownFields,
 ) -> Option<(usize, Result<Row<'a>, Reject>)> {
+    // The values are gathered on the stack, in an array no larger than needed (clearing it is
+    // part of every record's cost).
+    let n = dataset.columns.len();
+    macro_rules! on_stack {
+        ($($size:literal),*) => {
+            $(if n <= $size {
+                let mut slots: [Option<JsonValue<'a>>; $size] = Default::default();
+                return with_slots(dataset, index, bytes, max, unknown, &mut slots[..n]);
+            })*
+        };
+    }
+    on_stack!(16, 32);
+    let mut slots = vec![None; n];
+    with_slots(dataset, index, bytes, max, unknown, &mut slots)
+}
+
+fn with_slots<'a>(
+    dataset: &Dataset,
+    index: u64,
+    bytes: &'a [u8],
+    max: usize,
+    unknown: &mut UnknownFields,
+    slots: &mut [Option<JsonValue<'a>>],
+) -> Option<(usize, Result<Row<'a>, Reject>)> {
     let columns = &dataset.columns;
     let prefix = dataset.key_prefix();
-    let mut stack: [Option<JsonValue<'a>>; STACK_COLUMNS] = Default::default();
-    let mut heap = Vec::new();
-    let slots: &mut [Option<JsonValue<'a>>] = if columns.len() <= STACK_COLUMNS {
-        &mut stack[..columns.len()]
-    } else {
-        heap.resize(columns.len(), None);
-        &mut heap
-    };
     let mut extras: Vec<(Cow<'a, str>, JsonValue<'a>)> = Vec::new();
     let mut members = Members::new(bytes);
     while let Some((key, value)) = members.next_member().ok()? {
