@@ -592,3 +592,80 @@ fn log_file_has_timed_records_and_no_password() {
         "records carry their time: {first}"
     );
 }
+
+/// Numbers under keys no column names reach `_extra` exactly as written, at any depth.
+#[test]
+fn numbers_in_extra_are_kept_exactly() {
+    const NUMBERS: [&str; 10] = [
+        "123456789012345678901234567890",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "3.141592653589793238462643383279",
+        "0.1000000000000000055511151231257827",
+        "1e999",
+        "1E-400",
+        "-0",
+        "-0.0",
+        "2.50",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weather.json");
+    let mut text = String::new();
+    for (i, n) in NUMBERS.iter().enumerate() {
+        text.push_str(&format!(
+            "{{\"city\":\"C{i}\",\"date_time\":\"2019-06-04 14:05:13\",\"k\":{n},\"deep\":{{\"a\":[1,{{\"b\":{n}}}]}},\"arr\":[{n},{n}]}}\n"
+        ));
+    }
+    // NUL cannot be stored in jsonb: that record is rejected, the next still loads.
+    text.push_str("{\"city\":\"N\",\"date_time\":\"2019-06-04 14:05:13\",\"k\":\"a\\u0000b\"}\n");
+    // Typed columns still reject what does not fit them.
+    text.push_str(
+        "{\"city\":\"T\",\"date_time\":\"2019-06-04 14:05:13\",\"currently_temperature\":1e999}\n",
+    );
+    text.push_str("{\"city\":\"Z\",\"date_time\":\"2019-06-04 14:05:13\",\"k\":NaN}\n");
+    std::fs::write(&path, &text).unwrap();
+
+    let check = tier(&["check", s(&path), "--report", "json"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let c = &check.json()["files"][0];
+    assert_eq!(c["rejected"], 2, "{c}");
+
+    let db = TestDb::new();
+    let run = db.load(&[s(&path), "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let f = &run.json()["files"][0];
+    assert_eq!(f["loaded"], NUMBERS.len() as u64 + 1);
+    assert_eq!(f["reject_reasons"]["invalid_value:_extra"], 1);
+    assert_eq!(f["reject_reasons"]["non_finite:currently_temperature"], 1);
+    let mut client = db.client();
+    for (i, n) in NUMBERS.iter().enumerate() {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT _extra->'k' = '{n}'::jsonb, _extra#>'{{deep,a,1,b}}' = '{n}'::jsonb, \
+                     _extra->'arr' = '[{n},{n}]'::jsonb, (_extra->>'k')::numeric = '{n}'::numeric \
+                     FROM weather WHERE city = 'C{i}'"
+                ),
+                &[],
+            )
+            .unwrap();
+        for j in 0..4 {
+            assert!(row.get::<_, bool>(j), "{n}: check {j}");
+        }
+    }
+    assert_eq!(
+        db.count("SELECT * FROM weather WHERE city = 'Z' AND _extra->>'k' = 'NaN'"),
+        1
+    );
+    let (reason, raw): (String, String) = {
+        let r = client
+            .query_one(
+                "SELECT reason, raw FROM weather_rejects WHERE _record_index = 10",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(reason, "invalid_value:_extra");
+    assert!(raw.contains("\\u0000"), "{raw}");
+}

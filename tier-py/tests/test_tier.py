@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import decimal
 import json
 import subprocess
 import threading
@@ -156,3 +157,59 @@ def test_schema() -> None:
     assert 'CREATE TABLE IF NOT EXISTS "public"."weather"' in ddl
     assert "track_events" not in ddl
     assert '"analytics"."tier_loads"' in tier.schema(schema="analytics")
+
+
+DATA = Path(__file__).resolve().parents[2] / "tier-cli" / "tests" / "data"
+RIDES = (
+    '[{"rides.ride_id":"r1","rides.vehicle":"bike","rides.distance_km":3.5,"rides.passengers":1,'
+    '"rides.fare_cents":9007199254740993,"rides.paid":true,"rides.started_at":"2024-03-01T10:00:00+01:00",'
+    '"rides.service_day":"2024-03-01","rides.meta":{"a":[1,2.50]},'
+    '"rides.tip":123456789012345678901234567890,"rides.pi":3.141592653589793238462643383279,"rides.f":0.1},\n'
+    '{"rides.ride_id":"r2","rides.vehicle":"car","rides.started_at":"2024-03-02 08:00:00"},\n'
+    '{"rides.ride_id":"r1","rides.distance_km":9,"rides.started_at":"2024-03-01 09:00:00"},\n'
+)
+
+
+def test_a_user_definition_through_every_function(db: Db, tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(RIDES)
+    defs = DATA / "rides.toml"
+    report = tier.load(path, database_url=db.url, datasets=defs)
+    assert (report.dataset, report.loaded, report.rejected) == ("rides", 1, 2)
+    assert report.reject_reasons == {"invalid_value:vehicle": 1, "conflicting_duplicate": 1}
+    assert db.scalar("SELECT fare_cents FROM rides") == "9007199254740993"
+    assert db.scalar(
+        "SELECT _extra->'rides.pi' = '3.141592653589793238462643383279'::jsonb FROM rides") == "t"
+    assert tier.check(path, datasets=[str(defs)]).loaded == 2
+    rows = list(tier.read(path, datasets=[defs]))
+    assert len(rows) == 2
+    r = rows[0]
+    assert r["fare_cents"] == 9007199254740993 and r["paid"] is True
+    assert r["service_day"] == datetime.date(2024, 3, 1)
+    assert r["started_at"] == datetime.datetime(2024, 3, 1, 9, tzinfo=datetime.timezone.utc)
+    assert r["meta"] == {"a": [1, 2.5]}
+    extra = r["_extra"]
+    assert isinstance(extra, dict)
+    assert extra["rides.tip"] == 123456789012345678901234567890
+    assert extra["rides.pi"] == decimal.Decimal("3.141592653589793238462643383279")
+    assert extra["rides.f"] == 0.1 and isinstance(extra["rides.f"], float)
+    assert "bigint" in tier.schema("rides", datasets=defs)
+    with pytest.raises(tier.UsageError):
+        tier.check(path, dataset="nope", datasets=defs)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[columns]]\nname = "a"\ntype = "texte"\n')
+    with pytest.raises(tier.UsageError, match="bad.toml:4"):
+        tier.check(path, datasets=bad)
+
+
+def test_infer_proposes_a_definition_that_loads_the_file(db: Db, tmp_path: Path) -> None:
+    path = tmp_path / "orders.jsonl"
+    path.write_text('{"id":"a","qty":1,"at":"2024-01-01 00:00:00"}\n{"id":"b","qty":2.5}\n')
+    text = tier.infer(path, sample=10)
+    assert 'name = "orders"' in text and 'type = "double"' in text
+    assert 'name = "at"\ntype = "timestamptz"\n' in text and "partition_by" not in text
+    (tmp_path / "orders.toml").write_text(text)
+    report = tier.load(path, database_url=db.url, datasets=tmp_path / "orders.toml")
+    assert report.loaded == 2
+    with pytest.raises(tier.InputNotFoundError):
+        tier.infer(tmp_path / "missing.json")

@@ -433,6 +433,9 @@ mod tests {
             ("track_events", te(r#","segment_tracks.properties_rating":4.5"#), "invalid_type:properties_rating"),
             ("track_events", te(r#","segment_tracks.properties_rating":"five""#), "invalid_type:properties_rating"),
             ("track_events", te(r#","segment_tracks.properties_rating":70000"#), "invalid_type:properties_rating"),
+            ("track_events", te(r#","segment_tracks.properties_rating":99999999999999999999"#), "invalid_type:properties_rating"),
+            ("weather", w(r#","weather_data.currently_temperature":1e999"#), "non_finite:currently_temperature"),
+            ("weather", w(r#","weather_data.currently_humidity":-1e999"#), "non_finite:currently_humidity"),
             ("track_events", te(r#","segment_tracks.properties_rating":NaN"#), "non_finite:properties_rating"),
             ("track_events", te(r#","segment_tracks.context_os_name":true"#), "invalid_type:context_os_name"),
             ("track_events", te(r#","segment_tracks.context_os_name":"a\u0000b""#), "invalid_value:context_os_name"),
@@ -480,6 +483,13 @@ mod tests {
         assert_eq!(
             row.extra.as_deref(),
             Some(r#"{"weather_data.currently_ozone":301.2}"#)
+        );
+        // Numbers in _extra keep their text, however long.
+        let j = w(r#","z":[1e999,-0],"a":{"n":123456789012345678901234567890}"#);
+        let row = check(&ds("weather"), &j).unwrap();
+        assert_eq!(
+            row.extra.as_deref(),
+            Some(r#"{"a":{"n":123456789012345678901234567890},"z":[1e999,-0]}"#)
         );
     }
 }

@@ -13,7 +13,7 @@ from tier._errors import (
     TierError,
     UsageError,
 )
-from tier._tier import Report, RowIterator, check, load, read, schema
+from tier._tier import Report, RowIterator, check, infer, load, read, schema
 
 __all__ = [
     "DatabaseError",
@@ -26,6 +26,7 @@ __all__ = [
     "TierError",
     "UsageError",
     "check",
+    "infer",
     "load",
     "read",
     "schema",

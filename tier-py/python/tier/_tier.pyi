@@ -1,11 +1,13 @@
 import datetime
+import decimal
 import os
-from typing import Any, Optional, Union, final
+from typing import Any, Optional, Sequence, Union, final
 
-__all__ = ["Report", "RowIterator", "check", "load", "read", "schema"]
+__all__ = ["Report", "RowIterator", "check", "infer", "load", "read", "schema"]
 
 _Path = Union[str, "os.PathLike[str]"]
-_Value = Union[str, float, int, datetime.datetime, dict[str, Any], None]
+_Paths = Union[_Path, Sequence[_Path]]
+_Value = Union[str, float, int, bool, decimal.Decimal, datetime.datetime, datetime.date, dict[str, Any], list[Any], None]
 
 @final
 class Report:
@@ -34,6 +36,9 @@ class Report:
     @property
     def unknown_fields(self) -> dict[str, int]: ...
     @property
+    def added_columns(self) -> list[str]:
+        """Columns this load added to the table (additive schema evolution)."""
+    @property
     def status(self) -> str: ...
     @property
     def load_id(self) -> Optional[int]: ...
@@ -46,7 +51,13 @@ class Report:
 
 @final
 class RowIterator:
-    """The valid rows of a file, one dict at a time."""
+    """The valid rows of a file, one dict at a time.
+
+    Values are typed per the definition: ``str``, ``int``, ``float``, ``bool``, UTC-aware
+    ``datetime.datetime``, ``datetime.date``; ``jsonb`` columns and ``_extra`` are parsed JSON
+    in which integers of any size are exact ``int`` and a decimal number is a ``float`` where a
+    float holds it exactly as written, else an exact ``decimal.Decimal``
+    (``3.141592653589793238462643383279``, ``1e999``)."""
 
     def __iter__(self) -> "RowIterator": ...
     def __next__(self) -> dict[str, _Value]: ...
@@ -59,7 +70,12 @@ def load(
     force: bool = False,
     replace: bool = False,
     max_reject_ratio: Optional[float] = None,
-) -> Report: ...
-def check(path: _Path, dataset: Optional[str] = None) -> Report: ...
-def read(path: _Path, dataset: Optional[str] = None) -> RowIterator: ...
-def schema(dataset: Optional[str] = None, schema: str = "public") -> str: ...
+    datasets: Optional[_Paths] = None,
+) -> Report:
+    """Loads one file into PostgreSQL. ``datasets`` names definition files or directories
+    (added to ``$TIER_DATASETS`` and the built-ins)."""
+def check(path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None) -> Report: ...
+def read(path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None) -> RowIterator: ...
+def schema(dataset: Optional[str] = None, schema: str = "public", datasets: Optional[_Paths] = None) -> str: ...
+def infer(path: _Path, name: Optional[str] = None, sample: int = 10000) -> str:
+    """Reads up to ``sample`` records of a file and proposes a dataset definition (TOML)."""
