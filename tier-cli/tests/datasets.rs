@@ -321,7 +321,7 @@ fn invalid_definitions_are_usage_errors_naming_file_and_line() {
         ),
         (
             "type",
-            format!("name = \"x\"\n[[columns]]\nname = \"a\"\ntype = \"texte\"\n"),
+            "name = \"x\"\n[[columns]]\nname = \"a\"\ntype = \"texte\"\n".to_string(),
             ":4",
             "unknown type",
         ),
