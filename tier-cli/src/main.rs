@@ -14,11 +14,11 @@ use std::sync::Mutex;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tier_core::check;
 use tier_core::db;
-use tier_core::embedded::{Cluster, State};
+use tier_core::db::embedded::{Cluster, State};
 use tier_core::generate::{self, GenerateOptions};
-use tier_core::loader::{self, LoadOptions, Loader};
-use tier_core::reader::ReadOptions;
+use tier_core::ReadOptions;
 use tier_core::{Error, FileReport, Registry, Report, Status};
+use tier_core::{LoadOptions, Loader};
 
 /// Load JSON exports of event streams into typed PostgreSQL tables, accounting for every record.
 #[derive(Parser)]
@@ -121,7 +121,7 @@ struct Common {
     #[arg(long, value_enum, default_value = "text")]
     report: ReportFormat,
     /// Records larger than this many bytes are rejected as record_too_large.
-    #[arg(long, default_value_t = tier_core::reader::DEFAULT_MAX_RECORD_BYTES)]
+    #[arg(long, default_value_t = tier_core::read::DEFAULT_MAX_RECORD_BYTES)]
     max_record_bytes: usize,
     /// Progress bars on standard error.
     #[arg(long, value_enum, default_value = "auto")]
@@ -282,7 +282,7 @@ fn inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     } else {
         paths.to_vec()
     };
-    loader::expand_inputs(&paths)
+    tier_core::read::expand_inputs(&paths)
 }
 
 fn print_report(report: &Report, format: ReportFormat) {
@@ -311,7 +311,7 @@ fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
     if args.definition {
         print!("{}", datasets[0].source);
     } else {
-        print!("{}", tier_core::ddl::full_ddl(&datasets, &args.schema));
+        print!("{}", tier_core::db::ddl::full_ddl(&datasets, &args.schema));
     }
     Ok(Outcome::Ok)
 }

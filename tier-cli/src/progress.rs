@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tier_core::loader::Observer;
-use tier_core::reader::Progress;
+use tier_core::read::Progress;
+use tier_core::Observer;
 
 use crate::ProgressMode;
 

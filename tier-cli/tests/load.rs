@@ -391,7 +391,7 @@ fn hostile_schema_name_is_quoted() {
     assert_eq!(
         db.count(&format!(
             "SELECT * FROM {}.weather",
-            tier_core::ddl::quote_ident(schema)
+            tier_core::db::ddl::quote_ident(schema)
         )),
         20
     );

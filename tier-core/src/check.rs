@@ -5,9 +5,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::loader::{open_input, Observer, Opened};
-use crate::pipeline::{self, NoPayload, Processed};
-use crate::reader::{ReadOptions, Records};
+use crate::pipeline::{self, open_input, NoPayload, Observer, Opened, Processed, ReadOptions};
+use crate::read::Records;
 use crate::report::{FileReport, Status};
 use crate::schema::row::Row;
 use crate::schema::validate::{self, Reject};
@@ -20,12 +19,12 @@ pub type RejectSink<'a> = dyn FnMut(&Reject) -> Result<()> + 'a;
 ///
 /// ```
 /// use tier_core::check::check;
-/// use tier_core::reader::ReadOptions;
+/// use tier_core::ReadOptions;
 /// let dir = std::env::temp_dir().join("tier-doc-check");
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("weather.json");
 /// std::fs::write(&path, "[{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"},\n42,\n").unwrap();
-/// let report = check(&path, &ReadOptions::default(), &tier_core::loader::Quiet, None).unwrap();
+/// let report = check(&path, &ReadOptions::default(), &tier_core::Quiet, None).unwrap();
 /// assert_eq!((report.records, report.loaded, report.rejected), (2, 1, 1));
 /// assert_eq!(report.reject_reasons["not_an_object"], 1);
 /// ```

@@ -100,7 +100,33 @@ impl Error {
 
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
-        Error::Database(crate::db::describe(&e))
+        Error::Database(describe(&e))
+    }
+}
+
+/// The message of a database error, with the server's detail when there is one.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                let m = inner.to_string();
+                if !s.contains(&m) {
+                    s.push_str(": ");
+                    s.push_str(&m);
+                }
+                src = inner.source();
+            }
+            s
+        }
     }
 }
 

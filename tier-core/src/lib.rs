@@ -4,8 +4,9 @@
 //! record: each is loaded, counted as a duplicate, or stored with its reason in a rejects table.
 //! A dataset is a [`Definition`] (TOML); the built-ins are definitions too.
 //!
-//! Data flows one way: bytes ([`reader`]) → records ([`scan`](reader::Records)) → validated rows
-//! or rejects ([`schema::validate`]) → binary COPY ([`copy`], [`loader`]).
+//! Data flows one way, and the modules follow it: bytes → records ([`read`]) → validated rows or
+//! rejects ([`schema`]), run in parallel by the [`pipeline`] → a sink ([`sink`]: binary COPY into
+//! PostgreSQL, whose connection, embedded server and DDL live in [`db`]).
 //!
 //! ```
 //! use tier_core::{Registry, Timestamp};
@@ -16,29 +17,24 @@
 #![warn(missing_docs)]
 
 pub mod check;
-pub mod copy;
 pub mod db;
-pub mod ddl;
-pub mod embedded;
 pub mod error;
 pub mod generate;
-pub mod json;
-pub mod ledger;
-pub mod loader;
 pub mod pipeline;
-pub mod reader;
+pub mod read;
 pub mod report;
-mod scan;
 pub mod schema;
+pub mod sink;
 
 pub use error::{Error, Result};
-pub use loader::{LoadOptions, Loader};
+pub use pipeline::{Observer, Quiet, ReadOptions};
 pub use postgres;
 pub use report::{FileReport, Report, Status, Totals};
 pub use schema::row::{Row, Value};
 pub use schema::timestamp::Timestamp;
 pub use schema::validate::{Reject, RejectReason};
 pub use schema::{Column, ColumnType, Dataset, Definition, Registry};
+pub use sink::postgres::{LoadOptions, Loader};
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -15,10 +15,91 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::reader::{RawRecord, Records};
+use crate::read::{Input, Progress, RawRecord, Records, Sha256Handle};
 use crate::schema::row::Row;
 use crate::schema::validate::{self, Reject, UnknownFields};
-use crate::schema::Dataset;
+use crate::schema::{Dataset, Registry};
+
+/// How to read an input: shared by checks and loads.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Force the dataset instead of detecting it from the keys or the file name.
+    pub dataset: Option<Dataset>,
+    /// The datasets detection chooses from.
+    pub datasets: Registry,
+    /// Records larger than this are `record_too_large`.
+    pub max_record_bytes: usize,
+    /// Validation threads.
+    pub workers: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            dataset: None,
+            datasets: Registry::builtin(),
+            max_record_bytes: crate::read::DEFAULT_MAX_RECORD_BYTES,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// Hears about a file's progress (for progress bars).
+pub trait Observer: Sync {
+    /// A file starts: its size if known, and a live count of the bytes read.
+    fn started(&self, _path: &Path, _size: Option<u64>, _progress: Arc<Progress>) {}
+    /// More records of the file were processed.
+    fn records(&self, _path: &Path, _n: u64) {}
+    /// The file is done (whatever the outcome).
+    fn finished(&self, _path: &Path) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// An input opened for reading, with its dataset told.
+pub struct Opened {
+    /// Its records.
+    pub records: Records,
+    /// Its dataset.
+    pub dataset: Dataset,
+    /// A live count of the bytes read.
+    pub progress: Arc<Progress>,
+    /// Its SHA-256 once read, if hashing was asked for.
+    pub sha256: Option<Sha256Handle>,
+}
+
+/// Opens an input and tells its dataset: forced, else detected among the known definitions
+/// ([`Registry::detect`](crate::Registry::detect)).
+pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened> {
+    let input = Input::open(path, hash)?;
+    let progress = input.progress();
+    let sha256 = input.sha256_handle();
+    let mut records = input.records(opts.max_record_bytes);
+    let dataset =
+        match &opts.dataset {
+            Some(d) => d.clone(),
+            None => opts.datasets.detect(records.head()?, path).ok_or_else(|| {
+                Error::UnknownDataset {
+                    path: path.to_path_buf(),
+                    known: opts
+                        .datasets
+                        .all()
+                        .iter()
+                        .map(|d| d.name.clone())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                }
+            })?,
+        };
+    Ok(Opened {
+        records,
+        dataset,
+        progress,
+        sha256,
+    })
+}
 
 const CHUNK_BYTES: usize = 1 << 20;
 const BATCH_RECORDS: u64 = 8192;
@@ -501,7 +582,6 @@ fn sequential(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reader::Input;
     use proptest::prelude::*;
 
     /// Writes each valid row's index as 8 bytes, so the payload lists the rows' indexes.

@@ -2,7 +2,7 @@
 //! never panics, and never lets a defect swallow a good record that starts its own line.
 
 use proptest::prelude::*;
-use tier_core::reader::Input;
+use tier_core::read::Input;
 use tier_core::schema::validate::{validate, UnknownFields};
 use tier_core::Registry;
 

@@ -9,9 +9,9 @@ use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTzInfo};
 use tier_core::check::Rows;
-use tier_core::loader::{LoadOptions, Loader, Quiet};
-use tier_core::reader::ReadOptions;
+use tier_core::ReadOptions;
 use tier_core::{Error, FileReport, Registry, Status, Value};
+use tier_core::{LoadOptions, Loader, Quiet};
 
 /// Raises the `tier` exception that matches a core error.
 fn raise(py: Python<'_>, err: Error) -> PyErr {
@@ -301,7 +301,7 @@ fn schema(
         Some(name) => vec![opts.datasets.get(&name).map_err(|e| raise(py, e))?],
         None => opts.datasets.all().to_vec(),
     };
-    Ok(tier_core::ddl::full_ddl(&chosen, schema))
+    Ok(tier_core::db::ddl::full_ddl(&chosen, schema))
 }
 
 /// Reads a sample of a file and proposes a dataset definition (TOML text).

@@ -18,7 +18,7 @@ fn server() -> &'static Config {
             return url.parse().expect("TIER_TEST_DATABASE_URL");
         }
         let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pg");
-        let cluster = tier_core::embedded::Cluster::at(&home).expect("cluster");
+        let cluster = tier_core::db::embedded::Cluster::at(&home).expect("cluster");
         cluster.start().expect("start the test server");
         cluster.config("postgres")
     })

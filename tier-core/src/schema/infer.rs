@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::error::Result;
-use crate::json::{JsonValue, Members};
-use crate::reader::{Input, RawKind, DEFAULT_MAX_RECORD_BYTES};
+use crate::read::json::{JsonValue, Members};
+use crate::read::{Input, RawKind, DEFAULT_MAX_RECORD_BYTES};
 use crate::schema::timestamp::{parse_date, Timestamp};
 use crate::schema::{valid_name, ColumnType, Definition};
 

@@ -97,22 +97,12 @@ impl Dataset {
     pub fn key_prefix(&self) -> &str {
         self.prefix.as_deref().unwrap_or("")
     }
-
-    /// The `CREATE TABLE` statements for the target table and its rejects table, in `schema`.
-    ///
-    /// ```
-    /// let weather = tier_core::Registry::builtin().get("weather").unwrap();
-    /// let ddl = weather.ddl("public");
-    /// assert!(ddl.contains("CREATE TABLE IF NOT EXISTS \"public\".\"weather\""));
-    /// ```
-    pub fn ddl(&self, schema: &str) -> String {
-        crate::ddl::table_ddl(self, schema)
-    }
 }
 
-const BUILTINS: [(&str, &str); 2] = [
-    ("track_events", include_str!("builtin/track_events.toml")),
-    ("weather", include_str!("builtin/weather.toml")),
+/// The built-in definitions, compiled in.
+const BUILTINS: [&str; 2] = [
+    include_str!("builtin/track_events.toml"),
+    include_str!("builtin/weather.toml"),
 ];
 
 /// The datasets tier knows: the built-ins, then the user's definitions (a user definition with
@@ -130,8 +120,8 @@ impl Registry {
     pub fn builtin() -> Registry {
         let datasets = BUILTINS
             .iter()
-            .map(|(name, text)| {
-                Definition::from_toml_str(text, &format!("built-in {name}"))
+            .map(|text| {
+                Definition::from_toml_str(text, "built-in definition")
                     .expect("the built-in definitions are valid")
                     .into()
             })

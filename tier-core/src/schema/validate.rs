@@ -4,8 +4,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::json::{self, JsonValue, JsonbError, Members};
-use crate::reader::{RawKind, RawRecord};
+use crate::read::json::{self, JsonValue, JsonbError, Members};
+use crate::read::{RawKind, RawRecord};
 use crate::schema::row::{Row, Value};
 use crate::schema::timestamp::{parse_date, Timestamp};
 use crate::schema::{Column, ColumnType, Dataset};
@@ -102,7 +102,7 @@ pub fn raw_text(bytes: &[u8]) -> String {
 /// Validates one raw record of `dataset`. Keys outside the schema are counted in `unknown`.
 ///
 /// ```
-/// use tier_core::reader::{RawKind, RawRecord};
+/// use tier_core::read::{RawKind, RawRecord};
 /// use tier_core::schema::validate;
 /// let weather = tier_core::Registry::builtin().get("weather").unwrap();
 /// let rec = RawRecord {

@@ -5,17 +5,16 @@ use std::collections::{BTreeMap, HashSet};
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use postgres::{Client, Transaction};
 
-use crate::copy::{CopyEncoder, HEADER, TRAILER};
-use crate::ddl::{self, qualified, quote_ident};
+use super::copy::{CopyEncoder, HEADER, TRAILER};
+use super::ledger::Ledger;
+use crate::db::ddl::{self, qualified, quote_ident};
 use crate::error::{Error, Result};
-use crate::ledger::Ledger;
-use crate::pipeline::{self, Processed};
-use crate::reader::{self, Input, Progress, ReadOptions};
+use crate::pipeline::{self, open_input, Observer, Opened, Processed, ReadOptions};
+use crate::read::{self as reader, Progress};
 use crate::report::{FileReport, Status};
 use crate::schema::validate::RejectReason;
 use crate::schema::Dataset;
@@ -45,98 +44,6 @@ impl Default for LoadOptions {
             max_reject_ratio: None,
         }
     }
-}
-
-/// Hears about a file's progress (for progress bars).
-pub trait Observer: Sync {
-    /// A file starts: its size if known, and a live count of the bytes read.
-    fn started(&self, _path: &Path, _size: Option<u64>, _progress: Arc<Progress>) {}
-    /// More records of the file were processed.
-    fn records(&self, _path: &Path, _n: u64) {}
-    /// The file is done (whatever the outcome).
-    fn finished(&self, _path: &Path) {}
-}
-
-/// An observer that ignores everything.
-pub struct Quiet;
-impl Observer for Quiet {}
-
-/// An input opened for reading, with its dataset told.
-pub struct Opened {
-    /// Its records.
-    pub records: reader::Records,
-    /// Its dataset.
-    pub dataset: Dataset,
-    /// A live count of the bytes read.
-    pub progress: Arc<Progress>,
-    /// Its SHA-256 once read, if hashing was asked for.
-    pub sha256: Option<reader::Sha256Handle>,
-}
-
-/// Opens an input and tells its dataset: forced, else detected among the known definitions
-/// ([`Registry::detect`](crate::Registry::detect)).
-pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened> {
-    let input = Input::open(path, hash)?;
-    let progress = input.progress();
-    let sha256 = input.sha256_handle();
-    let mut records = input.records(opts.max_record_bytes);
-    let dataset =
-        match &opts.dataset {
-            Some(d) => d.clone(),
-            None => opts.datasets.detect(records.head()?, path).ok_or_else(|| {
-                Error::UnknownDataset {
-                    path: path.to_path_buf(),
-                    known: opts
-                        .datasets
-                        .all()
-                        .iter()
-                        .map(|d| d.name.clone())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                }
-            })?,
-        };
-    Ok(Opened {
-        records,
-        dataset,
-        progress,
-        sha256,
-    })
-}
-
-/// Lists the inputs of the given paths: files as they are, directories expanded to their
-/// `*.json`, `*.json.gz`, `*.jsonl` and `*.ndjson` files (sorted).
-pub fn expand_inputs(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" {
-            out.push(p.clone());
-            continue;
-        }
-        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
-        if meta.is_dir() {
-            let mut found: Vec<_> = std::fs::read_dir(p)
-                .map_err(|e| Error::io(p, e))?
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|f| {
-                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    f.is_file()
-                        && [".json", ".json.gz", ".jsonl", ".ndjson"]
-                            .iter()
-                            .any(|ext| name.ends_with(ext))
-                })
-                .collect();
-            if found.is_empty() {
-                return Err(Error::NoInputs(p.clone()));
-            }
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
 }
 
 /// Loads files into one database.

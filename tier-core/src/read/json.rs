@@ -286,7 +286,7 @@ impl<'a> Members<'a> {
             match self.b.get(self.i) {
                 Some(&c @ (b'{' | b'[')) => {
                     // The enclosing record is one level; the scanner allows this many in all.
-                    if stack.len() + 1 >= crate::scan::MAX_DEPTH {
+                    if stack.len() + 1 >= super::scan::MAX_DEPTH {
                         return Err(SyntaxError(self.i));
                     }
                     stack.push(c);
@@ -362,7 +362,7 @@ impl From<SyntaxError> for JsonbError {
 /// values give equal text.
 ///
 /// ```
-/// use tier_core::json::{write_jsonb, JsonValue};
+/// use tier_core::read::json::{write_jsonb, JsonValue};
 /// let mut out = String::new();
 /// write_jsonb(&mut out, &JsonValue::Nested(r#"{"b":[NaN, 1e999], "a":123456789012345678901234567890}"#)).unwrap();
 /// assert_eq!(out, r#"{"a":123456789012345678901234567890,"b":["NaN",1e999]}"#);

@@ -1,7 +1,7 @@
 //! A resumable scanner that finds where one JSON value ends and whether its syntax is sound.
 //!
 //! It checks the grammar (structure, literals, escapes, raw line breaks in strings) without
-//! building anything; number spelling and control characters are checked again by [`crate::json`]
+//! building anything; number spelling and control characters are checked again by [`crate::read::json`]
 //! when the value is read.
 
 /// What a scanner says after a slice of bytes.

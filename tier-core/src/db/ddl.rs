@@ -5,7 +5,7 @@ use crate::schema::{ColumnType, Dataset};
 /// Quotes an SQL identifier (`"` doubled), so no name can inject SQL.
 ///
 /// ```
-/// assert_eq!(tier_core::ddl::quote_ident(r#"a"b"#), r#""a""b""#);
+/// assert_eq!(tier_core::db::ddl::quote_ident(r#"a"b"#), r#""a""b""#);
 /// ```
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -124,7 +124,7 @@ pub fn table_ddl(dataset: &Dataset, schema: &str) -> String {
 ///
 /// ```
 /// let reg = tier_core::Registry::builtin();
-/// let ddl = tier_core::ddl::full_ddl(reg.all(), "public");
+/// let ddl = tier_core::db::ddl::full_ddl(reg.all(), "public");
 /// assert!(ddl.contains("\"tier_loads\""));
 /// assert!(ddl.contains("\"track_events_rejects\""));
 /// ```

@@ -2,7 +2,7 @@
 
 use postgres::GenericClient;
 
-use crate::ddl::{qualified, LEDGER};
+use crate::db::ddl::{qualified, LEDGER};
 use crate::error::Result;
 use crate::report::FileReport;
 

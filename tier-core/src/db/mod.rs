@@ -1,8 +1,14 @@
-//! Choosing and connecting to the database.
+//! The database: choosing and connecting to it, the embedded server, the DDL.
+
+mod connect;
+pub mod ddl;
+pub mod embedded;
+
+pub use connect::connect;
 
 use std::str::FromStr;
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
 use crate::error::{Error, Result};
 
@@ -106,51 +112,15 @@ impl Target {
     }
 }
 
-/// Connects to a configured server.
-pub fn connect(config: &Config, what: &str) -> Result<Client> {
-    config
-        .connect(NoTls)
-        .map_err(|e| Error::Database(format!("cannot connect to {what}: {}", describe(&e))))
-}
-
-/// The message of a database error, with the server's detail when there is one.
-pub fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{}: {}", db.severity(), db.message());
-            if let Some(d) = db.detail() {
-                s.push_str(&format!(" ({d})"));
-            }
-            s
-        }
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                let m = inner.to_string();
-                if !s.contains(&m) {
-                    s.push_str(": ");
-                    s.push_str(&m);
-                }
-                src = inner.source();
-            }
-            s
-        }
-    }
-}
-
 /// Connects to the database chosen as [`Target::resolve`] says; the embedded default is created
 /// and started when needed (and left running).
 pub fn open(explicit: Option<&str>) -> Result<Client> {
     let target = Target::resolve(explicit)?;
     match &target {
         Target::Embedded => {
-            let cluster = crate::embedded::Cluster::from_env()?;
+            let cluster = embedded::Cluster::from_env()?;
             cluster.start()?;
-            connect(
-                &cluster.config(crate::embedded::DATABASE),
-                &target.describe(),
-            )
+            connect(&cluster.config(embedded::DATABASE), &target.describe())
         }
         Target::Config { config, .. } => {
             log::info!("connecting to {}", target.describe());

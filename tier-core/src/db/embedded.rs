@@ -131,7 +131,7 @@ impl Cluster {
     /// A connection URL for the cluster's `tier` database.
     ///
     /// ```
-    /// let c = tier_core::embedded::Cluster::at(&std::env::temp_dir().join("tier-doc")).unwrap();
+    /// let c = tier_core::db::embedded::Cluster::at(&std::env::temp_dir().join("tier-doc")).unwrap();
     /// assert!(c.url().starts_with("postgresql://postgres@/tier?host=/"));
     /// ```
     pub fn url(&self) -> String {
@@ -227,7 +227,7 @@ impl Cluster {
                     .collect::<String>()
             )));
         }
-        let mut c = crate::db::connect(&self.config("postgres"), "the embedded PostgreSQL")?;
+        let mut c = super::connect::connect(&self.config("postgres"), "the embedded PostgreSQL")?;
         let exists = c
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])?
             .is_some();

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use super::scan::{Resync, Scanner, Step};
 use crate::error::{Error, Result};
-use crate::scan::{Resync, Scanner, Step};
 
 /// The default largest record, in bytes (1 MiB).
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -22,30 +22,6 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 pub const TOO_LARGE_KEPT_BYTES: usize = 64 << 10;
 
 const READ_CHUNK: usize = 1 << 20;
-
-/// How to read an input: shared by checks and loads.
-#[derive(Debug, Clone)]
-pub struct ReadOptions {
-    /// Force the dataset instead of detecting it from the keys or the file name.
-    pub dataset: Option<crate::schema::Dataset>,
-    /// The datasets detection chooses from.
-    pub datasets: crate::schema::Registry,
-    /// Records larger than this are `record_too_large`.
-    pub max_record_bytes: usize,
-    /// Validation threads.
-    pub workers: usize,
-}
-
-impl Default for ReadOptions {
-    fn default() -> Self {
-        ReadOptions {
-            dataset: None,
-            datasets: crate::schema::Registry::builtin(),
-            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        }
-    }
-}
 
 /// What the reader made of one top-level value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +207,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Cuts an input into [`RawRecord`]s, in bounded memory.
 ///
 /// ```
-/// use tier_core::reader::{Input, RawKind};
+/// use tier_core::read::{Input, RawKind};
 /// let data = b"[{\"a\":1},\n{\"a\":2},\n42,\n{\"a\":\n";
 /// let input = Input::from_reader("mem".as_ref(), Box::new(&data[..]), false).unwrap();
 /// let mut records = input.records(1 << 20);
@@ -550,6 +526,41 @@ impl Records {
             bytes,
         }))
     }
+}
+
+/// Lists the inputs of the given paths: files as they are, directories expanded to their
+/// `*.json`, `*.json.gz`, `*.jsonl` and `*.ndjson` files (sorted).
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+            continue;
+        }
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            let mut found: Vec<_> = std::fs::read_dir(p)
+                .map_err(|e| Error::io(p, e))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|f| {
+                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    f.is_file()
+                        && [".json", ".json.gz", ".jsonl", ".ndjson"]
+                            .iter()
+                            .any(|ext| name.ends_with(ext))
+                })
+                .collect();
+            if found.is_empty() {
+                return Err(Error::NoInputs(p.clone()));
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
