@@ -27,7 +27,7 @@ cargo test --workspace 2>&1 | tee "$log"
 venv="$root/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
-"$venv/bin/pip" install -q maturin pytest mypy pyyaml
+"$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars
 "$venv/bin/pip" install -q ./tier-py
 "$venv/bin/python" -m pytest -q tier-py/tests | tee -a "$log"
 "$venv/bin/python" -m mypy --strict tier-py/examples/usage.py

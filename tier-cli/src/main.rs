@@ -12,13 +12,12 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tier_core::check;
-use tier_core::db;
 use tier_core::db::embedded::{Cluster, State};
+use tier_core::driver::{self, Destination};
 use tier_core::generate::{self, GenerateOptions};
+use tier_core::LoadOptions;
 use tier_core::ReadOptions;
 use tier_core::{Error, FileReport, Registry, Report, Status};
-use tier_core::{LoadOptions, Loader};
 
 /// Load JSON exports of event streams into typed PostgreSQL tables, accounting for every record.
 #[derive(Parser)]
@@ -170,8 +169,11 @@ struct LoadArgs {
     #[arg(long)]
     max_reject_ratio: Option<f64>,
     /// Files loaded at once, each on its own connection.
-    #[arg(long, default_value_t = 1)]
+    #[arg(short, long, default_value_t = 1)]
     jobs: usize,
+    /// Write Parquet to this lake directory instead of loading PostgreSQL.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["database_url", "replace"])]
+    lake: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -183,6 +185,9 @@ struct CheckArgs {
     /// Write the rejects as JSON Lines to this file.
     #[arg(long)]
     rejects_out: Option<PathBuf>,
+    /// Files checked at once.
+    #[arg(short, long, default_value_t = 1)]
+    jobs: usize,
 }
 
 #[derive(Args)]
@@ -236,6 +241,8 @@ enum Outcome {
     Failed,
     /// A quality gate stopped a load.
     Gate,
+    /// A file could not be used as given (each already reported on standard error).
+    Usage,
 }
 
 fn main() -> ExitCode {
@@ -259,6 +266,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Gate) => ExitCode::from(3),
+        Ok(Outcome::Usage) => ExitCode::from(2),
         Err(e) => {
             logging::error(&e.to_string());
             ExitCode::from(if e.is_usage() { 2 } else { 1 })
@@ -333,53 +341,15 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
             )));
         }
     }
-    let jobs = args.jobs.clamp(1, files.len().max(1));
     let bars = progress::Bars::new(args.common.progress);
-    let queue = Mutex::new(files.iter().enumerate());
-    let results: Mutex<Vec<(usize, Result<FileReport, Error>)>> = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                let client = match db::open(args.database_url.as_deref()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                };
-                let mut loader = match Loader::new(client, opts.clone()) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                };
-                loop {
-                    let next = queue.lock().unwrap().next();
-                    let Some((i, path)) = next else { break };
-                    let r = loader.load_file(path, &bars);
-                    results.lock().unwrap().push((i, r));
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap() {
-        return Err(e);
-    }
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|r| r.0);
-    let mut reports = Vec::new();
-    let mut failed = false;
-    for (_, r) in results {
-        match r {
-            Ok(rep) => reports.push(rep),
-            Err(e) => {
-                logging::error(&e.to_string());
-                failed = true;
-            }
-        }
-    }
+    let dest = match &args.lake {
+        Some(dir) => Destination::Lake(dir.clone()),
+        None => Destination::Postgres {
+            database_url: args.database_url.clone(),
+        },
+    };
+    let results = driver::load_files(&files, &dest, &opts, args.jobs, &bars)?;
+    let (reports, failed) = split(results);
     let report = Report::new(reports);
     print_report(&report, args.common.report);
     let mut gate = false;
@@ -393,50 +363,68 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
         logging::error(&e.to_string());
         gate = true;
     }
-    Ok(if failed {
-        Outcome::Failed
-    } else if gate {
-        Outcome::Gate
-    } else {
-        Outcome::Ok
+    Ok(match failed {
+        Some(f) => f,
+        None if gate => Outcome::Gate,
+        None => Outcome::Ok,
     })
+}
+
+/// The reports of the files that succeeded, and how the failures end the run (each logged):
+/// a usage error (exit 2) before any other failure (exit 1).
+fn split(results: Vec<Result<FileReport, Error>>) -> (Vec<FileReport>, Option<Outcome>) {
+    let mut reports = Vec::new();
+    let mut failed = None;
+    for r in results {
+        match r {
+            Ok(rep) => reports.push(rep),
+            Err(e) => {
+                logging::error(&e.to_string());
+                if e.is_usage() {
+                    failed = Some(Outcome::Usage);
+                } else {
+                    failed.get_or_insert(Outcome::Failed);
+                }
+            }
+        }
+    }
+    (reports, failed)
 }
 
 fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     let opts = args.common.read_options()?;
     let files = inputs(&args.paths)?;
-    let mut out = match &args.rejects_out {
-        Some(p) => Some(std::io::BufWriter::new(
+    let out = match &args.rejects_out {
+        Some(p) => Some(Mutex::new(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| Error::io(p, e))?,
-        )),
+        ))),
         None => None,
     };
+    let rejects_path = args.rejects_out.clone().unwrap_or_default();
+    let write = |path: &Path, r: &tier_core::Reject| -> Result<(), Error> {
+        let line = serde_json::json!({
+            "path": path.display().to_string(), "record_index": r.index,
+            "reason": r.reason.to_string(), "raw": r.raw,
+        });
+        let mut w = out
+            .as_ref()
+            .expect("set with --rejects-out")
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        writeln!(w, "{line}").map_err(|e| Error::io(&rejects_path, e))
+    };
     let bars = progress::Bars::new(args.common.progress);
-    let mut reports = Vec::new();
-    for path in &files {
-        let path_str = path.display().to_string();
-        let rejects_path = args.rejects_out.clone().unwrap_or_default();
-        let mut write = |r: &tier_core::Reject| -> Result<(), Error> {
-            if let Some(w) = out.as_mut() {
-                let line = serde_json::json!({
-                    "path": path_str, "record_index": r.index, "reason": r.reason.to_string(), "raw": r.raw,
-                });
-                writeln!(w, "{line}").map_err(|e| Error::io(&rejects_path, e))?;
-            }
-            Ok(())
-        };
-        let sink: Option<&mut check::RejectSink<'_>> = if args.rejects_out.is_some() {
-            Some(&mut write)
-        } else {
-            None
-        };
-        reports.push(check::check(path, &opts, &bars, sink)?);
+    let on_reject: Option<&driver::OnReject<'_>> = out.as_ref().map(|_| &write as _);
+    let results = driver::check_files(&files, &opts, args.jobs, &bars, on_reject);
+    if let Some(w) = &out {
+        w.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .flush()
+            .map_err(|e| Error::io(&rejects_path, e))?;
     }
-    if let (Some(w), Some(p)) = (out.as_mut(), &args.rejects_out) {
-        w.flush().map_err(|e| Error::io(p, e))?;
-    }
+    let (reports, failed) = split(results);
     print_report(&Report::new(reports), args.common.report);
-    Ok(Outcome::Ok)
+    Ok(failed.unwrap_or(Outcome::Ok))
 }
 
 fn generate_file(args: GenerateArgs) -> Result<Outcome, Error> {

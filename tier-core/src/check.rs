@@ -78,6 +78,7 @@ pub fn check(
         reject_reasons: totals.reasons,
         unknown_fields: totals.unknown.into_iter().collect::<BTreeMap<_, _>>(),
         added_columns: Vec::new(),
+        parts: Vec::new(),
         status: Status::Checked,
         load_id: None,
         seconds: started.elapsed().as_secs_f64(),

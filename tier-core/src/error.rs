@@ -17,8 +17,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An input that is not what it should be (a Parquet file tier did not write, or whose
+    /// columns do not match its dataset).
+    #[error("{}: {detail}", path.display())]
+    Input {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// A path given as input holds no loadable files.
-    #[error("{0}: no *.json, *.json.gz, *.jsonl or *.ndjson files in this directory")]
+    #[error("{0}: no *.json, *.json.gz, *.jsonl, *.ndjson or *.parquet files in this directory")]
     NoInputs(PathBuf),
     /// The dataset of a file could not be told from its keys or its name.
     #[error("{}: cannot tell the dataset from its keys or its name; pass --dataset {known}", path.display())]

@@ -18,6 +18,7 @@
 
 pub mod check;
 pub mod db;
+pub mod driver;
 pub mod error;
 pub mod generate;
 pub mod pipeline;

@@ -181,6 +181,11 @@ impl Processed {
         self.push(outcome, rec.bytes, enc);
     }
 
+    /// Encodes a row whose record index is already final (rows read back from the lake).
+    pub fn push_row(&mut self, row: Row<'_>, raw: &[u8], enc: &dyn Encode) {
+        self.push(Ok(row), raw, enc);
+    }
+
     /// Encodes the outcome of the record that comes next in this batch.
     fn push(&mut self, outcome: Result<Row<'_>, Reject>, raw: &[u8], enc: &dyn Encode) {
         self.records += 1;

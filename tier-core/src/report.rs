@@ -66,6 +66,9 @@ pub struct FileReport {
     /// Columns added to the table by this load (additive schema evolution).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub added_columns: Vec<String>,
+    /// The Parquet parts written, relative to the lake (lake loads only).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub parts: Vec<String>,
     /// What happened to the file.
     pub status: Status,
     /// The ledger's id of this load (loads only).

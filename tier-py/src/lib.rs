@@ -7,11 +7,12 @@ use std::sync::Mutex;
 
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTzInfo};
+use pyo3::types::{PyDict, PyList, PyTzInfo};
 use tier_core::check::Rows;
+use tier_core::driver::{self, Destination};
 use tier_core::ReadOptions;
 use tier_core::{Error, FileReport, Registry, Status, Value};
-use tier_core::{LoadOptions, Loader, Quiet};
+use tier_core::{LoadOptions, Quiet};
 
 /// Raises the `tier` exception that matches a core error.
 fn raise(py: Python<'_>, err: Error) -> PyErr {
@@ -28,6 +29,7 @@ fn raise(py: Python<'_>, err: Error) -> PyErr {
             "ParseError"
         }
         Error::Io { .. } | Error::NoInputs(_) => "InputError",
+        Error::Input { .. } => "ParseError",
         Error::UnknownDataset { .. } => "ParseError",
         Error::InvalidDataset { .. } | Error::Usage(_) | Error::Definition { .. } => "UsageError",
         Error::Database(_) | Error::IncompatibleTable { .. } | Error::Embedded(_) => {
@@ -61,6 +63,7 @@ struct Report {
     reject_reasons: std::collections::BTreeMap<String, u64>,
     unknown_fields: std::collections::BTreeMap<String, u64>,
     added_columns: Vec<String>,
+    parts: Vec<String>,
     status: String,
     load_id: Option<i64>,
     seconds: f64,
@@ -83,6 +86,7 @@ impl From<FileReport> for Report {
             reject_reasons: r.reject_reasons,
             unknown_fields: r.unknown_fields,
             added_columns: r.added_columns,
+            parts: r.parts,
             status: r.status.as_str().to_string(),
             load_id: r.load_id,
             seconds: r.seconds,
@@ -141,13 +145,75 @@ fn read_options(
     resolve().map_err(|e| raise(py, e))
 }
 
-/// Loads one file into PostgreSQL; the database is chosen as the CLI chooses it.
+/// The files of `paths` (a path or a list; directories expanded), and whether one report is
+/// wanted (a single path to a file) rather than a list.
+fn expand(paths: Paths) -> Result<(Vec<PathBuf>, bool), Error> {
+    let single = matches!(&paths, Paths::One(p) if !p.is_dir());
+    let files = tier_core::read::expand_inputs(&paths.into_vec())?;
+    Ok((files, single))
+}
+
+/// The reports as Python wants them: one, or a list. The first failure raises, with the
+/// reports of the files that did load in its `reports` attribute; a quality gate raises
+/// `QualityGateError` with the file's report in `report`.
+fn reports(
+    py: Python<'_>,
+    results: Vec<Result<FileReport, Error>>,
+    single: bool,
+    max_reject_ratio: Option<f64>,
+) -> PyResult<Py<PyAny>> {
+    let mut done: Vec<Report> = Vec::new();
+    let mut first: Option<PyErr> = None;
+    for r in results {
+        match r {
+            Ok(rep) if rep.status == Status::Failed && first.is_none() => {
+                let err = Error::QualityGate {
+                    path: PathBuf::from(&rep.path),
+                    records: rep.records,
+                    rejected: rep.rejected,
+                    max_ratio: max_reject_ratio.unwrap_or(0.0),
+                };
+                let exc = raise(py, err);
+                exc.value(py).setattr("report", Report::from(rep))?;
+                first = Some(exc);
+            }
+            Ok(rep) => done.push(rep.into()),
+            Err(e) => {
+                first.get_or_insert_with(|| raise(py, e));
+            }
+        }
+    }
+    if let Some(exc) = first {
+        let list = PyList::new(
+            py,
+            done.into_iter()
+                .map(|r| Py::new(py, r))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?;
+        exc.value(py).setattr("reports", list)?;
+        return Err(exc);
+    }
+    if single && done.len() == 1 {
+        return Ok(Py::new(py, done.remove(0))?.into_any());
+    }
+    Ok(PyList::new(
+        py,
+        done.into_iter()
+            .map(|r| Py::new(py, r))
+            .collect::<PyResult<Vec<_>>>()?,
+    )?
+    .into_any()
+    .unbind())
+}
+
+/// Loads files into PostgreSQL (the database chosen as the CLI chooses it), or into the lake at
+/// `lake`; `jobs` files at once.
 #[pyfunction]
-#[pyo3(signature = (path, database_url=None, dataset=None, schema="public", force=false, replace=false, max_reject_ratio=None, datasets=None))]
+#[pyo3(signature = (paths, database_url=None, dataset=None, schema="public", force=false, replace=false, max_reject_ratio=None, datasets=None, lake=None, jobs=1))]
 #[allow(clippy::too_many_arguments)]
 fn load(
     py: Python<'_>,
-    path: PathBuf,
+    paths: Paths,
     database_url: Option<String>,
     dataset: Option<String>,
     schema: &str,
@@ -155,7 +221,9 @@ fn load(
     replace: bool,
     max_reject_ratio: Option<f64>,
     datasets: Option<Paths>,
-) -> PyResult<Report> {
+    lake: Option<PathBuf>,
+    jobs: usize,
+) -> PyResult<Py<PyAny>> {
     let opts = LoadOptions {
         read: read_options(py, dataset, datasets)?,
         schema: schema.to_string(),
@@ -163,44 +231,49 @@ fn load(
         replace,
         max_reject_ratio,
     };
-    let result = py.detach(|| -> Result<FileReport, Error> {
-        if path.is_dir() {
-            return Err(Error::Usage(format!(
-                "{}: is a directory; load its files one by one",
-                path.display()
-            )));
-        }
-        let client = tier_core::db::open(database_url.as_deref())?;
-        Loader::new(client, opts)?.load_file(&path, &Quiet)
-    });
-    let report = result.map_err(|e| raise(py, e))?;
-    if report.status == Status::Failed {
-        let err = Error::QualityGate {
-            path: path.clone(),
-            records: report.records,
-            rejected: report.rejected,
-            max_ratio: max_reject_ratio.unwrap_or(0.0),
-        };
-        let exc = raise(py, err);
-        exc.value(py).setattr("report", Report::from(report))?;
-        return Err(exc);
+    if lake.is_some() && (database_url.is_some() || replace) {
+        return Err(raise(
+            py,
+            Error::Usage("lake= goes without database_url= and replace=".into()),
+        ));
     }
-    Ok(report.into())
+    let dest = match lake {
+        Some(dir) => Destination::Lake(dir),
+        None => Destination::Postgres { database_url },
+    };
+    let (results, single) = py
+        .detach(|| -> Result<_, Error> {
+            let (files, single) = expand(paths)?;
+            Ok((
+                driver::load_files(&files, &dest, &opts, jobs, &Quiet)?,
+                single,
+            ))
+        })
+        .map_err(|e| raise(py, e))?;
+    reports(py, results, single, max_reject_ratio)
 }
 
-/// Reads and validates one file, without a database.
+/// Reads and validates files, without a database; `jobs` files at once.
 #[pyfunction]
-#[pyo3(signature = (path, dataset=None, datasets=None))]
+#[pyo3(signature = (paths, dataset=None, datasets=None, jobs=1))]
 fn check(
     py: Python<'_>,
-    path: PathBuf,
+    paths: Paths,
     dataset: Option<String>,
     datasets: Option<Paths>,
-) -> PyResult<Report> {
+    jobs: usize,
+) -> PyResult<Py<PyAny>> {
     let opts = read_options(py, dataset, datasets)?;
-    py.detach(|| tier_core::check::check(&path, &opts, &Quiet, None))
-        .map(Report::from)
-        .map_err(|e| raise(py, e))
+    let (results, single) = py
+        .detach(|| -> Result<_, Error> {
+            let (files, single) = expand(paths)?;
+            Ok((
+                driver::check_files(&files, &opts, jobs, &Quiet, None),
+                single,
+            ))
+        })
+        .map_err(|e| raise(py, e))?;
+    reports(py, results, single, None)
 }
 
 /// An iterator over the valid rows of a file, as dicts.

@@ -528,8 +528,9 @@ impl Records {
     }
 }
 
-/// Lists the inputs of the given paths: files as they are, directories expanded to their
-/// `*.json`, `*.json.gz`, `*.jsonl` and `*.ndjson` files (sorted).
+/// Lists the inputs of the given paths: files as they are; a directory expands to its `*.json`,
+/// `*.json.gz`, `*.jsonl` and `*.ndjson` files and, at any depth, its `*.parquet` files (lake
+/// parts; a lake's `_tier` and `*_rejects` folders are passed over), sorted.
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
@@ -539,18 +540,8 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            let mut found: Vec<_> = std::fs::read_dir(p)
-                .map_err(|e| Error::io(p, e))?
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|f| {
-                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    f.is_file()
-                        && [".json", ".json.gz", ".jsonl", ".ndjson"]
-                            .iter()
-                            .any(|ext| name.ends_with(ext))
-                })
-                .collect();
+            let mut found = Vec::new();
+            list_dir(p, true, &mut found)?;
             if found.is_empty() {
                 return Err(Error::NoInputs(p.clone()));
             }
@@ -561,6 +552,26 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+fn list_dir(dir: &Path, top: bool, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for f in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if f.is_dir() {
+            if name != "_tier" && !name.ends_with("_rejects") {
+                list_dir(&f, false, found)?;
+            }
+        } else if name.ends_with(".parquet")
+            || (top
+                && [".json", ".json.gz", ".jsonl", ".ndjson"]
+                    .iter()
+                    .any(|ext| name.ends_with(ext)))
+        {
+            found.push(f);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! Where validated rows and rejects go: PostgreSQL through binary COPY, with the ledger.
+//! Where validated rows and rejects go: PostgreSQL through binary COPY, with the ledger, or the
+//! lake (partitioned Parquet files).
 
 pub mod copy;
+pub mod lake;
 pub mod ledger;
 pub mod postgres;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use postgres::{Client, Transaction};
 
 use super::copy::{CopyEncoder, HEADER, TRAILER};
+use super::lake::{self, read::is_parquet};
 use super::ledger::Ledger;
 use crate::db::ddl::{self, qualified, quote_ident};
 use crate::error::{Error, Result};
@@ -44,6 +45,14 @@ impl Default for LoadOptions {
             max_reject_ratio: None,
         }
     }
+}
+
+/// Where a load's rows come from.
+enum Source {
+    /// A JSON export, through the pipeline.
+    Records(reader::Records),
+    /// A lake part, rows already validated.
+    Lake(lake::read::Part),
 }
 
 /// Loads files into one database.
@@ -126,12 +135,19 @@ impl Loader {
         } else {
             Some(reader::sha256_file(path)?)
         };
-        let Opened {
-            records,
-            dataset,
-            progress,
-            sha256: sha_handle,
-        } = open_input(path, &self.opts.read, stdin)?;
+        let (source, dataset, progress, sha_handle) = if is_parquet(path) {
+            let part = lake::read::Part::open(path, &self.opts.read)?;
+            let dataset = part.dataset().clone();
+            (Source::Lake(part), dataset, Default::default(), None)
+        } else {
+            let Opened {
+                records,
+                dataset,
+                progress,
+                sha256,
+            } = open_input(path, &self.opts.read, stdin)?;
+            (Source::Records(records), dataset, progress, sha256)
+        };
         self.ensure_tables(&dataset)?;
         let table = qualified(&self.opts.schema, &dataset.table);
         let mut report = FileReport {
@@ -147,13 +163,14 @@ impl Loader {
             reject_reasons: BTreeMap::new(),
             unknown_fields: BTreeMap::new(),
             added_columns: Vec::new(),
+            parts: Vec::new(),
             status: Status::Succeeded,
             load_id: None,
             seconds: 0.0,
         };
         observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
         let outcome = self.load_in_transaction(
-            records,
+            source,
             &dataset,
             &table,
             &mut report,
@@ -188,7 +205,7 @@ impl Loader {
     #[allow(clippy::too_many_arguments)]
     fn load_in_transaction(
         &mut self,
-        records: reader::Records,
+        source: Source,
         dataset: &Dataset,
         table: &str,
         report: &mut FileReport,
@@ -281,18 +298,18 @@ impl Loader {
             writer.write_all(HEADER).map_err(copy_error)?;
             let enc = CopyEncoder::new(dataset, load_id, keyed && !bulk);
             let path = Path::new(&report.path);
-            pipeline::run(
-                records,
-                dataset,
-                opts.read.workers,
-                &enc,
-                &mut |batch: &Processed| {
-                    totals.absorb(batch);
-                    observer.records(path, batch.records);
-                    spool.write(&batch.reject_payload)?;
-                    writer.write_all(&batch.payload).map_err(copy_error)
-                },
-            )?;
+            let mut sink = |batch: &Processed| {
+                totals.absorb(batch);
+                observer.records(path, batch.records);
+                spool.write(&batch.reject_payload)?;
+                writer.write_all(&batch.payload).map_err(copy_error)
+            };
+            match source {
+                Source::Records(records) => {
+                    pipeline::run(records, dataset, opts.read.workers, &enc, &mut sink)?
+                }
+                Source::Lake(part) => part.run(&enc, &mut sink)?,
+            }
             writer.write_all(TRAILER).map_err(copy_error)?;
             writer.finish()?;
         }

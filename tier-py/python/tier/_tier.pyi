@@ -1,7 +1,7 @@
 import datetime
 import decimal
 import os
-from typing import Any, Optional, Sequence, Union, final
+from typing import Any, Optional, Sequence, Union, final, overload
 
 __all__ = ["Report", "RowIterator", "check", "infer", "load", "read", "schema"]
 
@@ -39,6 +39,9 @@ class Report:
     def added_columns(self) -> list[str]:
         """Columns this load added to the table (additive schema evolution)."""
     @property
+    def parts(self) -> list[str]:
+        """The Parquet parts written, relative to the lake (lake loads)."""
+    @property
     def status(self) -> str: ...
     @property
     def load_id(self) -> Optional[int]: ...
@@ -62,8 +65,9 @@ class RowIterator:
     def __iter__(self) -> "RowIterator": ...
     def __next__(self) -> dict[str, _Value]: ...
 
-def load(
-    path: _Path,
+@overload
+def load(  # type: ignore[overload-overlap]  # a str is a Sequence[str] too; the first wins
+    paths: _Path,
     database_url: Optional[str] = None,
     dataset: Optional[str] = None,
     schema: str = "public",
@@ -71,10 +75,34 @@ def load(
     replace: bool = False,
     max_reject_ratio: Optional[float] = None,
     datasets: Optional[_Paths] = None,
+    lake: Optional[_Path] = None,
+    jobs: int = 1,
 ) -> Report:
-    """Loads one file into PostgreSQL. ``datasets`` names definition files or directories
-    (added to ``$TIER_DATASETS`` and the built-ins)."""
-def check(path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None) -> Report: ...
+    """Loads a file into PostgreSQL, or into the lake at ``lake`` (Parquet). A path to a
+    directory loads its files and returns a ``list[Report]`` (pass a list for typed code).
+    ``datasets`` names definition files or directories (added to ``$TIER_DATASETS`` and the
+    built-ins). The first failure raises, with the reports of the files that loaded in its
+    ``reports`` attribute."""
+@overload
+def load(
+    paths: Sequence[_Path],
+    database_url: Optional[str] = None,
+    dataset: Optional[str] = None,
+    schema: str = "public",
+    force: bool = False,
+    replace: bool = False,
+    max_reject_ratio: Optional[float] = None,
+    datasets: Optional[_Paths] = None,
+    lake: Optional[_Path] = None,
+    jobs: int = 1,
+) -> list[Report]:
+    """Loads files and directories' files, ``jobs`` at once: one report per file, in order."""
+@overload
+def check(  # type: ignore[overload-overlap]
+    paths: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None, jobs: int = 1
+) -> Report: ...
+@overload
+def check(paths: Sequence[_Path], dataset: Optional[str] = None, datasets: Optional[_Paths] = None, jobs: int = 1) -> list[Report]: ...
 def read(path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None) -> RowIterator: ...
 def schema(dataset: Optional[str] = None, schema: str = "public", datasets: Optional[_Paths] = None) -> str: ...
 def infer(path: _Path, name: Optional[str] = None, sample: int = 10000) -> str:

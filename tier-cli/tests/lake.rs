@@ -1,0 +1,283 @@
+//! `tier load --lake`: the layout, the ledger, re-runs, a kill mid-write, and the lake loaded
+//! into PostgreSQL row for row as the JSON would be.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Every file under `dir`, relative, sorted (the lake's own `_tier` folder left out).
+fn visible(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            if rel == "_tier" {
+                continue;
+            }
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn ledger(lake: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(lake.join("_tier/loads.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn lake_load(lake: &Path, args: &[&str]) -> Run {
+    let mut a = vec![
+        "load",
+        "--lake",
+        s(lake),
+        "--progress",
+        "never",
+        "--report",
+        "json",
+    ];
+    a.extend_from_slice(args);
+    tier(&a)
+}
+
+/// An ordered fingerprint of a table: every column but `_load_id`.
+fn fingerprint(db: &TestDb, table: &str) -> String {
+    let cols: Vec<String> = db
+        .client()
+        .query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_name = $1 AND column_name <> '_load_id' ORDER BY ordinal_position",
+            &[&table],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| format!("\"{}\"", r.get::<_, String>(0)))
+        .collect();
+    db.client()
+        .query_one(
+            &format!(
+                "SELECT count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t._record_index)), '') \
+                 FROM (SELECT {} FROM {table}) t",
+                cols.join(", ")
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn the_lake_layout_ledger_and_reruns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    exports(&data, 3000, 800, 5, 0.05);
+    let lake = dir.path().join("lake");
+    let run = lake_load(&lake, &[s(&data)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let files = report["files"].as_array().unwrap();
+    let mut all_parts = Vec::new();
+    for f in files {
+        let table = f["dataset"].as_str().unwrap();
+        assert_eq!(f["table"], format!("lake:{table}"));
+        assert_eq!(f["status"], "succeeded");
+        let n = |k: &str| f[k].as_u64().unwrap();
+        assert_eq!(n("records"), n("loaded") + n("duplicates") + n("rejected"));
+        assert!(n("duplicates") > 0 && n("rejected") > 0, "{f}");
+        let sha16 = &f["sha256"].as_str().unwrap()[..16];
+        for p in f["parts"].as_array().unwrap() {
+            let p = p.as_str().unwrap();
+            let rows = p.starts_with(&format!("{table}/date="));
+            let rejects = p == format!("{table}_rejects/part-{sha16}-0000.parquet");
+            assert!(rows || rejects, "{p}");
+            assert!(p.ends_with(&format!("part-{sha16}-0000.parquet")), "{p}");
+            all_parts.push(p.to_string());
+        }
+    }
+    all_parts.sort();
+    assert_eq!(
+        visible(&lake),
+        all_parts,
+        "exactly the reported parts are in the lake"
+    );
+    // The generated observations span several days: several date= folders.
+    assert!(
+        all_parts
+            .iter()
+            .filter(|p| p.starts_with("weather/date="))
+            .count()
+            > 1
+    );
+    let lines = ledger(&lake);
+    assert_eq!(lines.len(), 2);
+    for (l, f) in lines.iter().zip(files) {
+        for k in [
+            "load_id",
+            "sha256",
+            "records",
+            "loaded",
+            "duplicates",
+            "rejected",
+        ] {
+            assert_eq!(l[k], f[k], "{k}");
+        }
+        assert_eq!(l["status"], "succeeded");
+        assert!(l["started_at"].is_string() && l["finished_at"].is_string());
+    }
+    // Re-run: skipped by SHA-256; nothing written.
+    let again = lake_load(&lake, &[s(&data)]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    for f in again.json()["files"].as_array().unwrap() {
+        assert_eq!(f["status"], "skipped");
+    }
+    assert_eq!(ledger(&lake).len(), 2);
+    // --force: the same names again, nothing doubled.
+    let forced = lake_load(&lake, &[s(&data), "--force"]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(visible(&lake), all_parts);
+    assert_eq!(ledger(&lake).len(), 4);
+    // No database was touched: none is configured and none was started.
+    assert!(!dir.path().join(".tier").exists());
+}
+
+#[test]
+fn a_load_killed_mid_write_leaves_nothing_visible_and_the_next_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(
+        dir.path(),
+        "track_events.json",
+        "track_events",
+        300_000,
+        9,
+        0.0,
+    );
+    let lake = dir.path().join("lake");
+    let mut child = tier_cmd()
+        .args(["load", "--lake", s(&lake), "--progress", "never", s(&input)])
+        .spawn()
+        .unwrap();
+    // Wait until parts are being written under _tier/tmp/, then kill.
+    let tmp = lake.join("_tier/tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let writing = loop {
+        let busy = std::fs::read_dir(&tmp).ok().is_some_and(|d| {
+            d.flatten().any(|e| {
+                e.path().is_dir()
+                    && std::fs::read_dir(e.path())
+                        .unwrap()
+                        .flatten()
+                        .any(|f| f.path().extension().is_some_and(|x| x == "parquet"))
+            })
+        });
+        if busy || std::time::Instant::now() > deadline {
+            break busy;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(writing, "the load was never seen writing");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(visible(&lake), Vec::<String>::new(), "no part is visible");
+    assert!(ledger(&lake).is_empty());
+    let run = lake_load(&lake, &[s(&input)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let f = &run.json()["files"][0];
+    assert_eq!(f["loaded"], 300_000);
+    let parts: Vec<String> = f["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(visible(&lake), parts);
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_lake_loads_into_postgres_as_the_json_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    exports(&data, 2000, 700, 7, 0.05);
+    let rides = dir.path().join("rides.json");
+    std::fs::write(
+        &rides,
+        "{\"rides.ride_id\":\"a\",\"rides.started_at\":\"2024-03-01 10:00:00\",\"rides.meta\":{\"n\":123456789012345678901234567890},\"rides.service_day\":\"2024-03-01\",\"rides.paid\":true,\"rides.fare_cents\":9007199254740993}\n\
+         {\"rides.ride_id\":\"b\",\"rides.started_at\":\"2024-03-02 10:00:00\",\"x\":1e999}\n",
+    )
+    .unwrap();
+    let defs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rides.toml");
+    let lake = dir.path().join("lake");
+    let run = lake_load(&lake, &[s(&data), s(&rides), "--datasets", s(&defs)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(visible(&lake)
+        .iter()
+        .any(|p| p.starts_with("rides/date=2024-03-02/")));
+
+    let from_json = TestDb::new();
+    let r = from_json.load(&[s(&data), s(&rides), "--datasets", s(&defs)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let from_lake = TestDb::new();
+    let r = from_lake.load(&[s(&lake), "--datasets", s(&defs), "--report", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for f in r.json()["files"].as_array().unwrap() {
+        assert!(f["path"].as_str().unwrap().ends_with(".parquet"));
+        assert_eq!(f["status"], "succeeded");
+    }
+    for table in ["track_events", "weather", "rides"] {
+        assert_eq!(
+            fingerprint(&from_lake, table),
+            fingerprint(&from_json, table),
+            "{table}"
+        );
+    }
+    // Loaded again from the lake: every part skipped by its SHA-256.
+    let again = from_lake.load(&[s(&lake), "--datasets", s(&defs), "--report", "json"]);
+    for f in again.json()["files"].as_array().unwrap() {
+        assert_eq!(f["status"], "skipped");
+    }
+    // A Parquet file tier did not write: refused, naming the file and the column.
+    let rejects = std::fs::read_dir(lake.join("weather_rejects"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let foreign = dir.path().join("weather").join("foreign.parquet");
+    std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    std::fs::copy(&rejects, &foreign).unwrap();
+    let r = from_lake.load(&[s(&foreign)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("foreign.parquet") && r.stderr.contains("column city"),
+        "{}",
+        r.stderr
+    );
+    let not_parquet = dir.path().join("weather").join("text.parquet");
+    std::fs::write(&not_parquet, "not parquet").unwrap();
+    let r = from_lake.load(&[s(&not_parquet)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("text.parquet"), "{}", r.stderr);
+}

@@ -1,0 +1,122 @@
+//! Many files, one call: the inputs of a run spread over `jobs` workers, each with its own
+//! connection (or lake handle), reports in input order. The CLI and the Python module both run
+//! their loads and checks through here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::check;
+use crate::error::Result;
+use crate::pipeline::{Observer, ReadOptions};
+use crate::report::FileReport;
+use crate::schema::validate::Reject;
+use crate::sink::lake::Lake;
+use crate::sink::postgres::{LoadOptions, Loader};
+
+/// Where a load writes.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// PostgreSQL: this URL, else as [`crate::db::open`] resolves it.
+    Postgres {
+        /// The connection string, if given.
+        database_url: Option<String>,
+    },
+    /// The lake at this directory.
+    Lake(PathBuf),
+}
+
+/// Runs `one` over `files` on up to `jobs` threads, each starting with `start()` (a connection,
+/// a lake); returns the outcomes in input order. An error of `start` stops the run.
+fn spread<S, F>(
+    files: &[PathBuf],
+    jobs: usize,
+    start: impl Fn() -> Result<S> + Sync,
+    one: F,
+) -> Result<Vec<Result<FileReport>>>
+where
+    F: Fn(&mut S, &Path) -> Result<FileReport> + Sync,
+{
+    let jobs = jobs.clamp(1, files.len().max(1));
+    let queue = Mutex::new(files.iter().enumerate());
+    let results: Mutex<Vec<(usize, Result<FileReport>)>> = Mutex::new(Vec::new());
+    let first_error = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let mut state = match start() {
+                    Ok(st) => st,
+                    Err(e) => {
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        return;
+                    }
+                };
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                    let Some((i, path)) = next else { break };
+                    let r = one(&mut state, path);
+                    results
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((i, r));
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|r| r.0);
+    Ok(results.into_iter().map(|r| r.1).collect())
+}
+
+/// Loads `files` into `dest`, `jobs` at once; one outcome per file, in order. A destination
+/// that cannot be opened (no connection) is an error of the whole run.
+pub fn load_files(
+    files: &[PathBuf],
+    dest: &Destination,
+    opts: &LoadOptions,
+    jobs: usize,
+    observer: &dyn Observer,
+) -> Result<Vec<Result<FileReport>>> {
+    match dest {
+        Destination::Postgres { database_url } => spread(
+            files,
+            jobs,
+            || Loader::new(crate::db::open(database_url.as_deref())?, opts.clone()),
+            |l, p| l.load_file(p, observer),
+        ),
+        Destination::Lake(root) => {
+            // Opened once first: leftovers of earlier runs are settled before any load starts.
+            Lake::open(root, opts.clone())?;
+            spread(
+                files,
+                jobs,
+                || Lake::open(root, opts.clone()),
+                |l, p| l.load_file(p, observer),
+            )
+        }
+    }
+}
+
+/// Receives each reject of a check, with its file.
+pub type OnReject<'a> = dyn Fn(&Path, &Reject) -> Result<()> + Sync + 'a;
+
+/// Checks `files` (no database), `jobs` at once; one outcome per file, in order. Every reject
+/// goes to `on_reject` when given.
+pub fn check_files(
+    files: &[PathBuf],
+    opts: &ReadOptions,
+    jobs: usize,
+    observer: &dyn Observer,
+    on_reject: Option<&OnReject<'_>>,
+) -> Vec<Result<FileReport>> {
+    let one = |_: &mut (), p: &Path| match on_reject {
+        Some(f) => check::check(p, opts, observer, Some(&mut |r: &Reject| f(p, r))),
+        None => check::check(p, opts, observer, None),
+    };
+    spread(files, jobs, || Ok(()), one).unwrap_or_else(|e| vec![Err(e)])
+}

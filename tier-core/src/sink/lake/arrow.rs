@@ -1,0 +1,308 @@
+//! Arrow for the lake: a definition's schema, record batches built from encoded rows, and rows
+//! read back from record batches.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Float64Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::extension::Json;
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::schema::row::{Row, Value};
+use crate::schema::timestamp::{Timestamp, PG_EPOCH_OFFSET_DAYS, PG_EPOCH_OFFSET_MICROS};
+use crate::schema::{ColumnType, Dataset};
+
+/// The Arrow type of a column type.
+pub fn data_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Text | ColumnType::Jsonb => DataType::Utf8,
+        ColumnType::SmallInt => DataType::Int16,
+        ColumnType::Integer => DataType::Int32,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Date => DataType::Date32,
+    }
+}
+
+fn json_field(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable).with_extension_type(Json::default())
+}
+
+/// The schema of a dataset's lake files: its columns, then `_extra`, `_load_id`,
+/// `_record_index`.
+pub fn rows_schema(dataset: &Dataset) -> SchemaRef {
+    let mut fields: Vec<Field> = dataset
+        .columns
+        .iter()
+        .map(|c| match c.ty {
+            ColumnType::Jsonb => json_field(&c.name, !c.required),
+            ty => Field::new(&c.name, data_type(ty), !c.required),
+        })
+        .collect();
+    fields.push(json_field("_extra", true));
+    fields.push(Field::new("_load_id", DataType::Int64, false));
+    fields.push(Field::new("_record_index", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The schema of the rejects files.
+pub fn rejects_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("_load_id", DataType::Int64, false),
+        Field::new("_record_index", DataType::Int64, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, false),
+    ]))
+}
+
+/// One column's builder.
+enum Column {
+    Text(StringBuilder),
+    Json(StringBuilder),
+    I16(Int16Builder),
+    I32(Int32Builder),
+    I64(Int64Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+}
+
+impl Column {
+    fn new(ty: ColumnType) -> Column {
+        match ty {
+            ColumnType::Text => Column::Text(StringBuilder::new()),
+            ColumnType::Jsonb => Column::Json(StringBuilder::new()),
+            ColumnType::SmallInt => Column::I16(Int16Builder::new()),
+            ColumnType::Integer => Column::I32(Int32Builder::new()),
+            ColumnType::BigInt => Column::I64(Int64Builder::new()),
+            ColumnType::Double => Column::F64(Float64Builder::new()),
+            ColumnType::Boolean => Column::Bool(BooleanBuilder::new()),
+            ColumnType::Timestamptz => {
+                Column::Ts(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+            ColumnType::Date => Column::Date(Date32Builder::new()),
+        }
+    }
+
+    /// Appends one field of a binary COPY row (`None` is NULL).
+    fn push(&mut self, field: Option<&[u8]>) {
+        fn be<const N: usize>(b: &[u8]) -> [u8; N] {
+            b.try_into().unwrap_or([0; N])
+        }
+        let Some(b) = field else {
+            match self {
+                Column::Text(x) | Column::Json(x) => x.append_null(),
+                Column::I16(x) => x.append_null(),
+                Column::I32(x) => x.append_null(),
+                Column::I64(x) => x.append_null(),
+                Column::F64(x) => x.append_null(),
+                Column::Bool(x) => x.append_null(),
+                Column::Ts(x) => x.append_null(),
+                Column::Date(x) => x.append_null(),
+            }
+            return;
+        };
+        match self {
+            // Text was validated UTF-8 before it was encoded.
+            Column::Text(x) => x.append_value(String::from_utf8_lossy(b)),
+            Column::Json(x) => x.append_value(String::from_utf8_lossy(&b[1.min(b.len())..])),
+            Column::I16(x) => x.append_value(i16::from_be_bytes(be(b))),
+            Column::I32(x) => x.append_value(i32::from_be_bytes(be(b))),
+            Column::I64(x) => x.append_value(i64::from_be_bytes(be(b))),
+            Column::F64(x) => x.append_value(f64::from_be_bytes(be(b))),
+            Column::Bool(x) => x.append_value(b.first().is_some_and(|&v| v != 0)),
+            Column::Ts(x) => x.append_value(i64::from_be_bytes(be(b)) + PG_EPOCH_OFFSET_MICROS),
+            Column::Date(x) => x.append_value(i32::from_be_bytes(be(b)) + PG_EPOCH_OFFSET_DAYS),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Text(x) | Column::Json(x) => Arc::new(x.finish()),
+            Column::I16(x) => Arc::new(x.finish()),
+            Column::I32(x) => Arc::new(x.finish()),
+            Column::I64(x) => Arc::new(x.finish()),
+            Column::F64(x) => Arc::new(x.finish()),
+            Column::Bool(x) => Arc::new(x.finish()),
+            Column::Ts(x) => Arc::new(x.finish()),
+            Column::Date(x) => Arc::new(x.finish()),
+        }
+    }
+}
+
+/// Builds record batches of a schema from binary COPY rows: the fields in schema order.
+pub struct Builder {
+    schema: SchemaRef,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl Builder {
+    /// A builder of the dataset's rows (its columns, `_extra`, `_load_id`, `_record_index`).
+    pub fn rows(dataset: &Dataset) -> Builder {
+        let mut columns: Vec<Column> = dataset.columns.iter().map(|c| Column::new(c.ty)).collect();
+        columns.push(Column::new(ColumnType::Jsonb));
+        columns.push(Column::new(ColumnType::BigInt));
+        columns.push(Column::new(ColumnType::BigInt));
+        Builder {
+            schema: rows_schema(dataset),
+            columns,
+            rows: 0,
+        }
+    }
+
+    /// A builder of rejects (`_load_id`, `_record_index`, `reason`, `raw`).
+    pub fn rejects() -> Builder {
+        Builder {
+            schema: rejects_schema(),
+            columns: vec![
+                Column::new(ColumnType::BigInt),
+                Column::new(ColumnType::BigInt),
+                Column::new(ColumnType::Text),
+                Column::new(ColumnType::Text),
+            ],
+            rows: 0,
+        }
+    }
+
+    /// Appends a row from its fields (at least as many as the schema has; more are ignored).
+    pub fn push(&mut self, fields: &[Option<&[u8]>]) {
+        for (c, f) in self.columns.iter_mut().zip(fields) {
+            c.push(*f);
+        }
+        self.rows += 1;
+    }
+
+    /// Rows appended since the last batch.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row was appended since the last batch.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The rows appended so far as a batch; the builder starts again empty.
+    pub fn finish(&mut self) -> RecordBatch {
+        self.rows = 0;
+        let arrays = self.columns.iter_mut().map(Column::finish).collect();
+        RecordBatch::try_new(self.schema.clone(), arrays).expect("arrays follow the schema")
+    }
+}
+
+/// Splits a binary COPY row into its fields; `None` for NULL. Returns the fields and the bytes
+/// after the row.
+pub fn copy_fields<'b>(mut b: &'b [u8], out: &mut Vec<Option<&'b [u8]>>) -> &'b [u8] {
+    out.clear();
+    let n = i16::from_be_bytes([b[0], b[1]]);
+    b = &b[2..];
+    for _ in 0..n {
+        let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        b = &b[4..];
+        if len < 0 {
+            out.push(None);
+        } else {
+            let (f, rest) = b.split_at(len as usize);
+            out.push(Some(f));
+            b = rest;
+        }
+    }
+    b
+}
+
+/// Checks that a lake file's schema holds a dataset's rows: every column of the definition with
+/// its type, `_extra` and `_record_index`. Names the first column that does not match.
+pub fn check_schema(dataset: &Dataset, found: &Schema) -> Result<(), String> {
+    let want = rows_schema(dataset);
+    for f in want.fields() {
+        if f.name() == "_load_id" {
+            continue;
+        }
+        match found.field_with_name(f.name()) {
+            Err(_) => return Err(format!("column {} is missing", f.name())),
+            Ok(g) if g.data_type() != f.data_type() => {
+                return Err(format!(
+                    "column {} is {}, not {}",
+                    f.name(),
+                    g.data_type(),
+                    f.data_type()
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads rows back from a batch of a lake file whose schema [`check_schema`] accepted.
+pub struct BatchRows {
+    columns: Vec<ArrayRef>,
+    types: Vec<ColumnType>,
+    extra: ArrayRef,
+    index: ArrayRef,
+}
+
+impl BatchRows {
+    /// The dataset's columns of `batch`, by name.
+    pub fn new(dataset: &Dataset, batch: &RecordBatch) -> Option<BatchRows> {
+        let col = |n: &str| batch.column_by_name(n).cloned();
+        Some(BatchRows {
+            columns: dataset
+                .columns
+                .iter()
+                .map(|c| col(&c.name))
+                .collect::<Option<_>>()?,
+            types: dataset.columns.iter().map(|c| c.ty).collect(),
+            extra: col("_extra")?,
+            index: col("_record_index")?,
+        })
+    }
+
+    /// The row at `i`.
+    pub fn row(&self, i: usize) -> Row<'_> {
+        let values = self
+            .columns
+            .iter()
+            .zip(&self.types)
+            .map(|(a, ty)| value(a, *ty, i))
+            .collect();
+        let extra =
+            (!self.extra.is_null(i)).then(|| self.extra.as_string::<i32>().value(i).to_string());
+        Row {
+            index: self.index.as_primitive::<Int64Type>().value(i) as u64,
+            values,
+            extra,
+        }
+    }
+}
+
+fn value(a: &ArrayRef, ty: ColumnType, i: usize) -> Value<'_> {
+    if a.is_null(i) {
+        return Value::Null;
+    }
+    match ty {
+        ColumnType::Text => Value::Text(Cow::Borrowed(a.as_string::<i32>().value(i))),
+        ColumnType::Jsonb => Value::Json(Cow::Borrowed(a.as_string::<i32>().value(i))),
+        ColumnType::SmallInt => Value::SmallInt(a.as_primitive::<Int16Type>().value(i)),
+        ColumnType::Integer => Value::Integer(a.as_primitive::<Int32Type>().value(i)),
+        ColumnType::BigInt => Value::BigInt(a.as_primitive::<Int64Type>().value(i)),
+        ColumnType::Double => Value::Float(a.as_primitive::<Float64Type>().value(i)),
+        ColumnType::Boolean => Value::Bool(a.as_boolean().value(i)),
+        ColumnType::Timestamptz => Value::Timestamp(Timestamp(
+            a.as_primitive::<TimestampMicrosecondType>().value(i),
+        )),
+        ColumnType::Date => Value::Date(a.as_primitive::<Date32Type>().value(i)),
+    }
+}

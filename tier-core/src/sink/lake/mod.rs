@@ -1,0 +1,693 @@
+//! The lake: validated rows as partitioned Parquet files under a directory, with a ledger of
+//! its own (`_tier/loads.jsonl`).
+//!
+//! Layout: `<table>/date=YYYY-MM-DD/part-<sha16>-<NNNN>.parquet` (the UTC day of the
+//! definition's `partition_by`; no `date=` level without one) and
+//! `<table>_rejects/part-<sha16>-<NNNN>.parquet`.
+//!
+//! A load writes its parts under `_tier/tmp/<load_id>/`, closes and syncs them, writes a commit
+//! manifest there, renames the parts into place and appends its ledger line. A run that finds a
+//! load directory nobody holds finishes it when its manifest is there (the renames and the
+//! ledger line) and removes it otherwise: a load is either wholly in the lake or not at all, and
+//! a re-run writes the same names.
+
+pub mod arrow;
+pub mod read;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use ::arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_128;
+
+use self::arrow::{copy_fields, Builder};
+use super::copy::CopyEncoder;
+use super::postgres::LoadOptions;
+use crate::error::{Error, Result};
+use crate::pipeline::{self, open_input, Observer, Opened, Processed};
+use crate::read::sha256_file;
+use crate::report::{FileReport, Status};
+use crate::schema::timestamp::{format_date, Timestamp};
+use crate::schema::validate::RejectReason;
+use crate::schema::{ColumnType, Dataset};
+
+/// Rows per record batch handed to the Parquet writer.
+const BATCH_ROWS: usize = 65_536;
+/// Rows per row group (bounds the writer's memory per open part).
+const ROW_GROUP_ROWS: usize = 131_072;
+/// Rows per part file: a larger partition of one input goes to several parts.
+const PART_ROWS: usize = 4 << 20;
+
+/// One line of the lake's ledger: the fields of `tier_loads`, and the parts written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerLine {
+    /// The load's id, unique in this lake.
+    pub load_id: i64,
+    /// The dataset.
+    pub dataset: String,
+    /// The table (folder) written.
+    pub target_table: String,
+    /// The input, as given.
+    pub source: String,
+    /// SHA-256 of the input's bytes.
+    pub sha256: String,
+    /// Size of the input.
+    pub bytes: u64,
+    /// Records read.
+    pub records: u64,
+    /// Rows written.
+    pub loaded: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// When the load started (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it ended.
+    pub finished_at: String,
+    /// The parts written, relative to the lake's root.
+    #[serde(default)]
+    pub parts: Vec<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The renames of a load and its ledger line, written before the first rename.
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    renames: Vec<(String, String)>,
+    line: LedgerLine,
+}
+
+/// A lake directory that files are loaded into.
+pub struct Lake {
+    root: PathBuf,
+    opts: LoadOptions,
+}
+
+fn now() -> String {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    Timestamp(micros).to_string()
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+fn parquet_error(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
+    move |e| Error::io(path, std::io::Error::other(e.to_string()))
+}
+
+/// An exclusive lock on a file (held until dropped).
+struct Locked(#[allow(dead_code)] File);
+
+impl Locked {
+    fn take(path: &Path, wait: bool) -> Result<Option<Locked>> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        let how = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), how) };
+        if rc == 0 {
+            Ok(Some(Locked(f)))
+        } else if !wait {
+            Ok(None)
+        } else {
+            Err(Error::io(path, std::io::Error::last_os_error()))
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl Lake {
+    /// Opens (creating) the lake at `root`, and settles loads that an earlier run left
+    /// unfinished. Of the options, `schema` and `replace` do not apply to a lake.
+    pub fn open(root: &Path, opts: LoadOptions) -> Result<Lake> {
+        if let Some(r) = opts.max_reject_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(Error::Usage(format!(
+                    "--max-reject-ratio must be between 0 and 1, not {r}"
+                )));
+            }
+        }
+        let lake = Lake {
+            root: root.to_path_buf(),
+            opts,
+        };
+        fs::create_dir_all(lake.tmp()).map_err(io(&lake.tmp()))?;
+        lake.recover()?;
+        Ok(lake)
+    }
+
+    fn meta(&self) -> PathBuf {
+        self.root.join("_tier")
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.meta().join("tmp")
+    }
+
+    fn ledger_path(&self) -> PathBuf {
+        self.meta().join("loads.jsonl")
+    }
+
+    /// The ledger's lines.
+    pub fn ledger(&self) -> Result<Vec<LedgerLine>> {
+        let path = self.ledger_path();
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mut out = Vec::new();
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(io(&path))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            // A line cut short by a crash is not a load.
+            if let Ok(l) = serde_json::from_str::<LedgerLine>(&line) {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends a ledger line and syncs it to disk.
+    fn append(&self, line: &LedgerLine) -> Result<()> {
+        let path = self.ledger_path();
+        let _lock = Locked::take(&self.meta().join("ledger.lock"), true)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let text = serde_json::to_string(line).map_err(|e| Error::io(&path, e.into()))?;
+        f.write_all(format!("{text}\n").as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io(&path))
+    }
+
+    /// A new load id: one more than any given out before in this lake.
+    fn next_load_id(&self) -> Result<i64> {
+        let path = self.meta().join("next_load_id");
+        let lock = Locked::take(&self.meta().join("ledger.lock"), true)?;
+        let from_file = fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(1);
+        let from_ledger = self
+            .ledger()?
+            .iter()
+            .map(|l| l.load_id + 1)
+            .max()
+            .unwrap_or(1);
+        let id = from_file.max(from_ledger);
+        let mut f = File::create(&path).map_err(io(&path))?;
+        f.write_all(format!("{}\n", id + 1).as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io(&path))?;
+        drop(lock);
+        Ok(id)
+    }
+
+    /// Finishes the loads whose manifest was written, and clears the rest, of load directories
+    /// that no running load holds.
+    fn recover(&self) -> Result<()> {
+        let tmp = self.tmp();
+        let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
+        let entries = fs::read_dir(&tmp).map_err(io(&tmp))?;
+        for e in entries.flatten() {
+            let dir = e.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let Some(_lock) = Locked::take(&dir.join(".lock"), false)? else {
+                continue; // a load in progress
+            };
+            let manifest = dir.join("COMMIT");
+            if let Ok(text) = fs::read_to_string(&manifest) {
+                if let Ok(m) = serde_json::from_str::<Manifest>(&text) {
+                    log::warn!(
+                        "{}: finishing load {} that an earlier run left committed but not in place",
+                        self.root.display(),
+                        m.line.load_id
+                    );
+                    self.commit(&m)?;
+                }
+            } else {
+                log::info!("{}: clearing an unfinished load", dir.display());
+            }
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        Ok(())
+    }
+
+    /// Renames the parts into place and appends the ledger line (each step can be redone).
+    fn commit(&self, m: &Manifest) -> Result<()> {
+        let mut dirs = HashSet::new();
+        for (from, to) in &m.renames {
+            let (from, to) = (PathBuf::from(from), self.root.join(to));
+            if !from.exists() {
+                continue; // renamed before a crash
+            }
+            let dir = to.parent().expect("a part has a folder").to_path_buf();
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            fs::rename(&from, &to).map_err(io(&to))?;
+            dirs.insert(dir);
+        }
+        for d in &dirs {
+            sync_dir(d)?;
+        }
+        if !self.ledger()?.iter().any(|l| l.load_id == m.line.load_id) {
+            self.append(&m.line)?;
+        }
+        Ok(())
+    }
+
+    /// The last succeeded load of this content into `table`, if any.
+    fn loaded_before(&self, sha256: &str, table: &str) -> Result<Option<i64>> {
+        Ok(self
+            .ledger()?
+            .iter()
+            .rev()
+            .find(|l| l.sha256 == sha256 && l.target_table == table && l.status == "succeeded")
+            .map(|l| l.load_id))
+    }
+
+    /// Writes one file's rows and rejects to the lake.
+    ///
+    /// A load stopped by the quality gate writes nothing and is returned with status `failed`;
+    /// any other failure writes nothing, is recorded in the ledger and returned as an error.
+    pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
+        let started = Instant::now();
+        let started_at = now();
+        let stdin = path.as_os_str() == "-";
+        let pre = if stdin {
+            None
+        } else {
+            Some(sha256_file(path)?)
+        };
+        let Opened {
+            records,
+            dataset,
+            progress,
+            sha256: sha_handle,
+        } = open_input(path, &self.opts.read, stdin)?;
+        let mut report = FileReport {
+            path: path.display().to_string(),
+            dataset: dataset.name.clone(),
+            table: Some(format!("lake:{}", dataset.table)),
+            sha256: pre.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+            bytes: pre.as_ref().map_or(0, |p| p.1),
+            records: 0,
+            loaded: 0,
+            duplicates: 0,
+            rejected: 0,
+            reject_reasons: BTreeMap::new(),
+            unknown_fields: BTreeMap::new(),
+            added_columns: Vec::new(),
+            parts: Vec::new(),
+            status: Status::Succeeded,
+            load_id: None,
+            seconds: 0.0,
+        };
+        // The same content loaded at once by two runs: the second waits, then skips.
+        let _same = match pre.as_ref() {
+            Some((sha, _)) => {
+                let locks = self.meta().join("locks");
+                fs::create_dir_all(&locks).map_err(io(&locks))?;
+                Locked::take(&locks.join(format!("{}-{sha}", dataset.table)), true)?
+            }
+            None => None,
+        };
+        if !stdin && !self.opts.force {
+            if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
+                report.status = Status::Skipped;
+                report.load_id = Some(id);
+                report.seconds = started.elapsed().as_secs_f64();
+                log::info!("{}: already in the lake as load {id}; skipped", report.path);
+                return Ok(report);
+            }
+        }
+        let load_id = self.next_load_id()?;
+        report.load_id = Some(load_id);
+        let dir = self.tmp().join(load_id.to_string());
+        let lock = {
+            // Created and locked at once, as far as a recovering run can see.
+            let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            Locked::take(&dir.join(".lock"), true)?
+        };
+
+        observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
+        let written = self.write_parts(records, &dataset, load_id, &dir, &mut report, observer);
+        observer.finished(path);
+        if let Some(h) = sha_handle {
+            report.sha256 = h.hex();
+            report.bytes = progress.bytes();
+        }
+        let mut line = LedgerLine {
+            load_id,
+            dataset: dataset.name.clone(),
+            target_table: dataset.table.clone(),
+            source: report.path.clone(),
+            sha256: report.sha256.clone(),
+            bytes: report.bytes,
+            records: report.records,
+            loaded: report.loaded,
+            duplicates: report.duplicates,
+            rejected: report.rejected,
+            status: "failed".into(),
+            started_at,
+            finished_at: String::new(),
+            parts: Vec::new(),
+            error: None,
+        };
+        let fail = |line: &mut LedgerLine, why: String| {
+            line.finished_at = now();
+            line.error = Some(why);
+            let _ = fs::remove_dir_all(&dir);
+            self.append(line)
+        };
+        let parts = match written {
+            Ok(p) => p,
+            Err(e) => {
+                report.status = Status::Failed;
+                fail(&mut line, e.to_string())?;
+                return Err(e);
+            }
+        };
+        report.seconds = started.elapsed().as_secs_f64();
+        if let Some(max) = self.opts.max_reject_ratio {
+            if report.records > 0 && report.rejected as f64 / report.records as f64 > max {
+                report.status = Status::Failed;
+                fail(&mut line, "quality gate: too many rejects".into())?;
+                return Ok(report);
+            }
+        }
+        if stdin && !self.opts.force {
+            if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
+                let _ = fs::remove_dir_all(&dir);
+                report.status = Status::Skipped;
+                report.load_id = Some(id);
+                return Ok(report);
+            }
+        }
+        let sha16: String = report.sha256.chars().take(16).collect();
+        let mut renames = Vec::new();
+        for p in parts {
+            let name = format!("part-{sha16}-{:04}.parquet", p.number);
+            let rel = match &p.key {
+                Part::Rejects => format!("{}_rejects/{name}", dataset.table),
+                Part::Rows(None) => format!("{}/{name}", dataset.table),
+                Part::Rows(Some(day)) => {
+                    format!("{}/date={}/{name}", dataset.table, partition_name(*day))
+                }
+            };
+            report.parts.push(rel.clone());
+            renames.push((p.path.display().to_string(), rel));
+        }
+        line.status = "succeeded".into();
+        line.finished_at = now();
+        line.parts = report.parts.clone();
+        let manifest = Manifest { renames, line };
+        let mpath = dir.join("COMMIT");
+        let text = serde_json::to_vec(&manifest).map_err(|e| Error::io(&mpath, e.into()))?;
+        let mut f = File::create(&mpath).map_err(io(&mpath))?;
+        f.write_all(&text)
+            .and_then(|_| f.sync_all())
+            .map_err(io(&mpath))?;
+        sync_dir(&dir)?;
+        self.commit(&manifest)?;
+        fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        drop(lock);
+        report.status = Status::Succeeded;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Runs the pipeline into Parquet parts under `dir`; fills the report's counts.
+    fn write_parts(
+        &self,
+        records: crate::read::Records,
+        dataset: &Dataset,
+        load_id: i64,
+        dir: &Path,
+        report: &mut FileReport,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Written>> {
+        let keyed = dataset.key.is_some();
+        let enc = CopyEncoder::new(dataset, load_id, keyed);
+        let ncols = dataset.columns.len();
+        let key_at: Vec<usize> = dataset
+            .key
+            .iter()
+            .flatten()
+            .filter_map(|k| dataset.column_index(k))
+            .collect();
+        let partition_at = dataset
+            .partition_by
+            .as_deref()
+            .and_then(|p| dataset.column_index(p))
+            .map(|i| (i, dataset.columns[i].ty));
+        let (tx, rx) = mpsc::sync_channel::<(Part, RecordBatch)>(4);
+        let rows_schema = self::arrow::rows_schema(dataset);
+        let dir_owned = dir.to_path_buf();
+        let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
+        let mut totals = Processed::default();
+        let mut seen: HashSet<u128> = HashSet::new();
+        let mut keys: HashMap<u128, u128> = HashMap::new();
+        let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
+        let mut rejects = Builder::rejects();
+        let mut conflicting = 0u64;
+        let mut kept = 0u64;
+        let conflict_reason = RejectReason::ConflictingDuplicate.to_string();
+        let path = PathBuf::from(&report.path);
+        let outcome = pipeline::run(
+            records,
+            dataset,
+            self.opts.read.workers,
+            &enc,
+            &mut |batch: &Processed| {
+                totals.absorb(batch);
+                observer.records(&path, batch.records);
+                let mut fields = Vec::with_capacity(ncols + 5);
+                let mut b = &batch.payload[..];
+                while !b.is_empty() {
+                    b = copy_fields(b, &mut fields);
+                    let hash = u128::from_be_bytes(
+                        fields[ncols + 3]
+                            .and_then(|h| h.try_into().ok())
+                            .unwrap_or([0; 16]),
+                    );
+                    if keyed {
+                        let mut kb = Vec::new();
+                        for &i in &key_at {
+                            let f = fields[i].unwrap_or(&[]);
+                            kb.extend_from_slice(&(f.len() as u32).to_be_bytes());
+                            kb.extend_from_slice(f);
+                        }
+                        match keys.get(&xxh3_128(&kb)) {
+                            Some(h) if *h == hash => continue,
+                            Some(_) => {
+                                conflicting += 1;
+                                let raw = fields[ncols + 4];
+                                let reason: &[u8] = conflict_reason.as_bytes();
+                                rejects.push(&[
+                                    fields[ncols + 1],
+                                    fields[ncols + 2],
+                                    Some(reason),
+                                    raw,
+                                ]);
+                                continue;
+                            }
+                            None => {
+                                keys.insert(xxh3_128(&kb), hash);
+                            }
+                        }
+                    } else if !seen.insert(hash) {
+                        continue;
+                    }
+                    kept += 1;
+                    let day = partition_at.and_then(|(i, ty)| fields[i].map(|f| day_of(f, ty)));
+                    let builder = builders
+                        .entry(day)
+                        .or_insert_with(|| Builder::rows(dataset));
+                    builder.push(&fields);
+                    if builder.len() >= BATCH_ROWS {
+                        send(&tx, Part::Rows(day), builder.finish())?;
+                    }
+                }
+                let mut b = &batch.reject_payload[..];
+                while !b.is_empty() {
+                    b = copy_fields(b, &mut fields);
+                    rejects.push(&fields);
+                }
+                if rejects.len() >= BATCH_ROWS {
+                    send(&tx, Part::Rejects, rejects.finish())?;
+                }
+                Ok(())
+            },
+        );
+        let flushed = outcome.and_then(|()| {
+            let mut days: Vec<_> = builders.keys().copied().collect();
+            days.sort();
+            for day in days {
+                let b = builders.get_mut(&day).expect("a key of the map");
+                if !b.is_empty() {
+                    send(&tx, Part::Rows(day), b.finish())?;
+                }
+            }
+            if !rejects.is_empty() {
+                send(&tx, Part::Rejects, rejects.finish())?;
+            }
+            Ok(())
+        });
+        drop(tx);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                dir,
+                std::io::Error::other("the Parquet writer stopped"),
+            ))
+        });
+        flushed?;
+        let written = written?;
+        report.records = totals.records;
+        report.reject_reasons = totals.reasons;
+        if conflicting > 0 {
+            report.reject_reasons.insert(conflict_reason, conflicting);
+        }
+        report.unknown_fields = totals.unknown.into_iter().collect();
+        report.loaded = kept;
+        report.rejected = totals.records - totals.valid + conflicting;
+        report.duplicates = totals.valid - kept - conflicting;
+        Ok(written)
+    }
+}
+
+fn send(tx: &mpsc::SyncSender<(Part, RecordBatch)>, part: Part, batch: RecordBatch) -> Result<()> {
+    tx.send((part, batch))
+        .map_err(|_| Error::io("-", std::io::Error::other("the Parquet writer stopped")))
+}
+
+/// The UTC day (days since 1970-01-01) of a binary COPY `timestamptz` or `date` field.
+fn day_of(field: &[u8], ty: ColumnType) -> i32 {
+    use crate::schema::timestamp::{PG_EPOCH_OFFSET_DAYS, PG_EPOCH_OFFSET_MICROS};
+    match ty {
+        ColumnType::Date => {
+            i32::from_be_bytes(field.try_into().unwrap_or([0; 4])) + PG_EPOCH_OFFSET_DAYS
+        }
+        _ => {
+            let micros =
+                i64::from_be_bytes(field.try_into().unwrap_or([0; 8])) + PG_EPOCH_OFFSET_MICROS;
+            micros.div_euclid(86_400_000_000) as i32
+        }
+    }
+}
+
+/// A partition folder's name for a day.
+fn partition_name(day: i32) -> String {
+    format_date(day)
+}
+
+/// What a part holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Part {
+    /// Rows of one UTC day (`None`: no partition column, or it is null).
+    Rows(Option<i32>),
+    /// Rejects.
+    Rejects,
+}
+
+/// A part written and closed under the load's directory.
+struct Written {
+    key: Part,
+    number: u32,
+    path: PathBuf,
+}
+
+/// The writer thread: one open Parquet file per part, a new one past [`PART_ROWS`] rows.
+fn write_batches(
+    rx: mpsc::Receiver<(Part, RecordBatch)>,
+    dir: &Path,
+    rows_schema: arrow_schema::SchemaRef,
+) -> Result<Vec<Written>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let mut open: BTreeMap<Part, (ArrowWriter<File>, PathBuf, u32)> = BTreeMap::new();
+    let mut next_number: HashMap<Part, u32> = HashMap::new();
+    let mut done = Vec::new();
+    let close = |w: ArrowWriter<File>,
+                 path: PathBuf,
+                 key: Part,
+                 number: u32,
+                 done: &mut Vec<Written>|
+     -> Result<()> {
+        let f = w.into_inner().map_err(parquet_error(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        done.push(Written { key, number, path });
+        Ok(())
+    };
+    for (key, batch) in rx {
+        if let Some((w, _, _)) = open.get(&key) {
+            if w.flushed_row_groups()
+                .iter()
+                .map(|g| g.num_rows() as usize)
+                .sum::<usize>()
+                + w.in_progress_rows()
+                >= PART_ROWS
+            {
+                let (w, path, number) = open.remove(&key).expect("checked above");
+                close(w, path, key, number, &mut done)?;
+            }
+        }
+        if !open.contains_key(&key) {
+            let number = next_number.entry(key).or_insert(0);
+            let path = dir.join(format!("{}-{:04}.parquet", done.len() + open.len(), number));
+            let schema = match key {
+                Part::Rejects => self::arrow::rejects_schema(),
+                Part::Rows(_) => rows_schema.clone(),
+            };
+            let file = File::create(&path).map_err(io(&path))?;
+            let w = ArrowWriter::try_new(file, schema, Some(props.clone()))
+                .map_err(parquet_error(&path))?;
+            open.insert(key, (w, path, *number));
+            *number += 1;
+        }
+        let (w, path, _) = open.get_mut(&key).expect("opened above");
+        w.write(&batch).map_err(parquet_error(path))?;
+    }
+    for (key, (w, path, number)) in open {
+        close(w, path, key, number, &mut done)?;
+    }
+    done.sort_by_key(|w| (w.key, w.number));
+    Ok(done)
+}
