@@ -39,10 +39,15 @@ use crate::schema::timestamp::{format_date, Timestamp};
 use crate::schema::validate::RejectReason;
 use crate::schema::{ColumnType, Dataset};
 
-/// Rows per record batch handed to the Parquet writer.
-const BATCH_ROWS: usize = 65_536;
+/// Rows per record batch handed to the Parquet writer (per partition being filled).
+const BATCH_ROWS: usize = 8_192;
+/// Rows held in all partitions' builders at most: past it, every builder is handed on.
+const HELD_ROWS: usize = 65_536;
+/// Bytes of unwritten row groups held by all open parts at most: past it, the largest is
+/// written out (memory stays flat however many days a file spans).
+const HELD_BYTES: usize = 16 << 20;
 /// Rows per row group (bounds the writer's memory per open part).
-const ROW_GROUP_ROWS: usize = 131_072;
+const ROW_GROUP_ROWS: usize = 65_536;
 /// Rows per part file: a larger partition of one input goes to several parts.
 const PART_ROWS: usize = 4 << 20;
 
@@ -307,18 +312,34 @@ impl Lake {
     pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
         let started = Instant::now();
         let started_at = now();
+        // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
+        // like one loaded before (same name and size) is hashed first, so a re-run skips it
+        // without reading it twice.
         let stdin = path.as_os_str() == "-";
-        let pre = if stdin {
+        let size = if stdin {
             None
         } else {
+            Some(fs::metadata(path).map_err(io(path))?.len())
+        };
+        let source = path.display().to_string();
+        let rerun = !self.opts.force
+            && size.is_some_and(|n| {
+                self.ledger().is_ok_and(|l| {
+                    l.iter()
+                        .any(|l| l.source == source && l.bytes == n && l.status == "succeeded")
+                })
+            });
+        let pre = if rerun {
             Some(sha256_file(path)?)
+        } else {
+            None
         };
         let Opened {
             records,
             dataset,
             progress,
             sha256: sha_handle,
-        } = open_input(path, &self.opts.read, stdin)?;
+        } = open_input(path, &self.opts.read, pre.is_none())?;
         let mut report = FileReport {
             path: path.display().to_string(),
             dataset: dataset.name.clone(),
@@ -337,16 +358,7 @@ impl Lake {
             load_id: None,
             seconds: 0.0,
         };
-        // The same content loaded at once by two runs: the second waits, then skips.
-        let _same = match pre.as_ref() {
-            Some((sha, _)) => {
-                let locks = self.meta().join("locks");
-                fs::create_dir_all(&locks).map_err(io(&locks))?;
-                Locked::take(&locks.join(format!("{}-{sha}", dataset.table)), true)?
-            }
-            None => None,
-        };
-        if !stdin && !self.opts.force {
+        if pre.is_some() {
             if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
                 report.status = Status::Skipped;
                 report.load_id = Some(id);
@@ -365,7 +377,7 @@ impl Lake {
             Locked::take(&dir.join(".lock"), true)?
         };
 
-        observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
+        observer.started(path, size, progress.clone());
         let written = self.write_parts(records, &dataset, load_id, &dir, &mut report, observer);
         observer.finished(path);
         if let Some(h) = sha_handle {
@@ -411,11 +423,20 @@ impl Lake {
                 return Ok(report);
             }
         }
-        if stdin && !self.opts.force {
+        // The same content committed meanwhile, or before under another name: skipped. Runs
+        // that load the same content at once commit one at a time; the later one skips.
+        let locks = self.meta().join("locks");
+        fs::create_dir_all(&locks).map_err(io(&locks))?;
+        let _same = Locked::take(
+            &locks.join(format!("{}-{}", dataset.table, report.sha256)),
+            true,
+        )?;
+        if !self.opts.force {
             if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
                 let _ = fs::remove_dir_all(&dir);
                 report.status = Status::Skipped;
                 report.load_id = Some(id);
+                log::info!("{}: already in the lake as load {id}; skipped", report.path);
                 return Ok(report);
             }
         }
@@ -487,6 +508,7 @@ impl Lake {
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;
         let mut kept = 0u64;
+        let mut held = 0usize;
         let conflict_reason = RejectReason::ConflictingDuplicate.to_string();
         let path = PathBuf::from(&report.path);
         let outcome = pipeline::run(
@@ -540,8 +562,16 @@ impl Lake {
                         .entry(day)
                         .or_insert_with(|| Builder::rows(dataset));
                     builder.push(&fields);
+                    held += 1;
                     if builder.len() >= BATCH_ROWS {
+                        held -= builder.len();
                         send(&tx, Part::Rows(day), builder.finish())?;
+                    }
+                    if held >= HELD_ROWS {
+                        for (day, b) in builders.iter_mut().filter(|(_, b)| !b.is_empty()) {
+                            send(&tx, Part::Rows(*day), b.finish())?;
+                        }
+                        held = 0;
                     }
                 }
                 let mut b = &batch.reject_payload[..];
@@ -684,6 +714,12 @@ fn write_batches(
         }
         let (w, path, _) = open.get_mut(&key).expect("opened above");
         w.write(&batch).map_err(parquet_error(path))?;
+        let held: usize = open.values().map(|(w, _, _)| w.memory_size()).sum();
+        if held > HELD_BYTES {
+            if let Some((w, path, _)) = open.values_mut().max_by_key(|(w, _, _)| w.memory_size()) {
+                w.flush().map_err(parquet_error(path))?;
+            }
+        }
     }
     for (key, (w, path, number)) in open {
         close(w, path, key, number, &mut done)?;
