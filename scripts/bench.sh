@@ -50,6 +50,16 @@ fresh
 defects=$(secs "$tier" load --progress never --database-url "$url" "$out/defects.json")
 incremental=$(secs "$tier" load --progress never --database-url "$url" "$out/events-$n.json")
 
+# JSON → lake (Parquet, zstd), side by side with DuckDB doing the same job on the NDJSON copy.
+rm -rf "$out/lake"
+lake=$(secs "$tier" load --progress never --lake "$out/lake" "$out/events-$n.json"); lake_rss=$(rss_mb)
+lake_mb=$(du -sm "$out/lake" | cut -f1)
+[ -s "$out/events-$n.ndjson" ] || sed -e '1s/^\[//' -e 's/,$//' "$out/events-$n.json" > "$out/events-$n.ndjson"
+[ -x "$out/venv/bin/python" ] || { python3 -m venv "$out/venv" && "$out/venv/bin/pip" install -q duckdb; }
+rm -f "$out/duck.parquet"
+duck=$(secs "$out/venv/bin/python" -c "import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_json('$out/events-$n.ndjson')) TO '$out/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")"); duck_rss=$(rss_mb)
+duck_mb=$(du -sm "$out/duck.parquet" | cut -f1)
+
 size=$(du -m "$out/events-$n.json" | cut -f1)
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 cat <<EOT
@@ -64,4 +74,6 @@ cat <<EOT
 | \`tier load\`, $big events, empty database | $load_big | $load_big_rss MB | |
 | \`tier load\`, 5 % defects, empty database | $defects | | |
 | \`tier load\` into a table already holding $n rows | $incremental | | |
+| \`tier load --lake\` (Parquet, zstd; $lake_mb MB) | $lake | $lake_rss MB | $(ratio "$lake" "$duck") × DuckDB |
+| DuckDB \`COPY (SELECT * FROM read_json(…)) TO … (FORMAT parquet, COMPRESSION zstd)\` on the NDJSON copy ($duck_mb MB) | $duck | $duck_rss MB | 1 |
 EOT

@@ -446,6 +446,9 @@ impl Lake {
             let name = format!("part-{sha16}-{:04}.parquet", p.number);
             let rel = match &p.key {
                 Part::Rejects => format!("{}_rejects/{name}", dataset.table),
+                Part::Rows(None) if dataset.partition_by.is_some() => {
+                    format!("{}/date=__HIVE_DEFAULT_PARTITION__/{name}", dataset.table)
+                }
                 Part::Rows(None) => format!("{}/{name}", dataset.table),
                 Part::Rows(Some(day)) => {
                     format!("{}/date={}/{name}", dataset.table, partition_name(*day))
