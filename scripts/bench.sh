@@ -55,10 +55,17 @@ rm -rf "$out/lake"
 lake=$(secs "$tier" load --progress never --lake "$out/lake" "$out/events-$n.json"); lake_rss=$(rss_mb)
 lake_mb=$(du -sm "$out/lake" | cut -f1)
 [ -s "$out/events-$n.ndjson" ] || sed -e '1s/^\[//' -e 's/,$//' "$out/events-$n.json" > "$out/events-$n.ndjson"
-[ -x "$out/venv/bin/python" ] || { python3 -m venv "$out/venv" && "$out/venv/bin/pip" install -q duckdb; }
+[ -x "$out/venv/bin/python" ] || { python3 -m venv "$out/venv" && "$out/venv/bin/pip" install -q duckdb pyarrow polars; }
+"$out/venv/bin/pip" install -q --force-reinstall --no-deps ./tier-py
 rm -f "$out/duck.parquet"
 duck=$(secs "$out/venv/bin/python" -c "import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_json('$out/events-$n.ndjson')) TO '$out/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")"); duck_rss=$(rss_mb)
 duck_mb=$(du -sm "$out/duck.parquet" | cut -f1)
+
+# 1M events → a pyarrow.Table: tier.read beside pyarrow.json and polars on the NDJSON copy.
+py() { secs "$out/venv/bin/python" -c "$1"; }
+arrow=$(py "import pyarrow, tier; assert pyarrow.table(tier.read('$out/events-$n.json')).num_rows == $n"); arrow_rss=$(rss_mb)
+pa_json=$(py "import pyarrow.json as j; assert j.read_json('$out/events-$n.ndjson').num_rows == $n"); pa_rss=$(rss_mb)
+pl_json=$(py "import polars as pl; assert pl.read_ndjson('$out/events-$n.ndjson').height == $n"); pl_rss=$(rss_mb)
 
 size=$(du -m "$out/events-$n.json" | cut -f1)
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
@@ -76,4 +83,7 @@ cat <<EOT
 | \`tier load\` into a table already holding $n rows | $incremental | | |
 | \`tier load --lake\` (Parquet, zstd; $lake_mb MB) | $lake | $lake_rss MB | $(ratio "$lake" "$duck") × DuckDB |
 | DuckDB \`COPY (SELECT * FROM read_json(…)) TO … (FORMAT parquet, COMPRESSION zstd)\` on the NDJSON copy ($duck_mb MB) | $duck | $duck_rss MB | 1 |
+| Python \`pyarrow.table(tier.read(…))\` | $arrow | $arrow_rss MB | $(ratio "$arrow" "$pa_json") × pyarrow.json |
+| Python \`pyarrow.json.read_json\` on the NDJSON copy | $pa_json | $pa_rss MB | 1 |
+| Python \`polars.read_ndjson\` on the NDJSON copy | $pl_json | $pl_rss MB | $(ratio "$pl_json" "$pa_json") × pyarrow.json |
 EOT

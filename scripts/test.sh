@@ -28,7 +28,15 @@ venv="$root/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
 "$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars
-"$venv/bin/pip" install -q ./tier-py
+# One abi3 wheel, stripped: its tags and size are checked before it is installed.
+rm -rf target/wheels-test
+"$venv/bin/pip" wheel -q --no-deps ./tier-py -w target/wheels-test
+wheel=$(ls target/wheels-test/tier-*.whl)
+size=$(stat -c %s "$wheel")
+echo "wheel: $(basename "$wheel"), $((size / 1024)) KiB"
+case "$(basename "$wheel")" in *-cp39-abi3-*) ;; *) echo "the wheel is not abi3 (cp39)" >&2; exit 1 ;; esac
+[ "$size" -lt $((6 << 20)) ] || { echo "the wheel is larger than 6 MiB" >&2; exit 1; }
+"$venv/bin/pip" install -q --force-reinstall "$wheel"
 "$venv/bin/python" -m pytest -q tier-py/tests | tee -a "$log"
 "$venv/bin/python" -m mypy --strict tier-py/examples/usage.py
 "$venv/bin/python" -m mypy.stubtest tier._tier --allowlist tier-py/stubtest-allowlist.txt

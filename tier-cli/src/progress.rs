@@ -57,7 +57,7 @@ impl Observer for Bars {
             .insert(path.to_path_buf(), (bar, progress, 0));
     }
 
-    fn records(&self, path: &Path, n: u64) {
+    fn records(&self, path: &Path, n: u64) -> tier_core::Result<()> {
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((bar, progress, count)) = bars.get_mut(path) {
             *count += n;
@@ -65,6 +65,7 @@ impl Observer for Bars {
             let secs = bar.elapsed().as_secs_f64().max(1e-3);
             bar.set_message(format!("{count} records, {:.0}/s", *count as f64 / secs));
         }
+        Ok(())
     }
 
     fn finished(&self, path: &Path) {

@@ -54,7 +54,7 @@ pub fn check(
         &enc,
         &mut |batch: &Processed| {
             totals.absorb(batch);
-            observer.records(path, batch.records);
+            observer.records(path, batch.records)?;
             if let Some(f) = on_reject.as_mut() {
                 for r in &batch.rejects {
                     f(r)?;
@@ -65,7 +65,7 @@ pub fn check(
     );
     observer.finished(path);
     result?;
-    Ok(FileReport {
+    let report = FileReport {
         path: path.display().to_string(),
         dataset: dataset.name.clone(),
         table: None,
@@ -82,7 +82,9 @@ pub fn check(
         status: Status::Checked,
         load_id: None,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    report.warn_if_mostly_rejected();
+    Ok(report)
 }
 
 /// The valid rows of one input, in order, one at a time (rejects are skipped).

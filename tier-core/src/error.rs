@@ -81,6 +81,9 @@ pub enum Error {
         /// The ratio allowed.
         max_ratio: f64,
     },
+    /// The work was stopped from outside (Ctrl-C); what was begun was rolled back.
+    #[error("interrupted")]
+    Interrupted,
     /// The embedded PostgreSQL server could not be managed.
     #[error("embedded PostgreSQL: {0}")]
     Embedded(String),

@@ -27,6 +27,7 @@ pub mod report;
 pub mod schema;
 pub mod sink;
 
+pub use arrow_array;
 pub use error::{Error, Result};
 pub use pipeline::{Observer, Quiet, ReadOptions};
 pub use postgres;

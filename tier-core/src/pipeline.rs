@@ -49,7 +49,11 @@ pub trait Observer: Sync {
     /// A file starts: its size if known, and a live count of the bytes read.
     fn started(&self, _path: &Path, _size: Option<u64>, _progress: Arc<Progress>) {}
     /// More records of the file were processed.
-    fn records(&self, _path: &Path, _n: u64) {}
+    /// More records of the file were processed. An error stops the work on the file (its load
+    /// is rolled back): an observer may stop a run this way (Ctrl-C).
+    fn records(&self, _path: &Path, _n: u64) -> Result<()> {
+        Ok(())
+    }
     /// The file is done (whatever the outcome).
     fn finished(&self, _path: &Path) {}
 }

@@ -79,6 +79,20 @@ pub struct FileReport {
 }
 
 impl FileReport {
+    /// Logs a warning when most of the file's records were rejected: the file is likely of
+    /// another dataset than the one it was read as.
+    pub fn warn_if_mostly_rejected(&self) {
+        if self.records > 0 && self.rejected * 2 > self.records {
+            log::warn!(
+                "{}: {} of {} records rejected; is it really a {} export?",
+                self.path,
+                self.rejected,
+                self.records,
+                self.dataset
+            );
+        }
+    }
+
     /// Whether `records = loaded + duplicates + rejected` holds.
     pub fn balanced(&self) -> bool {
         self.records == self.loaded + self.duplicates + self.rejected

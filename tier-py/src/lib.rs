@@ -1,114 +1,28 @@
-//! The `tier` Python module: a thin layer over `tier-core`. Arguments are turned into owned Rust
-//! values, the work runs with the GIL released, and every core error becomes the matching
-//! `tier` exception.
+//! The `tier` Python module: a thin layer over `tier-core`. Arguments become owned Rust values,
+//! the work runs without the GIL (and stops on Ctrl-C), every core error becomes the matching
+//! `tier` exception, and Rust's log records go to Python's `logging`.
+
+mod arrow;
+mod errors;
+mod interrupt;
+mod logging;
+mod report;
+mod rows;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTzInfo};
+use pyo3::types::PyCapsule;
 use tier_core::check::Rows;
 use tier_core::driver::{self, Destination};
-use tier_core::ReadOptions;
-use tier_core::{Error, FileReport, Registry, Status, Value};
-use tier_core::{LoadOptions, Quiet};
+use tier_core::sink::batches::Records;
+use tier_core::{Error, LoadOptions, ReadOptions, Registry};
 
-/// Raises the `tier` exception that matches a core error.
-fn raise(py: Python<'_>, err: Error) -> PyErr {
-    let class = match &err {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            "InputNotFoundError"
-        }
-        Error::Io { source, .. }
-            if matches!(
-                source.kind(),
-                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
-            ) =>
-        {
-            "ParseError"
-        }
-        Error::Io { .. } | Error::NoInputs(_) => "InputError",
-        Error::Input { .. } => "ParseError",
-        Error::UnknownDataset { .. } => "ParseError",
-        Error::InvalidDataset { .. } | Error::Usage(_) | Error::Definition { .. } => "UsageError",
-        Error::Database(_) | Error::IncompatibleTable { .. } | Error::Embedded(_) => {
-            "DatabaseError"
-        }
-        Error::QualityGate { .. } => "QualityGateError",
-    };
-    let message = err.to_string();
-    match py
-        .import("tier._errors")
-        .and_then(|m| m.getattr(class))
-        .and_then(|c| c.call1((message.clone(),)))
-    {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(e) => e,
-    }
-}
-
-/// The outcome of loading or checking one file.
-#[pyclass(frozen, get_all, module = "tier._tier")]
-struct Report {
-    path: String,
-    dataset: String,
-    table: Option<String>,
-    sha256: String,
-    bytes: u64,
-    records: u64,
-    loaded: u64,
-    duplicates: u64,
-    rejected: u64,
-    reject_reasons: std::collections::BTreeMap<String, u64>,
-    unknown_fields: std::collections::BTreeMap<String, u64>,
-    added_columns: Vec<String>,
-    parts: Vec<String>,
-    status: String,
-    load_id: Option<i64>,
-    seconds: f64,
-    json: String,
-}
-
-impl From<FileReport> for Report {
-    fn from(r: FileReport) -> Report {
-        Report {
-            json: serde_json::to_string(&r).unwrap_or_default(),
-            path: r.path,
-            dataset: r.dataset,
-            table: r.table,
-            sha256: r.sha256,
-            bytes: r.bytes,
-            records: r.records,
-            loaded: r.loaded,
-            duplicates: r.duplicates,
-            rejected: r.rejected,
-            reject_reasons: r.reject_reasons,
-            unknown_fields: r.unknown_fields,
-            added_columns: r.added_columns,
-            parts: r.parts,
-            status: r.status.as_str().to_string(),
-            load_id: r.load_id,
-            seconds: r.seconds,
-        }
-    }
-}
-
-#[pymethods]
-impl Report {
-    /// The report as a dict, the same as one file of the CLI's JSON report.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py.import("json")?
-            .call_method1("loads", (self.json.as_str(),))
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "Report(path={:?}, dataset={:?}, status={:?}, records={}, loaded={}, duplicates={}, rejected={})",
-            self.path, self.dataset, self.status, self.records, self.loaded, self.duplicates, self.rejected
-        )
-    }
-}
+use crate::arrow::{RejectStream, Source};
+use crate::errors::raise;
+use crate::report::{reports, Report};
+use crate::rows::RowIterator;
 
 /// `datasets=`: one path or a list of them.
 #[derive(FromPyObject)]
@@ -153,59 +67,6 @@ fn expand(paths: Paths) -> Result<(Vec<PathBuf>, bool), Error> {
     Ok((files, single))
 }
 
-/// The reports as Python wants them: one, or a list. The first failure raises, with the
-/// reports of the files that did load in its `reports` attribute; a quality gate raises
-/// `QualityGateError` with the file's report in `report`.
-fn reports(
-    py: Python<'_>,
-    results: Vec<Result<FileReport, Error>>,
-    single: bool,
-    max_reject_ratio: Option<f64>,
-) -> PyResult<Py<PyAny>> {
-    let mut done: Vec<Report> = Vec::new();
-    let mut first: Option<PyErr> = None;
-    for r in results {
-        match r {
-            Ok(rep) if rep.status == Status::Failed && first.is_none() => {
-                let err = Error::QualityGate {
-                    path: PathBuf::from(&rep.path),
-                    records: rep.records,
-                    rejected: rep.rejected,
-                    max_ratio: max_reject_ratio.unwrap_or(0.0),
-                };
-                let exc = raise(py, err);
-                exc.value(py).setattr("report", Report::from(rep))?;
-                first = Some(exc);
-            }
-            Ok(rep) => done.push(rep.into()),
-            Err(e) => {
-                first.get_or_insert_with(|| raise(py, e));
-            }
-        }
-    }
-    if let Some(exc) = first {
-        let list = PyList::new(
-            py,
-            done.into_iter()
-                .map(|r| Py::new(py, r))
-                .collect::<PyResult<Vec<_>>>()?,
-        )?;
-        exc.value(py).setattr("reports", list)?;
-        return Err(exc);
-    }
-    if single && done.len() == 1 {
-        return Ok(Py::new(py, done.remove(0))?.into_any());
-    }
-    Ok(PyList::new(
-        py,
-        done.into_iter()
-            .map(|r| Py::new(py, r))
-            .collect::<PyResult<Vec<_>>>()?,
-    )?
-    .into_any()
-    .unbind())
-}
-
 /// Loads files into PostgreSQL (the database chosen as the CLI chooses it), or into the lake at
 /// `lake`; `jobs` files at once.
 #[pyfunction]
@@ -241,15 +102,15 @@ fn load(
         Some(dir) => Destination::Lake(dir),
         None => Destination::Postgres { database_url },
     };
-    let (results, single) = py
-        .detach(|| -> Result<_, Error> {
-            let (files, single) = expand(paths)?;
-            Ok((
-                driver::load_files(&files, &dest, &opts, jobs, &Quiet)?,
-                single,
-            ))
-        })
-        .map_err(|e| raise(py, e))?;
+    let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
+        let (files, single) = expand(paths)?;
+        Ok((
+            driver::load_files(&files, &dest, &opts, jobs, cancel)?,
+            single,
+        ))
+    });
+    logging::drain(py);
+    let (results, single) = outcome?.map_err(|e| raise(py, e))?;
     reports(py, results, single, max_reject_ratio)
 }
 
@@ -264,100 +125,139 @@ fn check(
     jobs: usize,
 ) -> PyResult<Py<PyAny>> {
     let opts = read_options(py, dataset, datasets)?;
-    let (results, single) = py
-        .detach(|| -> Result<_, Error> {
-            let (files, single) = expand(paths)?;
-            Ok((
-                driver::check_files(&files, &opts, jobs, &Quiet, None),
-                single,
-            ))
-        })
-        .map_err(|e| raise(py, e))?;
+    let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
+        let (files, single) = expand(paths)?;
+        Ok((
+            driver::check_files(&files, &opts, jobs, cancel, None),
+            single,
+        ))
+    });
+    logging::drain(py);
+    let (results, single) = outcome?.map_err(|e| raise(py, e))?;
     reports(py, results, single, None)
 }
 
-/// An iterator over the valid rows of a file, as dicts.
-#[pyclass(module = "tier._tier")]
-struct RowIterator {
-    rows: Mutex<Rows>,
+/// The valid rows of a file: iterate for dicts (once), or hand it to pyarrow, polars or DuckDB
+/// (the Arrow PyCapsule stream interface) for typed record batches (each time anew).
+#[pyclass(frozen, module = "tier._tier")]
+struct Reader {
+    source: Source,
+    rows: Mutex<Option<RowIterator>>,
+}
+
+impl Reader {
+    fn new(source: Source) -> Reader {
+        Reader {
+            source,
+            rows: Mutex::new(None),
+        }
+    }
+
+    fn open_rows(&self, py: Python<'_>) -> PyResult<RowIterator> {
+        let rows = py
+            .detach(|| Rows::open(&self.source.path, &self.source.opts))
+            .map_err(|e| raise(py, e))?;
+        Ok(RowIterator {
+            rows: Mutex::new(rows),
+        })
+    }
 }
 
 #[pymethods]
-impl RowIterator {
+impl Reader {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }
 
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        let dataset = rows.dataset().clone();
-        let row = match rows.next() {
-            None => return Err(PyStopIteration::new_err(())),
-            Some(Err(e)) => return Err(raise(py, e)),
-            Some(Ok(row)) => row,
-        };
-        let dict = PyDict::new(py);
-        let utc = PyTzInfo::utc(py)?;
-        let datetime = py.import("datetime")?.getattr("datetime")?;
-        let loads = py.import("tier._json")?.getattr("loads")?;
-        for (col, v) in dataset.columns.iter().zip(row.values) {
-            let name = col.name.as_str();
-            match v {
-                Value::Null => dict.set_item(name, py.None())?,
-                Value::Text(s) => dict.set_item(name, s.as_ref())?,
-                Value::Float(f) => dict.set_item(name, f)?,
-                Value::SmallInt(i) => dict.set_item(name, i)?,
-                Value::Integer(i) => dict.set_item(name, i)?,
-                Value::BigInt(i) => dict.set_item(name, i)?,
-                Value::Bool(b) => dict.set_item(name, b)?,
-                Value::Date(d) => {
-                    let date = py.import("datetime")?.getattr("date")?;
-                    // 719163 is 1970-01-01 as a proleptic Gregorian ordinal.
-                    dict.set_item(
-                        name,
-                        date.call_method1("fromordinal", (719_163 + d as i64,))?,
-                    )?
-                }
-                Value::Json(text) => dict.set_item(name, loads.call1((text.as_ref(),))?)?,
-                Value::Timestamp(t) => {
-                    let dt = datetime
-                        .call_method1("fromtimestamp", (t.0.div_euclid(1_000_000), &utc))?;
-                    let dt = dt.call_method(
-                        "replace",
-                        (),
-                        Some(&[("microsecond", t.0.rem_euclid(1_000_000))].into_py_dict(py)?),
-                    )?;
-                    dict.set_item(name, dt)?
-                }
-            }
+        if rows.is_none() {
+            *rows = Some(self.open_rows(py)?);
         }
-        match row.extra {
-            Some(text) => dict.set_item("_extra", loads.call1((text,))?)?,
-            None => dict.set_item("_extra", py.None())?,
+        rows.as_ref().expect("opened above").__next__(py)
+    }
+
+    /// The Arrow PyCapsule stream interface: typed record batches of the valid rows.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema;
+        self.source.capsule(py, Records::Rows)
+    }
+
+    /// The rejects of the same file, the same way.
+    fn rejects(&self) -> RejectStream {
+        RejectStream {
+            source: Source {
+                path: self.source.path.clone(),
+                opts: self.source.opts.clone(),
+                batch_size: self.source.batch_size,
+            },
         }
-        dict.set_item("_record_index", row.index)?;
-        Ok(dict)
     }
 }
 
-use pyo3::types::IntoPyDict;
+fn source(
+    py: Python<'_>,
+    path: PathBuf,
+    dataset: Option<String>,
+    datasets: Option<Paths>,
+    batch_size: usize,
+) -> PyResult<Source> {
+    if !path.exists() && path.as_os_str() != "-" {
+        let e = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        return Err(raise(py, Error::io(&path, e)));
+    }
+    Ok(Source {
+        path,
+        opts: read_options(py, dataset, datasets)?,
+        batch_size,
+    })
+}
 
-/// Streams the valid rows of a file as dicts (rejects are skipped).
+/// The valid rows of a file, as Arrow record batches or dicts.
 #[pyfunction]
-#[pyo3(signature = (path, dataset=None, datasets=None))]
+#[pyo3(signature = (path, dataset=None, datasets=None, batch_size=65536))]
 fn read(
     py: Python<'_>,
     path: PathBuf,
     dataset: Option<String>,
     datasets: Option<Paths>,
-) -> PyResult<RowIterator> {
-    let opts = read_options(py, dataset, datasets)?;
-    let rows = py
-        .detach(|| Rows::open(&path, &opts))
-        .map_err(|e| raise(py, e))?;
-    Ok(RowIterator {
-        rows: Mutex::new(rows),
+    batch_size: usize,
+) -> PyResult<Reader> {
+    Ok(Reader::new(source(
+        py, path, dataset, datasets, batch_size,
+    )?))
+}
+
+/// The rejects of a file, as Arrow record batches.
+#[pyfunction]
+#[pyo3(signature = (path, dataset=None, datasets=None, batch_size=65536))]
+fn read_rejects(
+    py: Python<'_>,
+    path: PathBuf,
+    dataset: Option<String>,
+    datasets: Option<Paths>,
+    batch_size: usize,
+) -> PyResult<RejectStream> {
+    Ok(RejectStream {
+        source: source(py, path, dataset, datasets, batch_size)?,
     })
+}
+
+/// Streams the valid rows of a file as dicts (rejects are skipped).
+#[pyfunction]
+#[pyo3(signature = (path, dataset=None, datasets=None))]
+fn read_rows(
+    py: Python<'_>,
+    path: PathBuf,
+    dataset: Option<String>,
+    datasets: Option<Paths>,
+) -> PyResult<RowIterator> {
+    Reader::new(source(py, path, dataset, datasets, 1)?).open_rows(py)
 }
 
 /// The DDL of a dataset's tables (with the ledger); every known dataset's without one.
@@ -381,12 +281,19 @@ fn schema(
 #[pyfunction]
 #[pyo3(signature = (path, name=None, sample=10000))]
 fn infer(py: Python<'_>, path: PathBuf, name: Option<String>, sample: usize) -> PyResult<String> {
-    py.detach(|| tier_core::schema::infer::infer(&path, name.as_deref(), sample))
-        .map_err(|e| raise(py, e))
+    let outcome = py.detach(|| tier_core::schema::infer::infer(&path, name.as_deref(), sample));
+    logging::drain(py);
+    outcome.map_err(|e| raise(py, e))
 }
 
 #[pymodule]
 fn _tier(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logging::install(m.py())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(read_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(read_rejects, m)?)?;
+    m.add_class::<Reader>()?;
+    m.add_class::<RejectStream>()?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;

@@ -182,6 +182,7 @@ impl Loader {
         report.seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok(()) => {
+                report.warn_if_mostly_rejected();
                 if report.status == Status::Failed {
                     self.record_failure(&mut report, "quality gate: too many rejects");
                 }
@@ -300,7 +301,7 @@ impl Loader {
             let path = Path::new(&report.path);
             let mut sink = |batch: &Processed| {
                 totals.absorb(batch);
-                observer.records(path, batch.records);
+                observer.records(path, batch.records)?;
                 spool.write(&batch.reject_payload)?;
                 writer.write_all(&batch.payload).map_err(copy_error)
             };

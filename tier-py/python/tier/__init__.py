@@ -13,7 +13,20 @@ from tier._errors import (
     TierError,
     UsageError,
 )
-from tier._tier import Report, RowIterator, check, infer, load, read, schema
+from tier._tier import (
+    Reader,
+    RejectStream,
+    Report,
+    RowIterator,
+    __version__,
+    check,
+    infer,
+    load,
+    read,
+    read_rejects,
+    read_rows,
+    schema,
+)
 
 __all__ = [
     "DatabaseError",
@@ -21,13 +34,18 @@ __all__ = [
     "InputNotFoundError",
     "ParseError",
     "QualityGateError",
+    "Reader",
+    "RejectStream",
     "Report",
     "RowIterator",
     "TierError",
     "UsageError",
+    "__version__",
     "check",
     "infer",
     "load",
     "read",
+    "read_rejects",
+    "read_rows",
     "schema",
 ]

@@ -3,7 +3,22 @@ import decimal
 import os
 from typing import Any, Optional, Sequence, Union, final, overload
 
-__all__ = ["Report", "RowIterator", "check", "infer", "load", "read", "schema"]
+__all__ = [
+    "Reader",
+    "RejectStream",
+    "Report",
+    "RowIterator",
+    "__version__",
+    "check",
+    "infer",
+    "load",
+    "read",
+    "read_rejects",
+    "read_rows",
+    "schema",
+]
+
+__version__: str
 
 _Path = Union[str, "os.PathLike[str]"]
 _Paths = Union[_Path, Sequence[_Path]]
@@ -51,6 +66,25 @@ class Report:
     def json(self) -> str:
         """The report as JSON text."""
     def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Reader:
+    """The valid rows of a file: iterating yields dicts (once); each Arrow consumer reads the
+    file anew."""
+
+    def __iter__(self) -> "Reader": ...
+    def __next__(self) -> dict[str, _Value]: ...
+    def __arrow_c_stream__(self, requested_schema: Optional[object] = None) -> object:
+        """The Arrow PyCapsule stream interface."""
+    def rejects(self) -> RejectStream:
+        """The rejects of the same file."""
+
+@final
+class RejectStream:
+    """The rejects of a file as Arrow record batches."""
+
+    def __arrow_c_stream__(self, requested_schema: Optional[object] = None) -> object:
+        """The Arrow PyCapsule stream interface."""
 
 @final
 class RowIterator:
@@ -103,7 +137,17 @@ def check(  # type: ignore[overload-overlap]
 ) -> Report: ...
 @overload
 def check(paths: Sequence[_Path], dataset: Optional[str] = None, datasets: Optional[_Paths] = None, jobs: int = 1) -> list[Report]: ...
-def read(path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None) -> RowIterator: ...
+def read(
+    path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None, batch_size: int = 65536
+) -> Reader:
+    """The valid rows of a file: ``pyarrow.table(r)``, ``polars.DataFrame(r)`` or DuckDB read it
+    as typed Arrow record batches (``_extra`` as JSON text); iterating yields dicts."""
+def read_rows(path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None) -> RowIterator:
+    """The valid rows of a file as dicts, one at a time."""
+def read_rejects(
+    path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None, batch_size: int = 65536
+) -> RejectStream:
+    """The rejects of a file as Arrow record batches: ``_record_index``, ``reason``, ``raw``."""
 def schema(dataset: Optional[str] = None, schema: str = "public", datasets: Optional[_Paths] = None) -> str: ...
 def infer(path: _Path, name: Optional[str] = None, sample: int = 10000) -> str:
     """Reads up to ``sample`` records of a file and proposes a dataset definition (TOML)."""

@@ -11,7 +11,6 @@
 //! ledger line) and removes it otherwise: a load is either wholly in the lake or not at all, and
 //! a re-run writes the same names.
 
-pub mod arrow;
 pub mod read;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,7 +27,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
-use self::arrow::{copy_fields, Builder};
+use super::arrow::{copy_fields, Builder};
 use super::copy::CopyEncoder;
 use super::postgres::LoadOptions;
 use crate::error::{Error, Result};
@@ -416,6 +415,7 @@ impl Lake {
             }
         };
         report.seconds = started.elapsed().as_secs_f64();
+        report.warn_if_mostly_rejected();
         if let Some(max) = self.opts.max_reject_ratio {
             if report.records > 0 && report.rejected as f64 / report.records as f64 > max {
                 report.status = Status::Failed;
@@ -501,7 +501,7 @@ impl Lake {
             .and_then(|p| dataset.column_index(p))
             .map(|i| (i, dataset.columns[i].ty));
         let (tx, rx) = mpsc::sync_channel::<(Part, RecordBatch)>(4);
-        let rows_schema = self::arrow::rows_schema(dataset);
+        let rows_schema = super::arrow::rows_schema(dataset);
         let dir_owned = dir.to_path_buf();
         let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
         let mut totals = Processed::default();
@@ -521,7 +521,7 @@ impl Lake {
             &enc,
             &mut |batch: &Processed| {
                 totals.absorb(batch);
-                observer.records(&path, batch.records);
+                observer.records(&path, batch.records)?;
                 let mut fields = Vec::with_capacity(ncols + 5);
                 let mut b = &batch.payload[..];
                 while !b.is_empty() {
@@ -706,7 +706,7 @@ fn write_batches(
             let number = next_number.entry(key).or_insert(0);
             let path = dir.join(format!("{}-{:04}.parquet", done.len() + open.len(), number));
             let schema = match key {
-                Part::Rejects => self::arrow::rejects_schema(),
+                Part::Rejects => super::arrow::rejects_schema(),
                 Part::Rows(_) => rows_schema.clone(),
             };
             let file = File::create(&path).map_err(io(&path))?;

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::arrow::{check_schema, BatchRows};
 use crate::error::{Error, Result};
 use crate::pipeline::{Encode, Processed, ReadOptions};
 use crate::schema::row::{Row, Value};
 use crate::schema::timestamp::format_date;
 use crate::schema::Dataset;
+use crate::sink::arrow::{check_schema, BatchRows};
 
 /// Whether a path names a Parquet file.
 pub fn is_parquet(path: &Path) -> bool {

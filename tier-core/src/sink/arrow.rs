@@ -1,5 +1,5 @@
-//! Arrow for the lake: a definition's schema, record batches built from encoded rows, and rows
-//! read back from record batches.
+//! Arrow: a definition's schema, record batches built from encoded rows (for the lake and for
+//! readers of Arrow), and rows read back from record batches.
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -1,0 +1,72 @@
+//! Rust `log` records to Python's `logging`, under the logger `tier`.
+//!
+//! Records are queued where they happen (any thread, with or without the GIL) and handed to
+//! Python by the thread that returns to it: no thread ever waits for the GIL to log, so logging
+//! cannot deadlock a reader that holds it.
+
+use std::sync::Mutex;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+use pyo3::prelude::*;
+
+static QUEUE: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
+
+struct Queue;
+
+impl Log for Queue {
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+
+    fn log(&self, r: &Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
+            q.push((r.level(), format!("{}: {}", r.target(), r.args())));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs the bridge at the level of Python's `tier` logger.
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    let level: u32 = py
+        .import("logging")?
+        .call_method1("getLogger", ("tier",))?
+        .call_method0("getEffectiveLevel")?
+        .extract()?;
+    let filter = match level {
+        0..=10 => LevelFilter::Debug,
+        11..=20 => LevelFilter::Info,
+        21..=30 => LevelFilter::Warn,
+        _ => LevelFilter::Error,
+    };
+    // Another logger may be installed already (an embedding program's): leave it.
+    if log::set_logger(&Queue).is_ok() {
+        log::set_max_level(filter);
+    }
+    Ok(())
+}
+
+/// Hands the queued records to `logging.getLogger("tier")`.
+pub fn drain(py: Python<'_>) {
+    let records = std::mem::take(&mut *QUEUE.lock().unwrap_or_else(|e| e.into_inner()));
+    if records.is_empty() {
+        return;
+    }
+    let Ok(logger) = py
+        .import("logging")
+        .and_then(|l| l.call_method1("getLogger", ("tier",)))
+    else {
+        return;
+    };
+    for (level, message) in records {
+        let n = match level {
+            Level::Error => 40,
+            Level::Warn => 30,
+            Level::Info => 20,
+            Level::Debug | Level::Trace => 10,
+        };
+        let _ = logger.call_method1("log", (n, message));
+    }
+}

@@ -1,0 +1,124 @@
+//! The report of a file, as a frozen Python object, and how a run's reports are returned.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use tier_core::{Error, FileReport, Status};
+
+use crate::errors::raise;
+
+/// The outcome of loading or checking one file.
+#[pyclass(frozen, get_all, module = "tier._tier")]
+pub struct Report {
+    path: String,
+    dataset: String,
+    table: Option<String>,
+    sha256: String,
+    bytes: u64,
+    records: u64,
+    loaded: u64,
+    duplicates: u64,
+    rejected: u64,
+    reject_reasons: std::collections::BTreeMap<String, u64>,
+    unknown_fields: std::collections::BTreeMap<String, u64>,
+    added_columns: Vec<String>,
+    parts: Vec<String>,
+    status: String,
+    load_id: Option<i64>,
+    seconds: f64,
+    json: String,
+}
+
+impl From<FileReport> for Report {
+    fn from(r: FileReport) -> Report {
+        Report {
+            json: serde_json::to_string(&r).unwrap_or_default(),
+            path: r.path,
+            dataset: r.dataset,
+            table: r.table,
+            sha256: r.sha256,
+            bytes: r.bytes,
+            records: r.records,
+            loaded: r.loaded,
+            duplicates: r.duplicates,
+            rejected: r.rejected,
+            reject_reasons: r.reject_reasons,
+            unknown_fields: r.unknown_fields,
+            added_columns: r.added_columns,
+            parts: r.parts,
+            status: r.status.as_str().to_string(),
+            load_id: r.load_id,
+            seconds: r.seconds,
+        }
+    }
+}
+
+#[pymethods]
+impl Report {
+    /// The report as a dict, the same as one file of the CLI's JSON report.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?
+            .call_method1("loads", (self.json.as_str(),))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Report(path={:?}, dataset={:?}, status={:?}, records={}, loaded={}, duplicates={}, rejected={})",
+            self.path, self.dataset, self.status, self.records, self.loaded, self.duplicates, self.rejected
+        )
+    }
+}
+
+/// The reports as Python wants them: one, or a list. The first failure raises, with the
+/// reports of the files that did load in its `reports` attribute; a quality gate raises
+/// `QualityGateError` with the file's report in `report`.
+pub fn reports(
+    py: Python<'_>,
+    results: Vec<Result<FileReport, Error>>,
+    single: bool,
+    max_reject_ratio: Option<f64>,
+) -> PyResult<Py<PyAny>> {
+    let mut done: Vec<Report> = Vec::new();
+    let mut first: Option<PyErr> = None;
+    for r in results {
+        match r {
+            Ok(rep) if rep.status == Status::Failed && first.is_none() => {
+                let err = Error::QualityGate {
+                    path: PathBuf::from(&rep.path),
+                    records: rep.records,
+                    rejected: rep.rejected,
+                    max_ratio: max_reject_ratio.unwrap_or(0.0),
+                };
+                let exc = raise(py, err);
+                exc.value(py).setattr("report", Report::from(rep))?;
+                first = Some(exc);
+            }
+            Ok(rep) => done.push(rep.into()),
+            Err(e) => {
+                first.get_or_insert_with(|| raise(py, e));
+            }
+        }
+    }
+    if let Some(exc) = first {
+        let list = PyList::new(
+            py,
+            done.into_iter()
+                .map(|r| Py::new(py, r))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?;
+        exc.value(py).setattr("reports", list)?;
+        return Err(exc);
+    }
+    if single && done.len() == 1 {
+        return Ok(Py::new(py, done.remove(0))?.into_any());
+    }
+    Ok(PyList::new(
+        py,
+        done.into_iter()
+            .map(|r| Py::new(py, r))
+            .collect::<PyResult<Vec<_>>>()?,
+    )?
+    .into_any()
+    .unbind())
+}
