@@ -14,7 +14,7 @@ cargo build --workspace --all-targets
 # The test server: an embedded cluster in a short temporary directory.
 home=$(mktemp -d /tmp/tier-test.XXXXXX)
 chmod 755 "$home"
-stop() { TIER_HOME="$home" "$root/target/debug/tier" -q db stop >/dev/null 2>&1 || true; rm -rf "$home" /tmp/tier-pgdata-* 2>/dev/null || true; }
+stop() { TIER_HOME="$home" "$root/target/debug/tier" -q db stop >/dev/null 2>&1 || true; rm -rf "$home" 2>/dev/null || true; }
 trap stop EXIT
 TIER_HOME="$home" target/debug/tier -q db start >/dev/null
 TIER_TEST_DATABASE_URL=$(TIER_HOME="$home" target/debug/tier db url)

@@ -73,6 +73,7 @@ pub fn init(verbose: u8, quiet: bool, file: Option<&Path>) -> io::Result<()> {
 /// Reports an error: one line `tier: …` on standard error, and an ERROR record in the log
 /// file (so the file tells the whole story of the run).
 pub fn error(message: &str) {
+    let message = tier_core::report::visible(message);
     eprintln!("tier: {message}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

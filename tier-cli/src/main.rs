@@ -243,6 +243,8 @@ enum Outcome {
     Gate,
     /// A file could not be used as given (each already reported on standard error).
     Usage,
+    /// The embedded server does not run (`tier db status`).
+    NotRunning,
 }
 
 fn main() -> ExitCode {
@@ -258,6 +260,7 @@ fn main() -> ExitCode {
         Command::Check(a) => a.common.log_file.clone(),
         _ => None,
     };
+    progress::stop_on_ctrl_c();
     if let Err(e) = logging::init(cli.verbose, cli.quiet, log_file.as_deref()) {
         eprintln!("tier: {e}");
         return ExitCode::from(1);
@@ -267,9 +270,10 @@ fn main() -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Gate) => ExitCode::from(3),
         Ok(Outcome::Usage) => ExitCode::from(2),
+        Ok(Outcome::NotRunning) => ExitCode::from(3),
         Err(e) => {
             logging::error(&e.to_string());
-            ExitCode::from(if e.is_usage() { 2 } else { 1 })
+            ExitCode::from(e.kind().exit_code())
         }
     }
 }
@@ -311,6 +315,7 @@ fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
         );
         return Ok(Outcome::Ok);
     }
+    tier_core::db::ddl::check_schema_name(&args.schema)?;
     let registry = args.definitions.registry()?;
     let datasets = match &args.dataset {
         Some(name) => vec![registry.get(name)?],
@@ -340,6 +345,9 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
                 "--max-reject-ratio must be between 0 and 1, not {r}"
             )));
         }
+    }
+    if args.lake.is_none() {
+        tier_core::db::ddl::check_schema_name(&opts.schema)?;
     }
     let bars = progress::Bars::new(args.common.progress);
     let dest = match &args.lake {
@@ -380,6 +388,14 @@ fn split(results: Vec<Result<FileReport, Error>>) -> (Vec<FileReport>, Option<Ou
             Ok(rep) => reports.push(rep),
             Err(e) => {
                 logging::error(&e.to_string());
+                // A load that failed after it started is in the report too, with its error.
+                let e = match e {
+                    Error::Failed { report, source } => {
+                        reports.push(*report);
+                        *source
+                    }
+                    e => e,
+                };
                 if e.is_usage() {
                     failed = Some(Outcome::Usage);
                 } else {
@@ -467,11 +483,22 @@ fn db_command(action: DbAction) -> Result<Outcome, Error> {
             cluster.stop()?;
             println!("stopped");
         }
-        DbAction::Status => match cluster.state() {
-            State::Running => println!("running: {}", cluster.url()),
-            State::Stopped => println!("stopped ({})", cluster.home().display()),
-            State::Absent => println!("not created ({})", cluster.home().display()),
-        },
+        DbAction::Status => {
+            // Looks only: nothing is created or started. Exit 0 when it runs, 3 when not (as
+            // `pg_ctl status`).
+            let state = cluster.state();
+            match state {
+                State::Running => println!("running: {}", cluster.url()),
+                State::Stopped => println!("stopped"),
+                State::Absent => println!("not created"),
+            }
+            println!("  home:   {}", cluster.home().display());
+            println!("  data:   {}", cluster.data_dir().display());
+            println!("  socket: {}", cluster.socket_dir().display());
+            if state != State::Running {
+                return Ok(Outcome::NotRunning);
+            }
+        }
         DbAction::Url => println!("{}", cluster.url()),
         DbAction::Psql { args } => {
             cluster.start()?;

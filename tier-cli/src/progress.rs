@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,29 @@ use crate::ProgressMode;
 
 /// A file's bar, its live byte count, and the records seen so far.
 type Bar = (ProgressBar, Arc<Progress>, u64);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+    // A second Ctrl-C ends the process at once.
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+/// The first Ctrl-C stops the work at its next batch (loads roll back and are reported and
+/// recorded as failed); a second one ends the process.
+pub fn stop_on_ctrl_c() {
+    // SAFETY: the handler only stores to an atomic and resets the disposition.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
 
 /// The progress bars of a run (none when standard error is not a terminal, unless forced).
 pub struct Bars {
@@ -58,6 +82,9 @@ impl Observer for Bars {
     }
 
     fn records(&self, path: &Path, n: u64) -> tier_core::Result<()> {
+        if STOP.load(Ordering::Relaxed) {
+            return Err(tier_core::Error::Interrupted);
+        }
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((bar, progress, count)) = bars.get_mut(path) {
             *count += n;

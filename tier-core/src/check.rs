@@ -66,22 +66,15 @@ pub fn check(
     observer.finished(path);
     result?;
     let report = FileReport {
-        path: path.display().to_string(),
-        dataset: dataset.name.clone(),
-        table: None,
         sha256: sha.map(|h| h.hex()).unwrap_or_default(),
         bytes: progress.bytes(),
         records: totals.records,
         loaded: totals.valid,
-        duplicates: 0,
         rejected: totals.rejected(),
         reject_reasons: totals.reasons,
         unknown_fields: totals.unknown.into_iter().collect::<BTreeMap<_, _>>(),
-        added_columns: Vec::new(),
-        parts: Vec::new(),
-        status: Status::Checked,
-        load_id: None,
         seconds: started.elapsed().as_secs_f64(),
+        ..FileReport::new(path, &dataset.name, None, Status::Checked)
     };
     report.warn_if_mostly_rejected();
     Ok(report)

@@ -86,7 +86,7 @@ pub fn load_files(
         Destination::Postgres { database_url } => spread(
             files,
             jobs,
-            || Loader::new(crate::db::open(database_url.as_deref())?, opts.clone()),
+            || Loader::connect(database_url.as_deref(), opts.clone()),
             |l, p| l.load_file(p, observer),
         ),
         Destination::Lake(root) => {

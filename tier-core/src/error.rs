@@ -30,7 +30,7 @@ pub enum Error {
     #[error("{0}: no *.json, *.json.gz, *.jsonl, *.ndjson or *.parquet files in this directory")]
     NoInputs(PathBuf),
     /// The dataset of a file could not be told from its keys or its name.
-    #[error("{}: cannot tell the dataset from its keys or its name; pass --dataset {known}", path.display())]
+    #[error("{}: cannot tell the dataset from its keys or its name; name it (one of {known})", path.display())]
     UnknownDataset {
         /// The file concerned.
         path: PathBuf,
@@ -59,8 +59,27 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// The database refused a connection or a statement.
-    #[error("database: {0}")]
-    Database(String),
+    #[error("database: {message}")]
+    Database {
+        /// What was being done and what the server said (never a password).
+        message: String,
+        /// The SQLSTATE the server sent, if it sent one.
+        sqlstate: Option<String>,
+        /// The driver's error, when there is one.
+        #[source]
+        source: Option<postgres::Error>,
+    },
+    /// The load of a file failed after it had started; its report (status `failed`, with the
+    /// error) says how far it went, and the ledger has a `failed` row where the server could
+    /// still be reached.
+    #[error("{}: {source}", report.path)]
+    Failed {
+        /// The file's report.
+        report: Box<crate::report::FileReport>,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
     /// An existing table does not have the columns tier needs.
     #[error("table {table} exists with incompatible columns: {detail}; nothing was changed")]
     IncompatibleTable {
@@ -98,21 +117,106 @@ impl Error {
         }
     }
 
+    /// A database error: `what` was being done when the server or the connection said `e`.
+    pub fn database(what: &str, e: postgres::Error) -> Self {
+        let detail = describe(&e);
+        Error::Database {
+            message: if what.is_empty() {
+                detail
+            } else {
+                format!("{what}: {detail}")
+            },
+            sqlstate: e.code().map(|c| c.code().to_string()),
+            source: Some(e),
+        }
+    }
+
+    /// The kind of the error: what the faces tell their users by (the CLI's exit code, the
+    /// Python exception's class).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => ErrorKind::InputNotFound,
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+                    ErrorKind::Parse
+                }
+                _ => ErrorKind::Input,
+            },
+            Error::NoInputs(_) => ErrorKind::Input,
+            Error::Input { .. } => ErrorKind::Parse,
+            Error::UnknownDataset { .. } => ErrorKind::UnknownDataset,
+            Error::InvalidDataset { .. } | Error::Usage(_) => ErrorKind::Usage,
+            Error::Definition { .. } => ErrorKind::Definition,
+            Error::Database { .. } | Error::IncompatibleTable { .. } => ErrorKind::Database,
+            Error::QualityGate { .. } => ErrorKind::QualityGate,
+            Error::Interrupted => ErrorKind::Interrupted,
+            Error::Embedded(_) => ErrorKind::Embedded,
+            Error::Failed { source, .. } => source.kind(),
+        }
+    }
+
     /// Whether the error is the user's (exit code 2) rather than the run's (exit code 1).
     pub fn is_usage(&self) -> bool {
+        self.kind().is_usage()
+    }
+
+    /// The SQLSTATE of a database error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Database { sqlstate, .. } => sqlstate.as_deref(),
+            Error::Failed { source, .. } => source.sqlstate(),
+            _ => None,
+        }
+    }
+}
+
+/// What kind of error an [`Error`] is: one classification for every face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// An argument or option that cannot work.
+    Usage,
+    /// A dataset definition that cannot be read or is invalid.
+    Definition,
+    /// A file whose dataset cannot be told.
+    UnknownDataset,
+    /// An input that does not exist.
+    InputNotFound,
+    /// An input that cannot be opened or read.
+    Input,
+    /// An input that is not what it should be (broken gzip, a foreign Parquet file).
+    Parse,
+    /// The database refused a connection or a statement, or a table is incompatible.
+    Database,
+    /// The embedded server could not be managed.
+    Embedded,
+    /// Too many rejects: the load was rolled back.
+    QualityGate,
+    /// Stopped from outside (Ctrl-C).
+    Interrupted,
+}
+
+impl ErrorKind {
+    /// Whether the user must change the command (exit code 2).
+    pub fn is_usage(self) -> bool {
         matches!(
             self,
-            Error::Usage(_)
-                | Error::InvalidDataset { .. }
-                | Error::UnknownDataset { .. }
-                | Error::Definition { .. }
+            ErrorKind::Usage | ErrorKind::Definition | ErrorKind::UnknownDataset
         )
+    }
+
+    /// The exit code of the command line: 2 for usage, 3 for the quality gate, else 1.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            k if k.is_usage() => 2,
+            ErrorKind::QualityGate => 3,
+            _ => 1,
+        }
     }
 }
 
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
-        Error::Database(describe(&e))
+        Error::database("", e)
     }
 }
 

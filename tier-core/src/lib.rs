@@ -28,7 +28,7 @@ pub mod schema;
 pub mod sink;
 
 pub use arrow_array;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use pipeline::{Observer, Quiet, ReadOptions};
 pub use postgres;
 pub use report::{FileReport, Report, Status, Totals};

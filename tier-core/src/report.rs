@@ -71,6 +71,9 @@ pub struct FileReport {
     pub parts: Vec<String>,
     /// What happened to the file.
     pub status: Status,
+    /// Why the file failed (status `failed` after an error).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
     /// The ledger's id of this load (loads only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub load_id: Option<i64>,
@@ -79,6 +82,34 @@ pub struct FileReport {
 }
 
 impl FileReport {
+    /// The report of a file about to be read: counts at zero.
+    pub fn new(
+        path: &std::path::Path,
+        dataset: &str,
+        table: Option<String>,
+        status: Status,
+    ) -> Self {
+        FileReport {
+            path: path.display().to_string(),
+            dataset: dataset.to_string(),
+            table,
+            sha256: String::new(),
+            bytes: 0,
+            records: 0,
+            loaded: 0,
+            duplicates: 0,
+            rejected: 0,
+            reject_reasons: BTreeMap::new(),
+            unknown_fields: BTreeMap::new(),
+            added_columns: Vec::new(),
+            parts: Vec::new(),
+            status,
+            error: None,
+            load_id: None,
+            seconds: 0.0,
+        }
+    }
+
     /// Logs a warning when most of the file's records were rejected: the file is likely of
     /// another dataset than the one it was read as.
     pub fn warn_if_mostly_rejected(&self) {
@@ -160,13 +191,26 @@ impl Report {
             let _ = writeln!(
                 s,
                 "{}  {} → {}  {} records: {} {loaded}, {} duplicates, {} rejected  ({:.2} s)",
-                f.status, f.path, target, f.records, f.loaded, f.duplicates, f.rejected, f.seconds
+                f.status,
+                visible(&f.path),
+                visible(target),
+                f.records,
+                f.loaded,
+                f.duplicates,
+                f.rejected,
+                f.seconds
             );
+            if let Some(e) = &f.error {
+                let _ = writeln!(s, "    error: {}", visible(e));
+            }
+            for c in &f.added_columns {
+                let _ = writeln!(s, "    added column  {}", visible(c));
+            }
             for (reason, n) in &f.reject_reasons {
-                let _ = writeln!(s, "    rejected {n:>8}  {reason}");
+                let _ = writeln!(s, "    rejected {n:>8}  {}", visible(reason));
             }
             for (key, n) in &f.unknown_fields {
-                let _ = writeln!(s, "    kept in _extra {n:>8}  {key}");
+                let _ = writeln!(s, "    kept in _extra {n:>8}  {}", visible(key));
             }
         }
         let t = &self.totals;
@@ -181,4 +225,26 @@ impl Report {
         );
         s
     }
+}
+
+/// Text from input as one visible line: control characters (a newline in a file name, an
+/// escape sequence in a key) written as escapes, so no input can forge or hide report lines.
+///
+/// ```
+/// assert_eq!(tier_core::report::visible("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+/// assert_eq!(tier_core::report::visible("plain é"), "plain é");
+/// ```
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

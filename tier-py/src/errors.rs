@@ -1,39 +1,41 @@
-//! Core errors as the `tier` exceptions (defined in `tier/_errors.py`).
+//! Core errors as the `tier` exceptions (defined in `tier/_errors.py`): one class per kind of
+//! core error, the same kinds that give the command line its exit codes.
 
 use pyo3::prelude::*;
-use tier_core::Error;
+use tier_core::{Error, ErrorKind};
 
-/// Raises the `tier` exception that matches a core error.
+use crate::report::Report;
+
+/// Raises the `tier` exception that matches a core error. A failed load carries its report in
+/// `report`.
 pub fn raise(py: Python<'_>, err: Error) -> PyErr {
-    let class = match &err {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            "InputNotFoundError"
-        }
-        Error::Io { source, .. }
-            if matches!(
-                source.kind(),
-                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
-            ) =>
-        {
-            "ParseError"
-        }
-        Error::Io { .. } | Error::NoInputs(_) => "InputError",
-        Error::Input { .. } => "ParseError",
-        Error::UnknownDataset { .. } => "ParseError",
-        Error::InvalidDataset { .. } | Error::Usage(_) | Error::Definition { .. } => "UsageError",
-        Error::Database(_) | Error::IncompatibleTable { .. } | Error::Embedded(_) => {
-            "DatabaseError"
-        }
-        Error::QualityGate { .. } => "QualityGateError",
-        Error::Interrupted => return pyo3::exceptions::PyKeyboardInterrupt::new_err(()),
+    let class = match err.kind() {
+        ErrorKind::Usage => "UsageError",
+        ErrorKind::Definition => "DefinitionError",
+        ErrorKind::UnknownDataset => "UnknownDatasetError",
+        ErrorKind::InputNotFound => "InputNotFoundError",
+        ErrorKind::Input => "InputError",
+        ErrorKind::Parse => "ParseError",
+        ErrorKind::Database => "DatabaseError",
+        ErrorKind::Embedded => "EmbeddedError",
+        ErrorKind::QualityGate => "QualityGateError",
+        ErrorKind::Interrupted => return pyo3::exceptions::PyKeyboardInterrupt::new_err(()),
     };
     let message = err.to_string();
-    match py
+    let sqlstate = err.sqlstate().map(str::to_string);
+    let exc = match py
         .import("tier._errors")
         .and_then(|m| m.getattr(class))
-        .and_then(|c| c.call1((message.clone(),)))
+        .and_then(|c| c.call1((message,)))
     {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(e) => e,
+        Ok(exc) => exc,
+        Err(e) => return e,
+    };
+    if let Error::Failed { report, .. } = err {
+        if let Ok(r) = Py::new(py, Report::from(*report)) {
+            let _ = exc.setattr("report", r);
+        }
     }
+    let _ = exc.setattr("sqlstate", sqlstate);
+    PyErr::from_value(exc)
 }

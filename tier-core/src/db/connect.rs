@@ -6,10 +6,7 @@ use crate::error::{Error, Result};
 
 /// Connects to a configured server.
 pub fn connect(config: &Config, what: &str) -> Result<Client> {
-    config.connect(NoTls).map_err(|e| {
-        Error::Database(format!(
-            "cannot connect to {what}: {}",
-            crate::error::describe(&e)
-        ))
-    })
+    config
+        .connect(NoTls)
+        .map_err(|e| Error::database(&format!("cannot connect to {what}"), e))
 }

@@ -11,6 +11,31 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Checks a PostgreSQL schema name given by a user: letters, digits, `_` and `$`, not starting
+/// with a digit or `$`, at most 63 bytes. (It is quoted wherever it is used all the same.)
+///
+/// ```
+/// use tier_core::db::ddl::check_schema_name;
+/// assert!(check_schema_name("analytics_2024").is_ok());
+/// assert!(check_schema_name("x\"; DROP TABLE t; --").is_err());
+/// ```
+pub fn check_schema_name(name: &str) -> crate::Result<()> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && name.len() <= 63;
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::Usage(format!(
+            "schema name `{}` must be letters, digits, `_` or `$` (not first), at most 63 bytes",
+            crate::report::visible(name)
+        )))
+    }
+}
+
 /// `"schema"."name"`.
 pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))

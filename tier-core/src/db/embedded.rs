@@ -1,8 +1,14 @@
 //! The embedded PostgreSQL: a private cluster under `$TIER_HOME` (default `./.tier`), created
 //! and started with the server binaries on the machine, reachable through a Unix socket only.
 //!
+//! Durable: PostgreSQL's durability settings stay at their defaults. Private: the socket lives in
+//! a directory of mode 0700 that tier creates itself (a short one under `/tmp` when the home's
+//! path is too long for a socket), the socket is 0700, and connections are authenticated by
+//! `peer`: only the account that created the cluster (and the server's own account) may connect.
+//!
 //! PostgreSQL refuses to run as root: when tier runs as root, the server runs as the `postgres`
-//! account (through `runuser`), which then owns the data directory.
+//! account (through `runuser`), which then owns the data directory; where that account cannot
+//! enter `$TIER_HOME`, the data lives under `/var/lib/tier/` (never under `/tmp`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,6 +20,8 @@ pub const DATABASE: &str = "tier";
 /// The superuser of the embedded cluster.
 pub const USER: &str = "postgres";
 const PORT: u16 = 5432;
+/// Where root's clusters live when the server account cannot enter `$TIER_HOME`.
+const OUTSIDE: &str = "/var/lib/tier";
 
 /// An embedded cluster rooted at a home directory.
 #[derive(Debug, Clone)]
@@ -77,7 +85,7 @@ pub fn find_binary(name: &str) -> Result<PathBuf> {
     }
     Err(Error::Embedded(format!(
         "`{name}` not found on PATH, in `pg_config --bindir` or under /usr/lib/postgresql/*/bin; \
-         install the PostgreSQL server (e.g. `apt-get install postgresql`) or pass --database-url"
+         install the PostgreSQL server (e.g. `apt-get install postgresql`) or name a database"
     )))
 }
 
@@ -91,31 +99,45 @@ impl Cluster {
         Cluster::at(&home)
     }
 
-    /// The cluster whose home is `home` (created when needed).
+    /// The cluster whose home is `home`. Nothing is created until [`Cluster::start`].
     pub fn at(home: &Path) -> Result<Cluster> {
-        std::fs::create_dir_all(home).map_err(|e| Error::io(home, e))?;
-        let home = home.canonicalize().map_err(|e| Error::io(home, e))?;
+        let home = match home.canonicalize() {
+            Ok(h) => h,
+            Err(_) if home.is_absolute() => home.to_path_buf(),
+            Err(_) => std::env::current_dir()
+                .map_err(|e| Error::io(home, e))?
+                .join(home),
+        };
         let key = short_hash(&home.display().to_string());
-        let mut data = home.join("pgdata");
-        // The server account must reach the data directory; when running as root in a
-        // directory it cannot enter, the cluster lives in /tmp and `pgdata` links to it.
-        if running_as_root() && !data.exists() && !postgres_can_enter(&home) {
-            let outside = PathBuf::from(format!("/tmp/tier-pgdata-{key}"));
-            std::os::unix::fs::symlink(&outside, &data).map_err(|e| Error::io(&data, e))?;
-            data = outside;
-        } else if let Ok(target) = std::fs::read_link(&data) {
-            data = target;
-        }
-        let socket_dir = if data.as_os_str().len() <= 80 {
-            data.clone()
+        let link = home.join("pgdata");
+        // The server account must reach the data directory: when running as root in a home
+        // it cannot enter, the cluster lives under /var/lib/tier and `pgdata` links to it.
+        let data = match std::fs::read_link(&link) {
+            Ok(target) => target,
+            Err(_) if running_as_root() && !link.exists() && !postgres_can_enter(&home) => {
+                PathBuf::from(format!("{OUTSIDE}/{key}"))
+            }
+            Err(_) => link,
+        };
+        let run = home.join("run");
+        // A socket path must stay under ~100 bytes: `<dir>/.s.PGSQL.5432`.
+        let socket_dir = if run.as_os_str().len() <= 80 {
+            run
         } else {
-            PathBuf::from(format!("/tmp/tier-sock-{key}"))
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::geteuid() };
+            PathBuf::from(format!("/tmp/tier-{uid}-{key}"))
         };
         Ok(Cluster {
             home,
             data,
             socket_dir,
         })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
     }
 
     /// The home directory.
@@ -197,15 +219,13 @@ impl Cluster {
         if !self.data.join("PG_VERSION").exists() {
             self.init()?;
         }
-        std::fs::create_dir_all(&self.socket_dir).map_err(|e| Error::io(&self.socket_dir, e))?;
-        if running_as_root() {
-            chown_to_postgres(&self.socket_dir)?;
-        }
+        self.write_access_rules()?;
+        private_dir(&self.socket_dir)?;
         let log = self.data.join("server.log");
+        // Durability settings stay at their defaults; fewer checkpoints cost no committed data.
         let opts = format!(
             "-c listen_addresses='' -c port={PORT} -c unix_socket_directories='{}' \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_wal_size=4GB -c checkpoint_timeout=30min",
+             -c unix_socket_permissions=0700 -c max_wal_size=4GB -c checkpoint_timeout=30min",
             self.socket_dir.display()
         );
         let out = self
@@ -238,8 +258,47 @@ impl Cluster {
         Ok(())
     }
 
+    /// Who may connect: over the socket only, by `peer`, the creating account and the server's.
+    fn write_access_rules(&self) -> Result<()> {
+        let me = account_name()?;
+        let hba = self.data.join("pg_hba.conf");
+        let ident = self.data.join("pg_ident.conf");
+        let write =
+            |path: &Path, text: String| std::fs::write(path, text).map_err(|e| Error::io(path, e));
+        write(
+            &hba,
+            "# Written by tier: the Unix socket only, by peer, the accounts of pg_ident.conf.\n\
+             local all all peer map=tier\n"
+                .into(),
+        )?;
+        let mut accounts = vec![me];
+        if running_as_root() {
+            accounts.push(USER.to_string());
+        }
+        accounts.dedup();
+        let lines: String = accounts
+            .iter()
+            .map(|a| format!("tier {a} {USER}\n"))
+            .collect();
+        write(&ident, format!("# Written by tier.\n{lines}"))?;
+        if running_as_root() {
+            chown_to_postgres(&hba)?;
+            chown_to_postgres(&ident)?;
+        }
+        Ok(())
+    }
+
     fn init(&self) -> Result<()> {
+        if self.data.starts_with(OUTSIDE) {
+            std::fs::create_dir_all(OUTSIDE).map_err(|e| Error::io(OUTSIDE, e))?;
+            let link = self.home.join("pgdata");
+            std::fs::create_dir_all(&self.home).map_err(|e| Error::io(&self.home, e))?;
+            if std::fs::read_link(&link).is_err() {
+                std::os::unix::fs::symlink(&self.data, &link).map_err(|e| Error::io(&link, e))?;
+            }
+        }
         std::fs::create_dir_all(&self.data).map_err(|e| Error::io(&self.data, e))?;
+        set_mode(&self.data, 0o700)?;
         if running_as_root() {
             chown_to_postgres(&self.data)?;
         }
@@ -249,14 +308,13 @@ impl Cluster {
             .arg("-D")
             .arg(&self.data)
             .args([
-                "-A",
-                "trust",
+                "--auth-local=peer",
+                "--auth-host=reject",
                 "-U",
                 USER,
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
-                "--no-sync",
             ])
             .stdin(Stdio::null())
             .output()
@@ -296,6 +354,7 @@ struct HomeLock(#[allow(dead_code)] std::fs::File);
 impl HomeLock {
     fn take(home: &Path) -> Result<HomeLock> {
         use std::os::unix::io::AsRawFd;
+        std::fs::create_dir_all(home).map_err(|e| Error::io(home, e))?;
         let path = home.join(".lock");
         let file = std::fs::File::options()
             .create(true)
@@ -308,6 +367,75 @@ impl HomeLock {
             return Err(Error::io(&path, std::io::Error::last_os_error()));
         }
         Ok(HomeLock(file))
+    }
+}
+
+/// The name of the account tier runs as.
+fn account_name() -> Result<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; it is read at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return Err(Error::Embedded(
+                "cannot tell the name of this account".into(),
+            ));
+        }
+        Ok(std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Makes `dir` the server's private socket directory: created with mode 0700 and owned by the
+/// server's account; one that exists already is used only when it is a directory (not a link)
+/// owned by that account with mode 0700.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let owner = if running_as_root() {
+        postgres_uid()?
+    } else {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            set_mode(dir, 0o700)?;
+            if running_as_root() {
+                chown_to_postgres(dir)?;
+            }
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if !meta.is_dir() || meta.uid() != owner || meta.mode() & 0o777 != 0o700 {
+        return Err(Error::Embedded(format!(
+            "{} exists and is not a private directory of the server's account (mode 0700); \
+             remove it or choose another TIER_HOME",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn postgres_uid() -> Result<u32> {
+    let name = std::ffi::CString::new(USER).expect("no NUL");
+    // SAFETY: getpwnam returns a pointer into static storage or null; it is read at once.
+    unsafe {
+        let pw = libc::getpwnam(name.as_ptr());
+        if pw.is_null() {
+            return Err(Error::Embedded(
+                "there is no postgres account to run the server".into(),
+            ));
+        }
+        Ok((*pw).pw_uid)
     }
 }
 
@@ -324,7 +452,7 @@ fn postgres_can_enter(dir: &Path) -> bool {
 
 fn chown_to_postgres(dir: &Path) -> Result<()> {
     let ok = Command::new("chown")
-        .args(["-R", "postgres:postgres"])
+        .args(["postgres:postgres"])
         .arg(dir)
         .status()
         .map(|s| s.success())

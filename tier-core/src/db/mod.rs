@@ -38,7 +38,7 @@ impl Target {
     /// embedded default.
     pub fn resolve(explicit: Option<&str>) -> Result<Target> {
         if let Some(url) = explicit {
-            return Self::parse(url, "--database-url");
+            return Self::parse(url, "the database URL given");
         }
         if let Ok(url) = std::env::var("DATABASE_URL") {
             if !url.is_empty() {

@@ -61,15 +61,18 @@ pub struct Loader {
     opts: LoadOptions,
     ledger: Ledger,
     ready: HashSet<String>,
+    /// How to connect again (`Some` when the loader made its own connection).
+    reconnect: Option<Option<String>>,
 }
 
 impl Loader {
     /// A loader over an open connection.
     pub fn new(client: Client, opts: LoadOptions) -> Result<Loader> {
+        ddl::check_schema_name(&opts.schema)?;
         if let Some(r) = opts.max_reject_ratio {
             if !(0.0..=1.0).contains(&r) {
                 return Err(Error::Usage(format!(
-                    "--max-reject-ratio must be between 0 and 1, not {r}"
+                    "the reject ratio limit must be between 0 and 1, not {r}"
                 )));
             }
         }
@@ -78,7 +81,16 @@ impl Loader {
             ledger: Ledger::new(&opts.schema),
             opts,
             ready: HashSet::new(),
+            reconnect: None,
         })
+    }
+
+    /// A loader over a connection to the database chosen as [`crate::db::open`] chooses it; it
+    /// connects again to record a failed load when its connection was lost.
+    pub fn connect(database_url: Option<&str>, opts: LoadOptions) -> Result<Loader> {
+        let mut l = Loader::new(crate::db::open(database_url)?, opts)?;
+        l.reconnect = Some(database_url.map(str::to_string));
+        Ok(l)
     }
 
     /// The connection, for queries of one's own.
@@ -150,23 +162,11 @@ impl Loader {
         };
         self.ensure_tables(&dataset)?;
         let table = qualified(&self.opts.schema, &dataset.table);
+        let table_name = format!("{}.{}", self.opts.schema, dataset.table);
         let mut report = FileReport {
-            path: path.display().to_string(),
-            dataset: dataset.name.clone(),
-            table: Some(format!("{}.{}", self.opts.schema, dataset.table)),
             sha256: pre.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
             bytes: pre.as_ref().map_or(0, |p| p.1),
-            records: 0,
-            loaded: 0,
-            duplicates: 0,
-            rejected: 0,
-            reject_reasons: BTreeMap::new(),
-            unknown_fields: BTreeMap::new(),
-            added_columns: Vec::new(),
-            parts: Vec::new(),
-            status: Status::Succeeded,
-            load_id: None,
-            seconds: 0.0,
+            ..FileReport::new(path, &dataset.name, Some(table_name), Status::Succeeded)
         };
         observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
         let outcome = self.load_in_transaction(
@@ -190,14 +190,38 @@ impl Loader {
             }
             Err(e) => {
                 report.status = Status::Failed;
+                report.error = Some(e.to_string());
                 self.record_failure(&mut report, &e.to_string());
-                Err(e)
+                Err(Error::Failed {
+                    report: Box::new(report),
+                    source: Box::new(e),
+                })
             }
         }
     }
 
+    /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
+    /// when the loader's was lost.
     fn record_failure(&mut self, report: &mut FileReport, error: &str) {
-        match self.ledger.failed(&mut self.client, report, error) {
+        let mut outcome = self.ledger.failed(&mut self.client, report, error);
+        if outcome.is_err() {
+            if let Some(url) = self.reconnect.clone() {
+                // The connection was lost with the load: a new one records it, once the server
+                // answers again (a restarting server takes a few seconds).
+                for wait_ms in [0, 250, 500, 1000, 2000, 4000] {
+                    std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+                    outcome = crate::db::open(url.as_deref()).and_then(|c| {
+                        self.client = c;
+                        self.ready.clear();
+                        self.ledger.failed(&mut self.client, report, error)
+                    });
+                    if outcome.is_ok() {
+                        break;
+                    }
+                }
+            }
+        }
+        match outcome {
             Ok(id) => report.load_id = Some(id),
             Err(e) => log::warn!("could not record the failed load in the ledger: {e}"),
         }
@@ -292,7 +316,7 @@ impl Loader {
 
         let t0 = Instant::now();
         let mut totals = Processed::default();
-        let mut spool = Spool::new(&report.path);
+        let mut spool = Spool::new();
         {
             let mut writer =
                 tx.copy_in(&format!("COPY {copy_target} FROM STDIN (FORMAT binary)"))?;
@@ -370,8 +394,24 @@ impl Loader {
     }
 }
 
+/// A write to COPY that failed: the driver's error inside it when there is one.
 fn copy_error(e: std::io::Error) -> Error {
-    Error::Database(format!("COPY: {e}"))
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<postgres::Error>())
+    {
+        Some(Ok(pg)) => Error::database("COPY", *pg),
+        Some(Err(other)) => Error::Database {
+            message: format!("COPY: {other}"),
+            sqlstate: None,
+            source: None,
+        },
+        None => Error::Database {
+            message: "COPY: the connection failed".into(),
+            sqlstate: None,
+            source: None,
+        },
+    }
 }
 
 /// Builds the unique index after a bulk copy; if the file held duplicates, keeps the first
@@ -476,15 +516,11 @@ fn settle_merge(
 /// until the rows' COPY is done, then copied into the rejects table.
 struct Spool {
     file: Option<std::fs::File>,
-    path: String,
 }
 
 impl Spool {
-    fn new(path: &str) -> Spool {
-        Spool {
-            file: None,
-            path: path.to_string(),
-        }
+    fn new() -> Spool {
+        Spool { file: None }
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -511,8 +547,7 @@ impl Spool {
             "COPY {rejects} (_load_id, _record_index, reason, raw) FROM STDIN (FORMAT binary)"
         ))?;
         writer.write_all(HEADER).map_err(copy_error)?;
-        std::io::copy(&mut f, &mut writer)
-            .map_err(|e| Error::Database(format!("{}: copying rejects: {e}", self.path)))?;
+        std::io::copy(&mut f, &mut writer).map_err(copy_error)?;
         writer.write_all(TRAILER).map_err(copy_error)?;
         writer.finish()?;
         Ok(())

@@ -6,11 +6,14 @@ rejects table. The work is done by the same Rust core as the ``tier`` command li
 
 from tier._errors import (
     DatabaseError,
+    DefinitionError,
+    EmbeddedError,
     InputError,
     InputNotFoundError,
     ParseError,
     QualityGateError,
     TierError,
+    UnknownDatasetError,
     UsageError,
 )
 from tier._tier import (
@@ -30,6 +33,8 @@ from tier._tier import (
 
 __all__ = [
     "DatabaseError",
+    "DefinitionError",
+    "EmbeddedError",
     "InputError",
     "InputNotFoundError",
     "ParseError",
@@ -39,6 +44,7 @@ __all__ = [
     "Report",
     "RowIterator",
     "TierError",
+    "UnknownDatasetError",
     "UsageError",
     "__version__",
     "check",

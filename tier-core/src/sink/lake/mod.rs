@@ -155,7 +155,7 @@ impl Lake {
         if let Some(r) = opts.max_reject_ratio {
             if !(0.0..=1.0).contains(&r) {
                 return Err(Error::Usage(format!(
-                    "--max-reject-ratio must be between 0 and 1, not {r}"
+                    "the reject ratio limit must be between 0 and 1, not {r}"
                 )));
             }
         }
@@ -339,24 +339,16 @@ impl Lake {
             progress,
             sha256: sha_handle,
         } = open_input(path, &self.opts.read, pre.is_none())?;
-        let mut report = FileReport {
-            path: path.display().to_string(),
-            dataset: dataset.name.clone(),
-            table: Some(format!("lake:{}", dataset.table)),
-            sha256: pre.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
-            bytes: pre.as_ref().map_or(0, |p| p.1),
-            records: 0,
-            loaded: 0,
-            duplicates: 0,
-            rejected: 0,
-            reject_reasons: BTreeMap::new(),
-            unknown_fields: BTreeMap::new(),
-            added_columns: Vec::new(),
-            parts: Vec::new(),
-            status: Status::Succeeded,
-            load_id: None,
-            seconds: 0.0,
-        };
+        let mut report = FileReport::new(
+            path,
+            &dataset.name,
+            Some(format!("lake:{}", dataset.table)),
+            Status::Succeeded,
+        );
+        if let Some((sha, bytes)) = &pre {
+            report.sha256 = sha.clone();
+            report.bytes = *bytes;
+        }
         if pre.is_some() {
             if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
                 report.status = Status::Skipped;
@@ -410,8 +402,12 @@ impl Lake {
             Ok(p) => p,
             Err(e) => {
                 report.status = Status::Failed;
+                report.error = Some(e.to_string());
                 fail(&mut line, e.to_string())?;
-                return Err(e);
+                return Err(Error::Failed {
+                    report: Box::new(report),
+                    source: Box::new(e),
+                });
             }
         };
         report.seconds = started.elapsed().as_secs_f64();

@@ -54,7 +54,7 @@ impl Part {
                     .cloned()
                     .ok_or_else(|| {
                         refuse(format!(
-                            "not in the folder of a known dataset's table (found `{folder}`); pass --dataset"
+                            "not in the folder of a known dataset's table (found `{folder}`); name its dataset"
                         ))
                     })?
             }
