@@ -9,7 +9,6 @@ mod progress;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tier_core::db::embedded::{Cluster, State};
@@ -43,6 +42,13 @@ enum Command {
     Schema(SchemaArgs),
     /// Write synthetic data in the real source layout.
     Generate(GenerateArgs),
+    /// Print the ledger: the last loads, newest first.
+    Loads(LoadsArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Manage the embedded PostgreSQL (under $TIER_HOME, default ./.tier).
     Db {
         #[command(subcommand)]
@@ -128,6 +134,12 @@ struct Common {
     /// Also write the log to this file (default: a file per run under data/log/ if it exists).
     #[arg(long)]
     log_file: Option<PathBuf>,
+    /// In directories, only files whose name or path below the directory matches (repeatable).
+    #[arg(long = "glob", value_name = "PATTERN")]
+    globs: Vec<String>,
+    /// Also write the rejects found while reading as JSON Lines to this file.
+    #[arg(long)]
+    rejects_out: Option<PathBuf>,
 }
 
 impl Common {
@@ -177,14 +189,33 @@ struct LoadArgs {
 }
 
 #[derive(Args)]
+struct LoadsArgs {
+    /// Only the loads into this table.
+    #[arg(long)]
+    table: Option<String>,
+    /// How many loads.
+    #[arg(long, default_value_t = 20)]
+    limit: i64,
+    /// Report format on standard output.
+    #[arg(long, value_enum, default_value = "text")]
+    report: ReportFormat,
+    /// PostgreSQL URL (else DATABASE_URL, the PG* variables, or the embedded database).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// PostgreSQL schema of the ledger.
+    #[arg(long, default_value = "public")]
+    schema: String,
+    /// The ledger of this lake instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
+    lake: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct CheckArgs {
     /// Files or directories (`-` reads standard input).
     paths: Vec<PathBuf>,
     #[command(flatten)]
     common: Common,
-    /// Write the rejects as JSON Lines to this file.
-    #[arg(long)]
-    rejects_out: Option<PathBuf>,
     /// Files checked at once.
     #[arg(short, long, default_value_t = 1)]
     jobs: usize,
@@ -284,17 +315,23 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Check(args) => check_files(args),
         Command::Schema(args) => schema(args),
         Command::Generate(args) => generate_file(args),
+        Command::Loads(args) => loads(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "tier", &mut std::io::stdout());
+            Ok(Outcome::Ok)
+        }
         Command::Db { action } => db_command(action),
     }
 }
 
-fn inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+fn inputs(paths: &[PathBuf], common: &Common) -> Result<Vec<PathBuf>, Error> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("data")]
     } else {
         paths.to_vec()
     };
-    tier_core::read::expand_inputs(&paths)
+    tier_core::read::expand_inputs(&paths, &common.globs)
 }
 
 fn print_report(report: &Report, format: ReportFormat) {
@@ -331,7 +368,7 @@ fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
 
 fn load(args: LoadArgs) -> Result<Outcome, Error> {
     let read = args.common.read_options()?;
-    let files = inputs(&args.paths)?;
+    let files = inputs(&args.paths, &args.common)?;
     let opts = LoadOptions {
         read,
         schema: args.schema.clone(),
@@ -349,7 +386,8 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
     if args.lake.is_none() {
         tier_core::db::ddl::check_schema_name(&opts.schema)?;
     }
-    let bars = progress::Bars::new(args.common.progress);
+    let bars =
+        progress::Bars::with_rejects(args.common.progress, args.common.rejects_out.as_deref())?;
     let dest = match &args.lake {
         Some(dir) => Destination::Lake(dir.clone()),
         None => Destination::Postgres {
@@ -357,6 +395,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
         },
     };
     let results = driver::load_files(&files, &dest, &opts, args.jobs, &bars)?;
+    bars.flush()?;
     let (reports, failed) = split(results);
     let report = Report::new(reports);
     print_report(&report, args.common.report);
@@ -409,38 +448,66 @@ fn split(results: Vec<Result<FileReport, Error>>) -> (Vec<FileReport>, Option<Ou
 
 fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     let opts = args.common.read_options()?;
-    let files = inputs(&args.paths)?;
-    let out = match &args.rejects_out {
-        Some(p) => Some(Mutex::new(std::io::BufWriter::new(
-            std::fs::File::create(p).map_err(|e| Error::io(p, e))?,
-        ))),
-        None => None,
-    };
-    let rejects_path = args.rejects_out.clone().unwrap_or_default();
-    let write = |path: &Path, r: &tier_core::Reject| -> Result<(), Error> {
-        let line = serde_json::json!({
-            "path": path.display().to_string(), "record_index": r.index,
-            "reason": r.reason.to_string(), "raw": r.raw,
-        });
-        let mut w = out
-            .as_ref()
-            .expect("set with --rejects-out")
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        writeln!(w, "{line}").map_err(|e| Error::io(&rejects_path, e))
-    };
-    let bars = progress::Bars::new(args.common.progress);
-    let on_reject: Option<&driver::OnReject<'_>> = out.as_ref().map(|_| &write as _);
-    let results = driver::check_files(&files, &opts, args.jobs, &bars, on_reject);
-    if let Some(w) = &out {
-        w.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .flush()
-            .map_err(|e| Error::io(&rejects_path, e))?;
-    }
+    let files = inputs(&args.paths, &args.common)?;
+    let bars =
+        progress::Bars::with_rejects(args.common.progress, args.common.rejects_out.as_deref())?;
+    let results = driver::check_files(&files, &opts, args.jobs, &bars);
+    bars.flush()?;
     let (reports, failed) = split(results);
     print_report(&Report::new(reports), args.common.report);
     Ok(failed.unwrap_or(Outcome::Ok))
+}
+
+fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
+    let mut rows = match &args.lake {
+        Some(dir) => {
+            let mut rows =
+                tier_core::sink::lake::Lake::open(dir, LoadOptions::default())?.ledger()?;
+            rows.retain(|l| args.table.as_deref().is_none_or(|t| l.target_table == t));
+            rows.reverse();
+            rows
+        }
+        None => {
+            tier_core::db::ddl::check_schema_name(&args.schema)?;
+            let mut client = tier_core::db::open(args.database_url.as_deref())?;
+            let ledger = tier_core::sink::ledger::Ledger::new(&args.schema);
+            match ledger.list(&mut client, args.table.as_deref(), args.limit) {
+                Ok(rows) => rows,
+                // No ledger yet: nothing was loaded.
+                Err(e) if e.sqlstate() == Some("42P01") => Vec::new(),
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    rows.truncate(args.limit.max(0) as usize);
+    let mut out = std::io::stdout().lock();
+    let text = match args.report {
+        ReportFormat::Json => {
+            serde_json::to_string(&serde_json::json!({ "loads": rows }))
+                .map_err(|e| Error::Usage(e.to_string()))?
+                + "\n"
+        }
+        ReportFormat::Text => {
+            let mut t = String::new();
+            for l in &rows {
+                t.push_str(&format!(
+                    "{:>6}  {:<9}  {}  {} records: {} loaded, {} duplicates, {} rejected  {}  {}\n",
+                    l.load_id,
+                    l.status,
+                    tier_core::report::visible(&l.target_table),
+                    l.records,
+                    l.loaded,
+                    l.duplicates,
+                    l.rejected,
+                    l.finished_at,
+                    tier_core::report::visible(&l.source),
+                ));
+            }
+            t
+        }
+    };
+    let _ = out.write_all(text.as_bytes());
+    Ok(Outcome::Ok)
 }
 
 fn generate_file(args: GenerateArgs) -> Result<Outcome, Error> {

@@ -1,7 +1,9 @@
 //! Progress bars on standard error: bytes read and records per second, one bar per file.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::IsTerminal;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,13 +41,34 @@ pub fn stop_on_ctrl_c() {
     }
 }
 
-/// The progress bars of a run (none when standard error is not a terminal, unless forced).
+/// The progress bars of a run (none when standard error is not a terminal, unless forced),
+/// and where its rejects are written as JSON Lines, if anywhere.
 pub struct Bars {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<PathBuf, Bar>>,
+    rejects: Option<(PathBuf, Mutex<BufWriter<File>>)>,
 }
 
 impl Bars {
+    /// Also writes the rejects to `rejects_out` when given.
+    pub fn with_rejects(mode: ProgressMode, rejects_out: Option<&Path>) -> tier_core::Result<Bars> {
+        let mut bars = Bars::new(mode);
+        if let Some(p) = rejects_out {
+            let f = File::create(p).map_err(|e| tier_core::Error::io(p, e))?;
+            bars.rejects = Some((p.to_path_buf(), Mutex::new(BufWriter::new(f))));
+        }
+        Ok(bars)
+    }
+
+    /// Flushes the rejects file.
+    pub fn flush(&self) -> tier_core::Result<()> {
+        if let Some((p, w)) = &self.rejects {
+            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+            w.flush().map_err(|e| tier_core::Error::io(p, e))?;
+        }
+        Ok(())
+    }
+
     pub fn new(mode: ProgressMode) -> Bars {
         let on = match mode {
             ProgressMode::Always => true,
@@ -55,11 +78,29 @@ impl Bars {
         Bars {
             multi: on.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             bars: Mutex::new(HashMap::new()),
+            rejects: None,
         }
     }
 }
 
 impl Observer for Bars {
+    fn wants_rejects(&self) -> bool {
+        self.rejects.is_some()
+    }
+
+    fn reject(&self, path: &Path, r: &tier_core::Reject) -> tier_core::Result<()> {
+        let Some((p, w)) = &self.rejects else {
+            return Ok(());
+        };
+        let file = path.display().to_string();
+        let line = serde_json::json!({
+            "file": file, "path": file, "record_index": r.index,
+            "reason": r.reason.to_string(), "raw": r.raw,
+        });
+        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+        writeln!(w, "{line}").map_err(|e| tier_core::Error::io(p, e))
+    }
+
     fn started(&self, path: &Path, size: Option<u64>, progress: Arc<Progress>) {
         let Some(multi) = &self.multi else { return };
         let bar = multi.add(match size {

@@ -9,13 +9,10 @@ use crate::pipeline::{self, open_input, NoPayload, Observer, Opened, Processed, 
 use crate::read::Records;
 use crate::report::{FileReport, Status};
 use crate::schema::row::Row;
-use crate::schema::validate::{self, Reject};
+use crate::schema::validate;
 use crate::schema::Dataset;
 
-/// Receives each reject of a check.
-pub type RejectSink<'a> = dyn FnMut(&Reject) -> Result<()> + 'a;
-
-/// Reads and validates one file; hands every reject to `on_reject` when given.
+/// Reads and validates one file; hands every reject to the observer when it wants them.
 ///
 /// ```
 /// use tier_core::check::check;
@@ -24,16 +21,11 @@ pub type RejectSink<'a> = dyn FnMut(&Reject) -> Result<()> + 'a;
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("weather.json");
 /// std::fs::write(&path, "[{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"},\n42,\n").unwrap();
-/// let report = check(&path, &ReadOptions::default(), &tier_core::Quiet, None).unwrap();
+/// let report = check(&path, &ReadOptions::default(), &tier_core::Quiet).unwrap();
 /// assert_eq!((report.records, report.loaded, report.rejected), (2, 1, 1));
 /// assert_eq!(report.reject_reasons["not_an_object"], 1);
 /// ```
-pub fn check(
-    path: &Path,
-    opts: &ReadOptions,
-    observer: &dyn Observer,
-    mut on_reject: Option<&mut RejectSink<'_>>,
-) -> Result<FileReport> {
+pub fn check(path: &Path, opts: &ReadOptions, observer: &dyn Observer) -> Result<FileReport> {
     let started = Instant::now();
     let Opened {
         records,
@@ -44,7 +36,7 @@ pub fn check(
     let size = std::fs::metadata(path).ok().map(|m| m.len());
     observer.started(path, size, progress.clone());
     let enc = NoPayload {
-        keep_rejects: on_reject.is_some(),
+        keep_rejects: observer.wants_rejects(),
     };
     let mut totals = Processed::default();
     let result = pipeline::run(
@@ -55,12 +47,10 @@ pub fn check(
         &mut |batch: &Processed| {
             totals.absorb(batch);
             observer.records(path, batch.records)?;
-            if let Some(f) = on_reject.as_mut() {
-                for r in &batch.rejects {
-                    f(r)?;
-                }
-            }
-            Ok(())
+            batch
+                .rejects
+                .iter()
+                .try_for_each(|r| observer.reject(path, r))
         },
     );
     observer.finished(path);

@@ -9,7 +9,6 @@ use crate::check;
 use crate::error::Result;
 use crate::pipeline::{Observer, ReadOptions};
 use crate::report::FileReport;
-use crate::schema::validate::Reject;
 use crate::sink::lake::Lake;
 use crate::sink::postgres::{LoadOptions, Loader};
 
@@ -102,21 +101,13 @@ pub fn load_files(
     }
 }
 
-/// Receives each reject of a check, with its file.
-pub type OnReject<'a> = dyn Fn(&Path, &Reject) -> Result<()> + Sync + 'a;
-
-/// Checks `files` (no database), `jobs` at once; one outcome per file, in order. Every reject
-/// goes to `on_reject` when given.
+/// Checks `files` (no database), `jobs` at once; one outcome per file, in order.
 pub fn check_files(
     files: &[PathBuf],
     opts: &ReadOptions,
     jobs: usize,
     observer: &dyn Observer,
-    on_reject: Option<&OnReject<'_>>,
 ) -> Vec<Result<FileReport>> {
-    let one = |_: &mut (), p: &Path| match on_reject {
-        Some(f) => check::check(p, opts, observer, Some(&mut |r: &Reject| f(p, r))),
-        None => check::check(p, opts, observer, None),
-    };
+    let one = |_: &mut (), p: &Path| check::check(p, opts, observer);
     spread(files, jobs, || Ok(()), one).unwrap_or_else(|e| vec![Err(e)])
 }

@@ -37,6 +37,16 @@ pub enum Error {
         /// The names of the known datasets, separated by `|`.
         known: String,
     },
+    /// A file whose name points to one dataset while its records carry another's key prefix.
+    #[error("{}: the file's name says {by_name} but its records are {by_keys}; rename it or name its dataset", path.display())]
+    Stranger {
+        /// The file concerned.
+        path: PathBuf,
+        /// The dataset its name points to.
+        by_name: String,
+        /// The dataset its keys' prefix shows.
+        by_keys: String,
+    },
     /// A dataset name that tier does not know.
     #[error("unknown dataset `{name}` (known: {known})")]
     InvalidDataset {
@@ -144,7 +154,7 @@ impl Error {
             },
             Error::NoInputs(_) => ErrorKind::Input,
             Error::Input { .. } => ErrorKind::Parse,
-            Error::UnknownDataset { .. } => ErrorKind::UnknownDataset,
+            Error::UnknownDataset { .. } | Error::Stranger { .. } => ErrorKind::UnknownDataset,
             Error::InvalidDataset { .. } | Error::Usage(_) => ErrorKind::Usage,
             Error::Definition { .. } => ErrorKind::Definition,
             Error::Database { .. } | Error::IncompatibleTable { .. } => ErrorKind::Database,

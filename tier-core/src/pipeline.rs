@@ -54,6 +54,14 @@ pub trait Observer: Sync {
     fn records(&self, _path: &Path, _n: u64) -> Result<()> {
         Ok(())
     }
+    /// Whether the rejects found while reading should be handed to [`Observer::reject`].
+    fn wants_rejects(&self) -> bool {
+        false
+    }
+    /// A reject found while reading the file (when [`Observer::wants_rejects`]).
+    fn reject(&self, _path: &Path, _reject: &Reject) -> Result<()> {
+        Ok(())
+    }
     /// The file is done (whatever the outcome).
     fn finished(&self, _path: &Path) {}
 }
@@ -81,22 +89,10 @@ pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened>
     let progress = input.progress();
     let sha256 = input.sha256_handle();
     let mut records = input.records(opts.max_record_bytes);
-    let dataset =
-        match &opts.dataset {
-            Some(d) => d.clone(),
-            None => opts.datasets.detect(records.head()?, path).ok_or_else(|| {
-                Error::UnknownDataset {
-                    path: path.to_path_buf(),
-                    known: opts
-                        .datasets
-                        .all()
-                        .iter()
-                        .map(|d| d.name.clone())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                }
-            })?,
-        };
+    let dataset = match &opts.dataset {
+        Some(d) => d.clone(),
+        None => opts.datasets.detect(records.head()?, path)?,
+    };
     Ok(Opened {
         records,
         dataset,

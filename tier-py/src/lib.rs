@@ -63,7 +63,7 @@ fn read_options(
 /// wanted (a single path to a file) rather than a list.
 fn expand(paths: Paths) -> Result<(Vec<PathBuf>, bool), Error> {
     let single = matches!(&paths, Paths::One(p) if !p.is_dir());
-    let files = tier_core::read::expand_inputs(&paths.into_vec())?;
+    let files = tier_core::read::expand_inputs(&paths.into_vec(), &[])?;
     Ok((files, single))
 }
 
@@ -127,10 +127,7 @@ fn check(
     let opts = read_options(py, dataset, datasets)?;
     let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
         let (files, single) = expand(paths)?;
-        Ok((
-            driver::check_files(&files, &opts, jobs, cancel, None),
-            single,
-        ))
+        Ok((driver::check_files(&files, &opts, jobs, cancel), single))
     });
     logging::drain(py);
     let (results, single) = outcome?.map_err(|e| raise(py, e))?;

@@ -1,12 +1,10 @@
 //! The database: choosing and connecting to it, the embedded server, the DDL.
 
-mod connect;
+pub mod connect;
 pub mod ddl;
 pub mod embedded;
 
 pub use connect::connect;
-
-use std::str::FromStr;
 
 use postgres::{Client, Config};
 
@@ -19,6 +17,8 @@ pub enum Target {
     Config {
         /// The parsed configuration.
         config: Box<Config>,
+        /// How to secure the connection.
+        tls: connect::Tls,
         /// Where it came from, for messages (never the password).
         origin: String,
     },
@@ -46,28 +46,53 @@ impl Target {
             }
         }
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"]
-            .iter()
-            .any(|k| var(k).is_some())
+        if [
+            "PGHOST",
+            "PGPORT",
+            "PGUSER",
+            "PGPASSWORD",
+            "PGDATABASE",
+            "PGSERVICE",
+            "PGSSLMODE",
+        ]
+        .iter()
+        .any(|k| var(k).is_some())
         {
             let mut c = Config::new();
-            c.host(&var("PGHOST").unwrap_or_else(|| "localhost".into()));
+            if let Some(h) = var("PGHOST") {
+                c.host(&h);
+            }
             if let Some(p) = var("PGPORT") {
                 let port = p
                     .parse()
                     .map_err(|_| Error::Usage(format!("PGPORT `{p}` is not a port number")))?;
                 c.port(port);
             }
-            let user = var("PGUSER")
-                .or_else(|| var("USER"))
-                .unwrap_or_else(|| "postgres".into());
-            c.user(&user);
+            if let Some(u) = var("PGUSER") {
+                c.user(&u);
+            }
             if let Some(pw) = var("PGPASSWORD") {
                 c.password(pw);
             }
-            c.dbname(&var("PGDATABASE").unwrap_or(user));
+            if let Some(d) = var("PGDATABASE") {
+                c.dbname(&d);
+            }
+            let tls = connect::complete(&mut c, Default::default())?;
+            // libpq's defaults for what neither the variables nor a service said.
+            if c.get_hosts().is_empty() {
+                c.host("localhost");
+            }
+            let user = match c.get_user() {
+                Some(u) => u.to_string(),
+                None => var("USER").unwrap_or_else(|| "postgres".into()),
+            };
+            c.user(&user);
+            if c.get_dbname().is_none() {
+                c.dbname(&user);
+            }
             return Ok(Target::Config {
                 config: Box::new(c),
+                tls,
                 origin: "PG* environment variables".into(),
             });
         }
@@ -76,13 +101,13 @@ impl Target {
 
     /// Parses a URL or key=value connection string.
     pub fn parse(conn: &str, origin: &str) -> Result<Target> {
-        let config = Config::from_str(conn).map_err(|e| {
-            Error::Usage(format!(
-                "{origin}: not a valid PostgreSQL connection string ({e})"
-            ))
+        let (config, tls) = connect::parse(conn).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("{origin}: {m}")),
+            e => e,
         })?;
         Ok(Target::Config {
             config: Box::new(config),
+            tls,
             origin: origin.into(),
         })
     }
@@ -91,7 +116,7 @@ impl Target {
     pub fn describe(&self) -> String {
         match self {
             Target::Embedded => "the embedded PostgreSQL".into(),
-            Target::Config { config, origin } => {
+            Target::Config { config, origin, .. } => {
                 let hosts: Vec<String> = config
                     .get_hosts()
                     .iter()
@@ -122,9 +147,9 @@ pub fn open(explicit: Option<&str>) -> Result<Client> {
             cluster.start()?;
             connect(&cluster.config(embedded::DATABASE), &target.describe())
         }
-        Target::Config { config, .. } => {
+        Target::Config { config, tls, .. } => {
             log::info!("connecting to {}", target.describe());
-            connect(config, &target.describe())
+            connect::connect_tls(config, tls, &target.describe())
         }
     }
 }

@@ -528,10 +528,16 @@ impl Records {
     }
 }
 
-/// Lists the inputs of the given paths: files as they are; a directory expands to its `*.json`,
-/// `*.json.gz`, `*.jsonl` and `*.ndjson` files and, at any depth, its `*.parquet` files (lake
-/// parts; a lake's `_tier` and `*_rejects` folders are passed over), sorted.
-pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Lists the inputs of the given paths: files as they are; a directory expands, at any depth,
+/// to its `*.json`, `*.json.gz`, `*.jsonl`, `*.ndjson` and `*.parquet` files (hidden files and
+/// folders, and a lake's `_tier` and `*_rejects` folders, passed over), sorted. `globs`, when
+/// given, keep only the files of directories whose name or path below the directory matches
+/// one of them (`*.json`, `2024-*/**`).
+pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>> {
+    let patterns = globs
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| Error::Usage(format!("glob `{g}`: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -541,7 +547,16 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            list_dir(p, true, &mut found)?;
+            list_dir(p, &mut found)?;
+            if !patterns.is_empty() {
+                found.retain(|f| {
+                    let rel = f.strip_prefix(p).unwrap_or(f);
+                    let name = f.file_name().map(Path::new).unwrap_or(rel);
+                    patterns
+                        .iter()
+                        .any(|g| g.matches_path(rel) || g.matches_path(name))
+                });
+            }
             if found.is_empty() {
                 return Err(Error::NoInputs(p.clone()));
             }
@@ -554,19 +569,20 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn list_dir(dir: &Path, top: bool, found: &mut Vec<PathBuf>) -> Result<()> {
+fn list_dir(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for f in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
         if f.is_dir() {
             if name != "_tier" && !name.ends_with("_rejects") {
-                list_dir(&f, false, found)?;
+                list_dir(&f, found)?;
             }
-        } else if name.ends_with(".parquet")
-            || (top
-                && [".json", ".json.gz", ".jsonl", ".ndjson"]
-                    .iter()
-                    .any(|ext| name.ends_with(ext)))
+        } else if [".json", ".json.gz", ".jsonl", ".ndjson", ".parquet"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
         {
             found.push(f);
         }

@@ -184,9 +184,11 @@ impl Registry {
         self.datasets.iter().map(|d| d.name.as_str()).collect()
     }
 
-    /// Tells the dataset of an input: the prefix found first in its first bytes, else the first
-    /// definition whose `file_pattern` matches its file name, else the one named as its stem.
-    pub fn detect(&self, head: &[u8], path: &Path) -> Option<Dataset> {
+    /// Tells the dataset of an input: by the key prefix found first in its first bytes, or by
+    /// its file name (the first definition whose `file_pattern` matches it, else the one named
+    /// as its stem). A file whose name points to one dataset while its records carry another's
+    /// prefix is refused: it is most likely misnamed, and loading it would reject every record.
+    pub fn detect(&self, head: &[u8], path: &Path) -> Result<Dataset> {
         let by_prefix = self
             .datasets
             .iter()
@@ -197,9 +199,22 @@ impl Registry {
             })
             .min_by_key(|(at, _)| *at)
             .map(|(_, d)| d);
-        if let Some(d) = by_prefix {
-            return Some(d.clone());
+        let by_name = self.by_name(path);
+        match (by_prefix, by_name) {
+            (Some(keys), Some(name)) if keys.name != name.name => Err(Error::Stranger {
+                path: path.to_path_buf(),
+                by_name: name.name.clone(),
+                by_keys: keys.name.clone(),
+            }),
+            (Some(d), _) | (None, Some(d)) => Ok(d.clone()),
+            (None, None) => Err(Error::UnknownDataset {
+                path: path.to_path_buf(),
+                known: self.names().join("|"),
+            }),
         }
+    }
+
+    fn by_name(&self, path: &Path) -> Option<&Dataset> {
         let name = path.file_name()?.to_str()?;
         let opts = glob::MatchOptions {
             case_sensitive: false,
@@ -210,11 +225,8 @@ impl Registry {
                 .as_deref()
                 .is_some_and(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches_with(name, opts)))
         });
-        if let Some(d) = by_pattern {
-            return Some(d.clone());
-        }
         let stem = name.split('.').next().unwrap_or(name);
-        self.datasets.iter().find(|d| d.name == stem).cloned()
+        by_pattern.or_else(|| self.datasets.iter().find(|d| d.name == stem))
     }
 }
 
@@ -253,6 +265,11 @@ mod tests {
                 .name,
             "track_events"
         );
-        assert!(reg.detect(b"{}", p).is_none());
+        assert!(reg.detect(b"{}", p).is_err());
+        // Named for one dataset, holding another's records: refused.
+        let e = reg
+            .detect(head, Path::new("track_events_2019.json"))
+            .unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("weather"), "{e}");
     }
 }

@@ -20,6 +20,7 @@ pub const TRAILER: &[u8] = &[0xff, 0xff];
 /// Encodes rows and rejects of one load as staging-table COPY rows.
 pub struct CopyEncoder {
     columns: usize,
+    keep_rejects: bool,
     load_id: i64,
     keep_raw: bool,
 }
@@ -30,9 +31,16 @@ impl CopyEncoder {
     pub fn new(dataset: &Dataset, load_id: i64, keep_raw: bool) -> Self {
         CopyEncoder {
             columns: dataset.columns.len(),
+            keep_rejects: false,
             load_id,
             keep_raw,
         }
+    }
+
+    /// The encoder, also keeping each batch's rejects (to hand them to an observer).
+    pub fn keeping_rejects(mut self, keep: bool) -> Self {
+        self.keep_rejects = keep;
+        self
     }
 
     fn fields(&self) -> i16 {
@@ -74,6 +82,10 @@ pub fn value(out: &mut Vec<u8>, v: &Value<'_>) {
 }
 
 impl Encode for CopyEncoder {
+    fn keep_rejects(&self) -> bool {
+        self.keep_rejects
+    }
+
     fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
         out.extend_from_slice(&self.fields().to_be_bytes());
         let start = out.len();

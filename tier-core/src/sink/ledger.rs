@@ -1,10 +1,48 @@
 //! The `tier_loads` ledger: one row per load attempt, committed with the load's rows.
 
 use postgres::GenericClient;
+use serde::{Deserialize, Serialize};
 
 use crate::db::ddl::{qualified, LEDGER};
 use crate::error::Result;
 use crate::report::FileReport;
+
+/// One load in a ledger: the fields of `tier_loads` (and, in a lake's, the parts written).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LedgerLine {
+    /// The load's id, unique in this lake.
+    pub load_id: i64,
+    /// The dataset.
+    pub dataset: String,
+    /// The table (folder) written.
+    pub target_table: String,
+    /// The input, as given.
+    pub source: String,
+    /// SHA-256 of the input's bytes.
+    pub sha256: String,
+    /// Size of the input.
+    pub bytes: u64,
+    /// Records read.
+    pub records: u64,
+    /// Rows written.
+    pub loaded: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// When the load started (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it ended.
+    pub finished_at: String,
+    /// The parts written, relative to the lake's root.
+    #[serde(default)]
+    pub parts: Vec<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
 
 /// The ledger in one schema.
 #[derive(Debug, Clone)]
@@ -36,6 +74,47 @@ impl Ledger {
             &[&sha256, &table],
         )?;
         Ok(row.map(|r| r.get(0)))
+    }
+
+    /// The last `limit` loads, newest first; only those into `table` (qualified, or unqualified
+    /// in this ledger's schema) when given.
+    pub fn list(
+        &self,
+        c: &mut impl GenericClient,
+        table: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<LedgerLine>> {
+        let rows = c.query(
+            &format!(
+                "SELECT load_id, dataset, target_table, source, sha256, coalesce(bytes, 0), \
+                 coalesce(records, 0), coalesce(loaded, 0), coalesce(duplicates, 0), \
+                 coalesce(rejected, 0), status, started_at::text, coalesce(finished_at::text, ''), \
+                 error FROM {} WHERE $1::text IS NULL OR target_table = $1 \
+                 OR split_part(target_table, '.', 2) = $1 ORDER BY load_id DESC LIMIT $2",
+                self.table
+            ),
+            &[&table, &limit],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerLine {
+                load_id: r.get(0),
+                dataset: r.get(1),
+                target_table: r.get(2),
+                source: r.get(3),
+                sha256: r.get(4),
+                bytes: r.get::<_, i64>(5) as u64,
+                records: r.get::<_, i64>(6) as u64,
+                loaded: r.get::<_, i64>(7) as u64,
+                duplicates: r.get::<_, i64>(8) as u64,
+                rejected: r.get::<_, i64>(9) as u64,
+                status: r.get(10),
+                started_at: r.get(11),
+                finished_at: r.get(12),
+                parts: Vec::new(),
+                error: r.get(13),
+            })
+            .collect())
     }
 
     /// Opens a `running` row for a load; returns its id.

@@ -321,11 +321,15 @@ impl Loader {
             let mut writer =
                 tx.copy_in(&format!("COPY {copy_target} FROM STDIN (FORMAT binary)"))?;
             writer.write_all(HEADER).map_err(copy_error)?;
-            let enc = CopyEncoder::new(dataset, load_id, keyed && !bulk);
+            let enc = CopyEncoder::new(dataset, load_id, keyed && !bulk)
+                .keeping_rejects(observer.wants_rejects());
             let path = Path::new(&report.path);
             let mut sink = |batch: &Processed| {
                 totals.absorb(batch);
                 observer.records(path, batch.records)?;
+                for r in &batch.rejects {
+                    observer.reject(path, r)?;
+                }
                 spool.write(&batch.reject_payload)?;
                 writer.write_all(&batch.payload).map_err(copy_error)
             };

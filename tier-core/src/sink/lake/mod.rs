@@ -29,6 +29,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::arrow::{copy_fields, Builder};
 use super::copy::CopyEncoder;
+use super::ledger::LedgerLine;
 use super::postgres::LoadOptions;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, open_input, Observer, Opened, Processed};
@@ -49,43 +50,6 @@ const HELD_BYTES: usize = 16 << 20;
 const ROW_GROUP_ROWS: usize = 65_536;
 /// Rows per part file: a larger partition of one input goes to several parts.
 const PART_ROWS: usize = 4 << 20;
-
-/// One line of the lake's ledger: the fields of `tier_loads`, and the parts written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LedgerLine {
-    /// The load's id, unique in this lake.
-    pub load_id: i64,
-    /// The dataset.
-    pub dataset: String,
-    /// The table (folder) written.
-    pub target_table: String,
-    /// The input, as given.
-    pub source: String,
-    /// SHA-256 of the input's bytes.
-    pub sha256: String,
-    /// Size of the input.
-    pub bytes: u64,
-    /// Records read.
-    pub records: u64,
-    /// Rows written.
-    pub loaded: u64,
-    /// Duplicates dropped.
-    pub duplicates: u64,
-    /// Records rejected.
-    pub rejected: u64,
-    /// `succeeded` or `failed`.
-    pub status: String,
-    /// When the load started (RFC 3339, UTC).
-    pub started_at: String,
-    /// When it ended.
-    pub finished_at: String,
-    /// The parts written, relative to the lake's root.
-    #[serde(default)]
-    pub parts: Vec<String>,
-    /// Why it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 /// The renames of a load and its ledger line, written before the first rename.
 #[derive(Serialize, Deserialize)]
@@ -483,7 +447,8 @@ impl Lake {
         observer: &dyn Observer,
     ) -> Result<Vec<Written>> {
         let keyed = dataset.key.is_some();
-        let enc = CopyEncoder::new(dataset, load_id, keyed);
+        let enc =
+            CopyEncoder::new(dataset, load_id, keyed).keeping_rejects(observer.wants_rejects());
         let ncols = dataset.columns.len();
         let key_at: Vec<usize> = dataset
             .key
@@ -518,6 +483,9 @@ impl Lake {
             &mut |batch: &Processed| {
                 totals.absorb(batch);
                 observer.records(&path, batch.records)?;
+                for r in &batch.rejects {
+                    observer.reject(&path, r)?;
+                }
                 let mut fields = Vec::with_capacity(ncols + 5);
                 let mut b = &batch.payload[..];
                 while !b.is_empty() {
