@@ -212,3 +212,167 @@ fn schema_prints_the_ddl() {
     let all = tier(&["schema"]);
     assert!(all.stdout.contains("\"track_events\"") && all.stdout.contains("\"tier_loads\""));
 }
+
+#[test]
+fn directories_are_walked_recursively_and_globs_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("2024").join("03");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::create_dir_all(dir.path().join(".hidden")).unwrap();
+    let one = generate(dir.path(), "weather.json", "weather", 5, 1, 0.0);
+    generate(&nested, "weather-deep.json", "weather", 7, 2, 0.0);
+    generate(
+        &dir.path().join(".hidden"),
+        "weather.json",
+        "weather",
+        9,
+        3,
+        0.0,
+    );
+    std::fs::write(dir.path().join("notes.txt"), "not an export").unwrap();
+    let r = tier(&["check", s(dir.path()), "--report", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files = r.json()["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 2, "hidden folders are passed over");
+    assert_eq!(r.json()["totals"]["records"], 12);
+    let r = tier(&[
+        "check",
+        s(dir.path()),
+        "--glob",
+        "2024/**",
+        "--report",
+        "json",
+    ]);
+    assert_eq!(r.json()["files"].as_array().unwrap().len(), 1);
+    assert!(r.json()["files"][0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("weather-deep.json"));
+    let r = tier(&["check", s(dir.path()), "--glob", "*.ndjson"]);
+    assert_eq!(r.code, 1, "nothing matches: {}", r.stderr);
+    // A file named explicitly is taken as it is.
+    let r = tier(&["check", s(&one), "--glob", "*.ndjson", "--report", "json"]);
+    assert_eq!(r.json()["files"][0]["records"], 5);
+}
+
+#[test]
+fn a_misnamed_file_is_refused_unless_its_dataset_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = generate(dir.path(), "track_events_2019.json", "weather", 20, 1, 0.0);
+    let r = tier(&["check", s(&w)]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("track_events_2019.json")
+            && r.stderr.contains("track_events")
+            && r.stderr.contains("weather"),
+        "{}",
+        r.stderr
+    );
+    let r = tier(&["check", s(&w), "--dataset", "weather", "--report", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["files"][0]["loaded"], 20);
+}
+
+#[test]
+fn completions_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = tier(&["completions", shell]);
+        assert_eq!(r.code, 0, "{shell}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("tier") && r.stdout.contains("loads"),
+            "{shell}"
+        );
+    }
+    assert_eq!(tier(&["completions", "tcsh"]).code, 2);
+}
+
+#[test]
+fn db_status_looks_without_touching() {
+    let home = tempfile::tempdir().unwrap();
+    let absent = home.path().join("nothing-here");
+    let r: Run = tier_cmd()
+        .env("TIER_HOME", &absent)
+        .args(["db", "status"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.starts_with("not created"), "{}", r.stdout);
+    assert!(!absent.exists(), "status created the home");
+}
+
+/// Every `console` block of the README and docs/ is a claim: its `$ ` lines run, in order, in a
+/// copy of the repository's data with a throwaway embedded server, and must succeed.
+#[test]
+fn the_console_blocks_of_the_docs_run() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let mut docs = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "md") {
+            docs.push(e.path());
+        }
+    }
+    docs.sort();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("data")).unwrap();
+    for f in ["track_events.json", "weather.json"] {
+        std::fs::copy(root.join("data").join(f), work.path().join("data").join(f)).unwrap();
+    }
+    let home = tempfile::Builder::new()
+        .prefix("tier-docs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tier"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut ran = 0;
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        let mut inside = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                inside = line.trim() == "```console";
+                continue;
+            }
+            let Some(cmd) = line.strip_prefix("$ ").filter(|_| inside) else {
+                continue;
+            };
+            let out = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .current_dir(work.path())
+                .env("PATH", &path)
+                .env("TIER_HOME", home.path())
+                .env("RUST_LOG", "warn")
+                .env_remove("DATABASE_URL")
+                .env_remove("PGHOST")
+                .env_remove("PGDATABASE")
+                .env_remove("PGUSER")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: `{cmd}` failed: {}",
+                doc.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ran += 1;
+        }
+    }
+    let _ = tier_cmd()
+        .env("TIER_HOME", home.path())
+        .args(["db", "stop"])
+        .output();
+    assert!(ran >= 9, "only {ran} commands found");
+}

@@ -499,3 +499,60 @@ fn numbers_in_extra_are_kept_exactly() {
     assert_eq!(reason, "invalid_value:_extra");
     assert!(raw.contains("\\u0000"), "{raw}");
 }
+
+#[test]
+fn the_ledger_is_printed_and_rejects_written_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    exports(dir.path(), 300, 200, 21, 0.1);
+    let db = TestDb::new();
+    let empty = tier(&["loads", "--database-url", &db.url, "--report", "json"]);
+    assert_eq!(empty.code, 0, "{}", empty.stderr);
+    assert_eq!(empty.json()["loads"], serde_json::json!([]));
+    let out = dir.path().join("rejects.ndjson");
+    let run = db.load(&[s(dir.path()), "--rejects-out", s(&out), "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Every reject found while reading (conflicting duplicates are found in the database).
+    let read_rejects: u64 = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["rejected"].as_u64().unwrap()
+                - f["reject_reasons"]["conflicting_duplicate"]
+                    .as_u64()
+                    .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(lines.len() as u64, read_rejects);
+    for l in &lines {
+        assert!(l["file"].as_str().unwrap().ends_with(".json"));
+        assert!(l["record_index"].is_u64() && l["reason"].is_string() && l["raw"].is_string());
+    }
+    let loads = tier(&["loads", "--database-url", &db.url, "--report", "json"]);
+    let rows = loads.json()["loads"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[0]["load_id"].as_i64() > rows[1]["load_id"].as_i64(),
+        "newest first"
+    );
+    assert_eq!(rows[0]["status"], "succeeded");
+    let one = tier(&[
+        "loads",
+        "--database-url",
+        &db.url,
+        "--table",
+        "weather",
+        "--report",
+        "json",
+    ]);
+    assert_eq!(one.json()["loads"].as_array().unwrap().len(), 1);
+    let text = tier(&["loads", "--database-url", &db.url, "--limit", "1"]);
+    assert_eq!(text.stdout.lines().count(), 1, "{}", text.stdout);
+    assert!(text.stdout.contains("succeeded"), "{}", text.stdout);
+}

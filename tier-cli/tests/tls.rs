@@ -359,7 +359,11 @@ fn tls_and_libpq_conventions() {
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // A service of pg_service.conf (and a .pgpass line for any host).
-    std::fs::write(&pgpass, format!("# comment\n*:{port}:tier:tier:{PASSWORD}\n")).unwrap();
+    std::fs::write(
+        &pgpass,
+        format!("# comment\n*:{port}:tier:tier:{PASSWORD}\n"),
+    )
+    .unwrap();
     let services = dir.path().join("pg_service.conf");
     std::fs::write(
         &services,

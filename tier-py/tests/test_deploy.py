@@ -27,3 +27,12 @@ def test_dockerfile_builds_tier_in_two_stages() -> None:
     assert text.count("FROM ") == 2
     assert "cargo build --release --locked --bin tier" in text
     assert 'ENTRYPOINT ["tier"]' in text
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    lines = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", "target", ".venv", ".tier", "bench-out"} <= lines
