@@ -320,15 +320,7 @@ fn the_console_blocks_of_the_docs_run() {
     for f in ["track_events.json", "weather.json"] {
         std::fs::copy(root.join("data").join(f), work.path().join("data").join(f)).unwrap();
     }
-    let home = tempfile::Builder::new()
-        .prefix("tier-docs")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(
-        home.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let home = home_dir("tier-docs");
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_tier"))
         .parent()
         .unwrap();

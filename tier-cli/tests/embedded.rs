@@ -18,26 +18,9 @@ fn run_in(home: &Path, args: &[&str]) -> Run {
         .into()
 }
 
-fn private_home(prefix: &str) -> tempfile::TempDir {
-    let home = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    home
-}
-
 #[test]
 fn embedded_default_is_created_started_and_left_running() {
-    let home = tempfile::Builder::new()
-        .prefix("tier-emb")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(
-        home.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let home = home_dir("tier-emb");
     let dir = tempfile::tempdir().unwrap();
     let file = generate(dir.path(), "weather.json", "weather", 30, 15, 0.0);
     let run_in_home = |args: &[&str]| -> Run {
@@ -67,8 +50,8 @@ fn embedded_default_is_created_started_and_left_running() {
 /// Durable and private: checked with a short and with a long (> 90 characters) home.
 #[test]
 fn the_embedded_server_is_durable_and_private() {
-    let short = private_home("tier-s");
-    let long_parent = private_home("tier-l");
+    let short = home_dir("tier-s");
+    let long_parent = home_dir("tier-l");
     let long = long_parent.path().join("x".repeat(100));
     std::fs::create_dir(&long).unwrap();
     std::fs::set_permissions(&long, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -133,7 +116,7 @@ fn the_embedded_server_is_durable_and_private() {
 /// refused, not reused.
 #[test]
 fn a_foreign_socket_directory_is_refused() {
-    let parent = private_home("tier-f");
+    let parent = home_dir("tier-f");
     let home = parent.path().join("y".repeat(100));
     std::fs::create_dir(&home).unwrap();
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();

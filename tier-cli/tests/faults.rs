@@ -181,15 +181,7 @@ fn ctrl_c_rolls_the_load_back_and_records_it_failed() {
 #[test]
 fn a_server_restarted_mid_copy_is_a_failed_load_recorded_after_it() {
     // A server of its own: a restart must not disturb the other tests.
-    let home = tempfile::Builder::new()
-        .prefix("tier-rst")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(
-        home.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let home = home_dir("tier-rst");
     let cluster = tier_core::db::embedded::Cluster::at(home.path()).unwrap();
     cluster.start().unwrap();
     let url = cluster.url();

@@ -170,3 +170,18 @@ pub fn exports(dir: &Path, events: u64, weather: u64, seed: u64, defects: f64) {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A short home directory under /tmp that the server's account can enter (tests run as root,
+/// the server as `postgres`).
+pub fn home_dir(prefix: &str) -> tempfile::TempDir {
+    let home = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    home
+}
