@@ -556,3 +556,67 @@ fn the_ledger_is_printed_and_rejects_written_as_json_lines() {
     assert_eq!(text.stdout.lines().count(), 1, "{}", text.stdout);
     assert!(text.stdout.contains("succeeded"), "{}", text.stdout);
 }
+
+/// Loads of different files into one table run at the same time: no lock on the table is held
+/// for a whole load (only the bulk path, and the settling of rows, take the table alone).
+#[test]
+fn loads_of_different_files_into_one_table_copy_at_the_same_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..3)
+        .map(|i| {
+            generate(
+                dir.path(),
+                &format!("track_events_{i}.json"),
+                "track_events",
+                120_000,
+                40 + i,
+                0.0,
+            )
+        })
+        .collect();
+    let db = TestDb::new();
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            tier_cmd()
+                .args([
+                    "load",
+                    "--database-url",
+                    &db.url,
+                    "--progress",
+                    "never",
+                    "--report",
+                    "json",
+                    s(f),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let copying = db.count(
+            "SELECT * FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%'",
+        );
+        most = most.max(copying);
+        if most >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut loaded = 0;
+    for c in children {
+        let out: Run = c.wait_with_output().unwrap().into();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        loaded += out.json()["files"][0]["loaded"].as_u64().unwrap();
+    }
+    assert!(most >= 2, "the loads never copied at the same time");
+    assert_eq!(db.count("SELECT * FROM track_events") as u64, loaded);
+    assert_eq!(
+        db.count("SELECT * FROM tier_loads WHERE status = 'succeeded'"),
+        3
+    );
+}

@@ -243,12 +243,14 @@ impl Loader {
         let short_table = report.table.clone().unwrap_or_default();
         let mut tx = self.client.transaction()?;
         tx.batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL client_min_messages = warning")?;
-        // Loads into one table go one at a time: the ledger check, the duplicate checks and the
-        // commit see every load committed before.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &[&short_table],
-        )?;
+        // The same content into the same table: one load at a time, so the later one sees the
+        // earlier's commit and is skipped.
+        if !report.sha256.is_empty() {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&format!("{short_table}\n{}", report.sha256)],
+            )?;
+        }
         if !report.sha256.is_empty() && !opts.force && !opts.replace {
             if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
                 report.status = Status::Skipped;
@@ -257,14 +259,34 @@ impl Loader {
                 return Ok(());
             }
         }
-        // Additive evolution: nullable columns the definition gained and the table lacks.
-        for (name, ty) in check_columns(
+        // The table alone (an advisory lock on it) only where a load needs it: to change the
+        // table, to empty it, for the bulk path, and to settle its rows. Other loads into the
+        // same table read, validate and copy into their staging tables at the same time.
+        let table_lock = |tx: &mut Transaction<'_>, wait: bool| -> Result<bool> {
+            let f = if wait {
+                "pg_advisory_xact_lock"
+            } else {
+                "pg_try_advisory_xact_lock"
+            };
+            let row = tx.query_one(
+                &format!("SELECT {f}(hashtextextended($1, 0))::text"),
+                &[&short_table],
+            )?;
+            Ok(row.get::<_, String>(0) != "false")
+        };
+        let missing = check_columns(
             &mut tx,
             &opts.schema,
             &dataset.table,
             &ddl::target_columns(dataset),
             true,
-        )? {
+        )?;
+        let mut table_held = false;
+        if !missing.is_empty() || opts.replace {
+            table_held = table_lock(&mut tx, true)?;
+        }
+        // Additive evolution: nullable columns the definition gained and the table lacks.
+        for (name, ty) in missing {
             tx.batch_execute(&format!(
                 "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {ty}",
                 quote_ident(&name)
@@ -288,7 +310,13 @@ impl Loader {
         // Bulk path: into an empty table, rows are copied straight in and the unique index is
         // built afterwards. Merge path: rows go to a staging table and are settled in SQL.
         let keyed = dataset.key.is_some();
+        if !keyed && !table_held && looks_empty(&mut tx, &opts.schema, &dataset.table)? {
+            table_held = table_lock(&mut tx, false)?;
+        }
+        // Only the holder of the table's lock reads the table before it settles: a load that
+        // read it could otherwise wait on the bulk path's DROP INDEX while holding it up.
         let bulk = !keyed
+            && table_held
             && !tx
                 .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])?
                 .get::<_, bool>(0);
@@ -372,6 +400,9 @@ impl Loader {
                 0,
             )
         } else {
+            if !table_held {
+                table_lock(&mut tx, true)?;
+            }
             settle_merge(&mut tx, dataset, table, &rejects, &target_cols)?
         };
         log::debug!("{}: rows settled after {:?}", report.path, t0.elapsed());
@@ -396,6 +427,15 @@ impl Loader {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Whether the statistics say the table has no rows (a hint that takes no lock on the table).
+fn looks_empty(tx: &mut Transaction<'_>, schema: &str, table: &str) -> Result<bool> {
+    let row = tx.query_opt(
+        "SELECT n_live_tup + n_tup_ins FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2",
+        &[&schema, &table],
+    )?;
+    Ok(row.is_none_or(|r| r.get::<_, i64>(0) == 0))
 }
 
 /// A write to COPY that failed: the driver's error inside it when there is one.
