@@ -124,12 +124,27 @@ impl Loader {
             &ddl::REJECT_COLUMNS,
             false,
         )?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {};\n{}{}",
-            quote_ident(&schema),
-            ddl::ledger_ddl(&schema),
-            ddl::table_ddl(dataset, &schema)
-        ))?;
+        // DDL only when something is missing: `CREATE INDEX IF NOT EXISTS` on a table that
+        // exists still waits for the loads in progress into it.
+        let all_there: bool = tx
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
+                 AND to_regclass($3) IS NOT NULL",
+                &[
+                    &qualified(&schema, ddl::LEDGER),
+                    &qualified(&schema, &dataset.table),
+                    &qualified(&schema, &ddl::rejects_table(dataset)),
+                ],
+            )?
+            .get(0);
+        if !all_there {
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {};\n{}{}",
+                quote_ident(&schema),
+                ddl::ledger_ddl(&schema),
+                ddl::table_ddl(dataset, &schema)
+            ))?;
+        }
         tx.commit()?;
         self.ready.insert(dataset.table.clone());
         Ok(())
