@@ -50,6 +50,17 @@ fresh
 defects=$(secs "$tier" load --progress never --database-url "$url" "$out/defects.json")
 incremental=$(secs "$tier" load --progress never --database-url "$url" "$out/events-$n.json")
 
+# Four files of one dataset into one table, 1, 2 and 4 at once.
+mkdir -p "$out/jobs"
+for i in 0 1 2 3; do
+  f="$out/jobs/track_events_$i.json"
+  [ -s "$f" ] || "$tier" generate track_events --records $((n / 4)) --seed $((100 + i)) -o "$f"
+done
+jobs_load() { fresh; secs "$tier" load --progress never --database-url "$url" -j "$1" "$out/jobs"; }
+jobs_1=$(jobs_load 1)
+jobs_2=$(jobs_load 2)
+jobs_4=$(jobs_load 4)
+
 # JSON → lake (Parquet, zstd), side by side with DuckDB doing the same job on the NDJSON copy.
 rm -rf "$out/lake"
 lake=$(secs "$tier" load --progress never --lake "$out/lake" "$out/events-$n.json"); lake_rss=$(rss_mb)
@@ -81,6 +92,9 @@ cat <<EOT
 | \`tier load\`, $big events, empty database | $load_big | $load_big_rss MB | |
 | \`tier load\`, 5 % defects, empty database | $defects | | |
 | \`tier load\` into a table already holding $n rows | $incremental | | |
+| \`tier load -j 1\`, 4 files of $((n / 4)) events into one table | $jobs_1 | | 1 |
+| \`tier load -j 2\`, the same | $jobs_2 | | $(ratio "$jobs_2" "$jobs_1") × -j 1 |
+| \`tier load -j 4\`, the same | $jobs_4 | | $(ratio "$jobs_4" "$jobs_1") × -j 1 |
 | \`tier load --lake\` (Parquet, zstd; $lake_mb MB) | $lake | $lake_rss MB | $(ratio "$lake" "$duck") × DuckDB |
 | DuckDB \`COPY (SELECT * FROM read_json(…)) TO … (FORMAT parquet, COMPRESSION zstd)\` on the NDJSON copy ($duck_mb MB) | $duck | $duck_rss MB | 1 |
 | Python \`pyarrow.table(tier.read(…))\` | $arrow | $arrow_rss MB | $(ratio "$arrow" "$pa_json") × pyarrow.json |
