@@ -411,7 +411,7 @@ impl Lake {
                 }
                 Part::Rows(None) => format!("{}/{name}", dataset.table),
                 Part::Rows(Some(day)) => {
-                    format!("{}/date={}/{name}", dataset.table, partition_name(*day))
+                    format!("{}/date={}/{name}", dataset.table, format_date(*day))
                 }
             };
             report.parts.push(rel.clone());
@@ -606,11 +606,6 @@ fn day_of(field: &[u8], ty: ColumnType) -> i32 {
             micros.div_euclid(86_400_000_000) as i32
         }
     }
-}
-
-/// A partition folder's name for a day.
-fn partition_name(day: i32) -> String {
-    format_date(day)
 }
 
 /// What a part holds.
