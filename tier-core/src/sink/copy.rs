@@ -65,6 +65,17 @@ fn jsonb(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Encodes one tuple of already encoded fields (`None` is null).
+pub fn tuple(out: &mut Vec<u8>, fields: &[Option<&[u8]>]) {
+    out.extend_from_slice(&(fields.len() as i16).to_be_bytes());
+    for f in fields {
+        match f {
+            Some(bytes) => field(out, bytes),
+            None => null(out),
+        }
+    }
+}
+
 /// Encodes one column value.
 pub fn value(out: &mut Vec<u8>, v: &Value<'_>) {
     match v {

@@ -76,6 +76,31 @@ impl Ledger {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// Whether a file of this name and size was loaded before into any table (then it is worth
+    /// hashing first, so that a re-run is skipped without reading the file twice).
+    pub fn looks_loaded(
+        &self,
+        c: &mut impl GenericClient,
+        source: &str,
+        bytes: u64,
+    ) -> Result<bool> {
+        let exists: bool = c
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.table])?
+            .get(0);
+        if !exists {
+            return Ok(false);
+        }
+        let row = c.query_one(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE source = $1 AND bytes = $2 \
+                 AND status = 'succeeded')",
+                self.table
+            ),
+            &[&source, &(bytes as i64)],
+        )?;
+        Ok(row.get(0))
+    }
+
     /// The last `limit` loads, newest first; only those into `table` (qualified, or unqualified
     /// in this ledger's schema) when given.
     pub fn list(

@@ -4,6 +4,7 @@
 pub mod arrow;
 pub mod batches;
 pub mod copy;
+pub mod dedup;
 pub mod lake;
 pub mod ledger;
 pub mod postgres;

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use postgres::{Client, Transaction};
 
-use super::copy::{CopyEncoder, HEADER, TRAILER};
+use super::arrow::copy_fields;
+use super::copy::{self, CopyEncoder, HEADER, TRAILER};
+use super::dedup::{FirstSeen, Seen};
 use super::lake::{self, read::is_parquet};
 use super::ledger::Ledger;
 use crate::db::ddl::{self, qualified, quote_ident};
@@ -17,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{self, open_input, Observer, Opened, Processed, ReadOptions};
 use crate::read::{self as reader, Progress};
 use crate::report::{FileReport, Status};
-use crate::schema::validate::RejectReason;
+use crate::schema::validate::{Reject, RejectReason};
 use crate::schema::Dataset;
 
 /// How to load.
@@ -54,6 +56,9 @@ enum Source {
     /// A lake part, rows already validated.
     Lake(lake::read::Part),
 }
+
+/// Opens a load's input again, for a second reading.
+type Reopen<'a> = dyn Fn() -> Result<(Source, Option<reader::Sha256Handle>)> + 'a;
 
 /// Loads files into one database.
 pub struct Loader {
@@ -157,10 +162,22 @@ impl Loader {
     pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
         let started = Instant::now();
         let stdin = path.as_os_str() == "-";
-        let pre = if stdin {
-            None
-        } else {
-            Some(reader::sha256_file(path)?)
+        // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
+        // like one loaded before (same name and size) is hashed first, so that a re-run is
+        // skipped without reading it twice.
+        let pre = match stdin {
+            true => None,
+            false if is_parquet(path) => Some(reader::sha256_file(path)?),
+            false => {
+                let size = std::fs::metadata(path)
+                    .map_err(|e| Error::io(path, e))?
+                    .len();
+                let source = path.display().to_string();
+                let again = !self.opts.force
+                    && !self.opts.replace
+                    && self.ledger.looks_loaded(&mut self.client, &source, size)?;
+                again.then(|| reader::sha256_file(path)).transpose()?
+            }
         };
         let (source, dataset, progress, sha_handle) = if is_parquet(path) {
             let part = lake::read::Part::open(path, &self.opts.read)?;
@@ -172,7 +189,7 @@ impl Loader {
                 dataset,
                 progress,
                 sha256,
-            } = open_input(path, &self.opts.read, stdin)?;
+            } = open_input(path, &self.opts.read, pre.is_none())?;
             (Source::Records(records), dataset, progress, sha256)
         };
         self.ensure_tables(&dataset)?;
@@ -184,6 +201,17 @@ impl Loader {
             ..FileReport::new(path, &dataset.name, Some(table_name), Status::Succeeded)
         };
         observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
+        let read = ReadOptions {
+            dataset: Some(dataset.clone()),
+            ..self.opts.read.clone()
+        };
+        let reopen = || -> Result<(Source, Option<reader::Sha256Handle>)> {
+            if is_parquet(path) {
+                return Ok((Source::Lake(lake::read::Part::open(path, &read)?), None));
+            }
+            let opened = open_input(path, &read, true)?;
+            Ok((Source::Records(opened.records), opened.sha256))
+        };
         let outcome = self.load_in_transaction(
             source,
             &dataset,
@@ -192,6 +220,7 @@ impl Loader {
             &progress,
             sha_handle,
             observer,
+            (!stdin).then_some(&reopen as &Reopen<'_>),
         );
         observer.finished(path);
         report.seconds = started.elapsed().as_secs_f64();
@@ -242,6 +271,9 @@ impl Loader {
         }
     }
 
+    /// One load in one transaction, in four phases: [`plan`] (skip, evolve, register, choose
+    /// the path), [`stage`] (read, validate and COPY), [`apply`] (settle the rows into the
+    /// table), then the ledger's record and the commit.
     #[allow(clippy::too_many_arguments)]
     fn load_in_transaction(
         &mut self,
@@ -252,153 +284,42 @@ impl Loader {
         progress: &Progress,
         sha_handle: Option<reader::Sha256Handle>,
         observer: &dyn Observer,
+        reopen: Option<&Reopen<'_>>,
     ) -> Result<()> {
         let opts = self.opts.clone();
         let ledger = self.ledger.clone();
-        let short_table = report.table.clone().unwrap_or_default();
         let mut tx = self.client.transaction()?;
         tx.batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL client_min_messages = warning")?;
-        // The same content into the same table: one load at a time, so the later one sees the
-        // earlier's commit and is skipped.
-        if !report.sha256.is_empty() {
-            tx.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                &[&format!("{short_table}\n{}", report.sha256)],
-            )?;
-        }
-        if !report.sha256.is_empty() && !opts.force && !opts.replace {
-            if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
-                report.status = Status::Skipped;
-                report.load_id = Some(id);
-                log::info!("{}: already loaded as load {id}; skipped", report.path);
-                return Ok(());
-            }
-        }
-        // The table alone (an advisory lock on it) only where a load needs it: to change the
-        // table, to empty it, for the bulk path, and to settle its rows. Other loads into the
-        // same table read, validate and copy into their staging tables at the same time.
-        let table_lock = |tx: &mut Transaction<'_>, wait: bool| -> Result<bool> {
-            let f = if wait {
-                "pg_advisory_xact_lock"
-            } else {
-                "pg_try_advisory_xact_lock"
-            };
-            let row = tx.query_one(
-                &format!("SELECT {f}(hashtextextended($1, 0))::text"),
-                &[&short_table],
-            )?;
-            Ok(row.get::<_, String>(0) != "false")
-        };
-        let missing = check_columns(
+        let Some(plan) = plan(
             &mut tx,
-            &opts.schema,
-            &dataset.table,
-            &ddl::target_columns(dataset),
-            true,
-        )?;
-        let mut table_held = false;
-        if !missing.is_empty() || opts.replace {
-            table_held = table_lock(&mut tx, true)?;
-        }
-        // Additive evolution: nullable columns the definition gained and the table lacks.
-        for (name, ty) in missing {
-            tx.batch_execute(&format!(
-                "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {ty}",
-                quote_ident(&name)
-            ))?;
-            log::info!("{}: added column {name} {ty} to {short_table}", report.path);
-            report.added_columns.push(name);
-        }
-        let load_id = ledger.start(
-            &mut tx,
-            &dataset.name,
-            &short_table,
-            &report.path,
-            &report.sha256,
-        )?;
-        report.load_id = Some(load_id);
-        if opts.replace {
-            tx.batch_execute(&format!("TRUNCATE {table}"))?;
-            // Their rows are gone: those files must not be skipped as loaded any more.
-            ledger.superseded(&mut tx, &short_table, load_id)?;
-        }
-        // Bulk path: into an empty table, rows are copied straight in and the unique index is
-        // built afterwards. Merge path: rows go to a staging table and are settled in SQL.
-        let keyed = dataset.key.is_some();
-        if !keyed && !table_held && looks_empty(&mut tx, &opts.schema, &dataset.table)? {
-            table_held = table_lock(&mut tx, false)?;
-        }
-        // Only the holder of the table's lock reads the table before it settles: a load that
-        // read it could otherwise wait on the bulk path's DROP INDEX while holding it up.
-        let bulk = !keyed
-            && table_held
-            && !tx
-                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])?
-                .get::<_, bool>(0);
-        let target_cols = ddl::column_list(
-            &ddl::target_columns(dataset)
-                .iter()
-                .map(|c| c.0)
-                .collect::<Vec<_>>(),
-        );
-        let copy_target = if bulk {
-            tx.batch_execute(&format!(
-                "DROP INDEX IF EXISTS {}",
-                qualified(&opts.schema, &ddl::key_index(dataset))
-            ))?;
-            format!("{table} ({target_cols})")
-        } else {
-            tx.batch_execute(&ddl::stage_ddl(dataset, keyed))?;
-            "tier_stage".to_string()
+            &opts,
+            &ledger,
+            dataset,
+            table,
+            report,
+            reopen.is_some(),
+        )?
+        else {
+            return Ok(());
         };
-        log::debug!(
-            "{}: {} path",
-            report.path,
-            if bulk { "bulk" } else { "merge" }
-        );
-
-        let t0 = Instant::now();
-        let mut totals = Processed::default();
-        let mut spool = Spool::new();
-        {
-            let mut writer =
-                tx.copy_in(&format!("COPY {copy_target} FROM STDIN (FORMAT binary)"))?;
-            writer.write_all(HEADER).map_err(copy_error)?;
-            let enc = CopyEncoder::new(dataset, load_id, keyed && !bulk)
-                .keeping_rejects(observer.wants_rejects());
-            let path = Path::new(&report.path);
-            let mut sink = |batch: &Processed| {
-                totals.absorb(batch);
-                observer.records(path, batch.records)?;
-                for r in &batch.rejects {
-                    observer.reject(path, r)?;
-                }
-                spool.write(&batch.reject_payload)?;
-                writer.write_all(&batch.payload).map_err(copy_error)
-            };
-            match source {
-                Source::Records(records) => {
-                    pipeline::run(records, dataset, opts.read.workers, &enc, &mut sink)?
-                }
-                Source::Lake(part) => part.run(&enc, &mut sink)?,
-            }
-            writer.write_all(TRAILER).map_err(copy_error)?;
-            writer.finish()?;
-        }
-        log::debug!("{}: rows copied after {:?}", report.path, t0.elapsed());
-        if let Some(h) = sha_handle {
+        let mut staged = stage(
+            &mut tx, source, dataset, table, &plan, &opts, report, observer,
+        )?;
+        if let Some(h) = &sha_handle {
             report.sha256 = h.hex();
             report.bytes = progress.bytes();
-            if !opts.force && !opts.replace {
-                if let Some(id) = ledger.succeeded(&mut tx, &report.sha256, &short_table)? {
-                    // Standard input whose content turned out to be loaded already.
-                    drop(tx);
-                    report.status = Status::Skipped;
-                    report.load_id = Some(id);
-                    return Ok(());
+        }
+        if let (true, Some(reopen)) = (staged.refused, reopen) {
+            // Rows of the file are in the table: loaded before under another name (then the
+            // content's lock skips it now, without a second reading), or overlapping rows.
+            if sha_handle.is_some() {
+                if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                    return skipped(tx, report, id);
                 }
             }
+            staged = restage(&mut tx, reopen()?, dataset, &plan, &opts, report, staged)?;
         }
+        let totals = &staged.totals;
         report.records = totals.records;
         report.reject_reasons = totals.reasons.clone();
         report.unknown_fields = totals
@@ -407,20 +328,18 @@ impl Loader {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
-        spool.copy_into(&mut tx, &rejects)?;
-
-        let (loaded, conflicting) = if bulk {
-            (
-                totals.valid - settle_bulk(&mut tx, dataset, &opts.schema, table)?,
-                0,
-            )
-        } else {
-            if !table_held {
-                table_lock(&mut tx, true)?;
+        let (loaded, conflicts_in_table) =
+            apply(&mut tx, dataset, &opts, table, &rejects, &staged)?;
+        log::debug!("{}: rows settled", report.path);
+        if sha_handle.is_some() {
+            // Hashed while reading: the content's lock and the skip come now. (Taken after the
+            // insert, so that no load holds it while waiting for a table taken alone.)
+            if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                // Loaded already (by a load that ran at the same time, or with another name).
+                return skipped(tx, report, id);
             }
-            settle_merge(&mut tx, dataset, table, &rejects, &target_cols)?
-        };
-        log::debug!("{}: rows settled after {:?}", report.path, t0.elapsed());
+        }
+        let conflicting = staged.conflicts + conflicts_in_table;
         if conflicting > 0 {
             report
                 .reject_reasons
@@ -438,16 +357,591 @@ impl Loader {
             }
         }
         report.status = Status::Succeeded;
-        ledger.finish(&mut tx, report, load_id)?;
+        ledger.finish(&mut tx, report, plan.load_id)?;
         tx.commit()?;
         Ok(())
     }
 }
 
+/// Rolls a load back as skipped: its content was loaded as load `id`.
+fn skipped(tx: Transaction<'_>, report: &mut FileReport, id: i64) -> Result<()> {
+    drop(tx);
+    report.status = Status::Skipped;
+    report.load_id = Some(id);
+    log::info!("{}: already loaded as load {id}; skipped", report.path);
+    Ok(())
+}
+
+/// Takes the lock of this content in this table (a second load of the same content waits for
+/// the first to end) and returns the succeeded load of it, if any (none with `--force` or
+/// `--replace`).
+fn content_lock(
+    tx: &mut Transaction<'_>,
+    opts: &LoadOptions,
+    ledger: &Ledger,
+    report: &FileReport,
+) -> Result<Option<i64>> {
+    let table = report.table.clone().unwrap_or_default();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!("{table}\n{}", report.sha256)],
+    )?;
+    if opts.force || opts.replace {
+        return Ok(None);
+    }
+    ledger.succeeded(tx, &report.sha256, &table)
+}
+
+/// How a load's rows reach its table. The plan chooses bulk or direct from the table's state;
+/// a direct copy that meets rows already in the table falls back to the staging table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Into an empty table held alone: rows copied straight in, the unique index dropped before
+    /// and built after.
+    Bulk,
+    /// Into a table with rows: rows copied straight in, the unique index checking each; this
+    /// holds while no row is in the table already (new data, the usual case).
+    Direct,
+    /// Rows copied into a temporary staging table, then inserted where their unique key is new
+    /// (standard input, and a direct copy that met a row of the table: the input is read again).
+    Staged,
+}
+
+/// What the plan phase decided.
+struct Plan {
+    route: Route,
+    load_id: i64,
+}
+
+/// What the stage phase copied.
+struct Staged {
+    /// The route the rows took.
+    route: Route,
+    /// Counts of the pipeline's batches.
+    totals: Processed,
+    /// Rows copied (after the within-file filter of a keyed dataset).
+    rows: u64,
+    /// Conflicting duplicates within the file (keyed datasets), already in the reject spool.
+    conflicts: u64,
+    /// A direct copy refused by the unique index (or a deadlock): the copy was rolled back.
+    refused: bool,
+}
+
+/// Plan: skip content already loaded (the content's lock makes a second load of the same
+/// content wait for the first), evolve the table, register the load, empty the table for
+/// `--replace`, and choose the route (direct only for an input that can be read again).
+/// `None` when the file is skipped.
+fn plan(
+    tx: &mut Transaction<'_>,
+    opts: &LoadOptions,
+    ledger: &Ledger,
+    dataset: &Dataset,
+    table: &str,
+    report: &mut FileReport,
+    rereadable: bool,
+) -> Result<Option<Plan>> {
+    let short_table = report.table.clone().unwrap_or_default();
+    if !report.sha256.is_empty() {
+        if let Some(id) = content_lock(tx, opts, ledger, report)? {
+            report.status = Status::Skipped;
+            report.load_id = Some(id);
+            log::info!("{}: already loaded as load {id}; skipped", report.path);
+            return Ok(None);
+        }
+    }
+    // The table alone (an advisory lock on it) only where a load needs it: to change the
+    // table, to empty it, and for the bulk route. Other loads into the same table read,
+    // validate, copy and settle at the same time; the unique index keeps each row once.
+    let table_lock = |tx: &mut Transaction<'_>, wait: bool| -> Result<bool> {
+        let f = if wait {
+            "pg_advisory_xact_lock"
+        } else {
+            "pg_try_advisory_xact_lock"
+        };
+        let row = tx.query_one(
+            &format!("SELECT {f}(hashtextextended($1, 0))::text"),
+            &[&short_table],
+        )?;
+        Ok(row.get::<_, String>(0) != "false")
+    };
+    let missing = check_columns(
+        tx,
+        &opts.schema,
+        &dataset.table,
+        &ddl::target_columns(dataset),
+        true,
+    )?;
+    let mut table_held = false;
+    if !missing.is_empty() || opts.replace {
+        table_held = table_lock(tx, true)?;
+    }
+    // Additive evolution: nullable columns the definition gained and the table lacks.
+    for (name, ty) in missing {
+        tx.batch_execute(&format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {ty}",
+            quote_ident(&name)
+        ))?;
+        log::info!("{}: added column {name} {ty} to {short_table}", report.path);
+        report.added_columns.push(name);
+    }
+    let load_id = ledger.start(
+        tx,
+        &dataset.name,
+        &short_table,
+        &report.path,
+        &report.sha256,
+    )?;
+    report.load_id = Some(load_id);
+    if opts.replace {
+        tx.batch_execute(&format!("TRUNCATE {table}"))?;
+        // Their rows are gone: those files must not be skipped as loaded any more.
+        ledger.superseded(tx, &short_table, load_id)?;
+    }
+    if !table_held && looks_empty(tx, &opts.schema, &dataset.table)? {
+        table_held = table_lock(tx, false)?;
+    }
+    // Only the holder of the table's lock reads the table here, and it takes the table
+    // alone only if it can at once: with loads writing into the table, dropping the index
+    // would wait for them, so the load takes the merge route instead. Rows committed between
+    // the two looks are seen by the second.
+    let exists = format!("SELECT EXISTS (SELECT 1 FROM {table})");
+    let mut route = if rereadable {
+        Route::Direct
+    } else {
+        Route::Staged
+    };
+    if table_held && !tx.query_one(&exists, &[])?.get::<_, bool>(0) {
+        let mut sp = tx.transaction()?;
+        sp.batch_execute("SET LOCAL lock_timeout = '200ms'")?;
+        match sp.batch_execute(&format!(
+            "DROP INDEX IF EXISTS {}",
+            qualified(&opts.schema, &ddl::key_index(dataset))
+        )) {
+            Ok(()) => {
+                sp.batch_execute("SET LOCAL lock_timeout TO DEFAULT")?;
+                if !sp.query_one(&exists, &[])?.get::<_, bool>(0) {
+                    sp.commit()?;
+                    route = Route::Bulk;
+                }
+            }
+            Err(e) if is_lock_wait(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    log::debug!("{}: {route:?} route", report.path);
+    Ok(Some(Plan { route, load_id }))
+}
+
+/// Stage: reads, validates and copies the rows (into the table on the bulk and direct routes,
+/// into the staging table otherwise) and spools the rejects into the rejects table. A direct
+/// copy runs in a savepoint: when the unique index refuses a row, it is rolled back and the
+/// result says so (the counts, rejects and spool are complete all the same).
+#[allow(clippy::too_many_arguments)]
+fn stage(
+    tx: &mut Transaction<'_>,
+    source: Source,
+    dataset: &Dataset,
+    table: &str,
+    plan: &Plan,
+    opts: &LoadOptions,
+    report: &FileReport,
+    observer: &dyn Observer,
+) -> Result<Staged> {
+    let t0 = Instant::now();
+    let mut spool = Spool::new();
+    let into_table = {
+        let cols: Vec<&str> = ddl::target_columns(dataset).iter().map(|c| c.0).collect();
+        format!("{table} ({})", ddl::column_list(&cols))
+    };
+    let run = |c: &mut Transaction<'_>, into: &str, spool: &mut Spool, route: Route| {
+        let copy = Copy {
+            dataset,
+            load_id: plan.load_id,
+            into,
+            strip_raw: route != Route::Staged,
+            filter: route == Route::Bulk,
+            workers: opts.read.workers,
+            path: Path::new(&report.path),
+        };
+        let staged = copy.run(c, source, observer, Some(spool), route == Route::Direct)?;
+        Ok::<_, Error>(Staged { route, ..staged })
+    };
+    let staged = match plan.route {
+        Route::Bulk => run(tx, &into_table, &mut spool, Route::Bulk)?,
+        Route::Direct => {
+            let mut sp = tx.transaction()?;
+            let staged = run(&mut sp, &into_table, &mut spool, Route::Direct)?;
+            if staged.refused {
+                drop(sp);
+                log::debug!("{}: rows of the file are in the table already", report.path);
+            } else {
+                sp.commit()?;
+            }
+            staged
+        }
+        Route::Staged => {
+            tx.batch_execute(&ddl::stage_ddl(dataset, dataset.key.is_some()))?;
+            run(tx, "tier_stage", &mut spool, Route::Staged)?
+        }
+    };
+    log::debug!("{}: rows copied after {:?}", report.path, t0.elapsed());
+    spool.copy_into(tx, &qualified(&opts.schema, &ddl::rejects_table(dataset)))?;
+    Ok(staged)
+}
+
+/// Stage again, after a refused direct copy: the input read a second time (it must be the same
+/// bytes) into the staging table; its counts and rejects are those of the first reading.
+fn restage(
+    tx: &mut Transaction<'_>,
+    (source, sha): (Source, Option<reader::Sha256Handle>),
+    dataset: &Dataset,
+    plan: &Plan,
+    opts: &LoadOptions,
+    report: &FileReport,
+    first: Staged,
+) -> Result<Staged> {
+    tx.batch_execute(&ddl::stage_ddl(dataset, dataset.key.is_some()))?;
+    let copy = Copy {
+        dataset,
+        load_id: plan.load_id,
+        into: "tier_stage",
+        strip_raw: false,
+        filter: false,
+        workers: opts.read.workers,
+        path: Path::new(&report.path),
+    };
+    let again = copy.run(tx, source, &crate::pipeline::Quiet, None, false)?;
+    if sha.is_some_and(|h| h.hex() != report.sha256) || again.rows != first.rows {
+        return Err(Error::Input {
+            path: report.path.clone().into(),
+            detail: "the file changed while it was being loaded".into(),
+        });
+    }
+    Ok(Staged {
+        route: Route::Staged,
+        refused: false,
+        ..first
+    })
+}
+
+/// One COPY of a source's rows.
+struct Copy<'a> {
+    dataset: &'a Dataset,
+    load_id: i64,
+    /// `table (columns)` or the staging table.
+    into: &'a str,
+    /// Whether to leave out a keyed row's `_raw` (only the staging table has it).
+    strip_raw: bool,
+    /// Whether to drop a keyed dataset's duplicates within the file and reject its conflicting
+    /// ones (into an empty table, the file's first occurrence of a key is the first of all).
+    filter: bool,
+    workers: usize,
+    path: &'a Path,
+}
+
+impl Copy<'_> {
+    /// Reads, validates and copies. A keyed dataset's rows pass the within-file filter on the
+    /// way: equal duplicates are dropped and conflicting ones rejected with their raw text, so
+    /// the rows copied have unique keys. With `refusable`, a COPY that the unique index (or a
+    /// deadlock) stops is not an error: the rest of the input is still read and counted, and
+    /// the result is `refused`.
+    fn run(
+        &self,
+        tx: &mut Transaction<'_>,
+        source: Source,
+        observer: &dyn Observer,
+        mut spool: Option<&mut Spool>,
+        refusable: bool,
+    ) -> Result<Staged> {
+        let dataset = self.dataset;
+        let keyed = dataset.key.is_some();
+        let mut totals = Processed::default();
+        let mut filter = (keyed && self.filter).then(|| FirstSeen::new(dataset));
+        let strip = (keyed && self.strip_raw).then_some(dataset.columns.len());
+        let (mut rows, mut conflicts) = (0u64, 0u64);
+        let ncols = dataset.columns.len();
+        let conflict = RejectReason::ConflictingDuplicate.to_string();
+        let mut writer = tx.copy_in(&format!("COPY {} FROM STDIN (FORMAT binary)", self.into))?;
+        let mut failed: Option<Error> = None;
+        let mut write = |bytes: &[u8]| -> Result<()> {
+            if failed.is_none() {
+                if let Err(e) = writer.write_all(bytes) {
+                    failed = Some(copy_error(e));
+                }
+            }
+            Ok(())
+        };
+        write(HEADER)?;
+        // Keyed rows carry their raw text for the conflicts; the table itself has no `_raw`.
+        let enc = CopyEncoder::new(dataset, self.load_id, keyed)
+            .keeping_rejects(observer.wants_rejects());
+        let path = self.path;
+        let (mut kept, mut found) = (Vec::new(), Vec::new());
+        let mut sink = |batch: &Processed| {
+            totals.absorb(batch);
+            observer.records(path, batch.records)?;
+            for r in &batch.rejects {
+                observer.reject(path, r)?;
+            }
+            if let Some(spool) = spool.as_deref_mut() {
+                spool.write(&batch.reject_payload)?;
+            }
+            let Some(filter) = filter.as_mut() else {
+                rows += batch.valid;
+                let Some(ncols) = strip else {
+                    return write(&batch.payload);
+                };
+                kept.clear();
+                let mut fields = Vec::with_capacity(ncols + 5);
+                let mut b = &batch.payload[..];
+                while !b.is_empty() {
+                    let row = b;
+                    b = copy_fields(b, &mut fields);
+                    strip_raw(&mut kept, &row[..row.len() - b.len()], &fields);
+                }
+                return write(&kept);
+            };
+            kept.clear();
+            found.clear();
+            let mut fields = Vec::with_capacity(ncols + 5);
+            let mut b = &batch.payload[..];
+            while !b.is_empty() {
+                let row = b;
+                b = copy_fields(b, &mut fields);
+                let row = &row[..row.len() - b.len()];
+                match filter.see(&fields) {
+                    Seen::First if self.strip_raw => {
+                        strip_raw(&mut kept, row, &fields);
+                        rows += 1;
+                    }
+                    Seen::First => {
+                        kept.extend_from_slice(row);
+                        rows += 1;
+                    }
+                    Seen::Duplicate => {}
+                    Seen::Conflict => {
+                        conflicts += 1;
+                        let raw = fields[ncols + 4];
+                        copy::tuple(
+                            &mut found,
+                            &[
+                                fields[ncols + 1],
+                                fields[ncols + 2],
+                                Some(conflict.as_bytes()),
+                                raw,
+                            ],
+                        );
+                        if observer.wants_rejects() {
+                            let index = fields[ncols + 2]
+                                .and_then(|f| f.try_into().ok())
+                                .map_or(0, i64::from_be_bytes);
+                            observer.reject(
+                                path,
+                                &Reject {
+                                    index: index as u64,
+                                    reason: RejectReason::ConflictingDuplicate,
+                                    raw: String::from_utf8_lossy(raw.unwrap_or_default()).into(),
+                                },
+                            )?;
+                        }
+                    }
+                }
+            }
+            if let Some(spool) = spool.as_deref_mut() {
+                spool.write(&found)?;
+            }
+            write(&kept)
+        };
+        match source {
+            Source::Records(records) => {
+                pipeline::run(records, dataset, self.workers, &enc, &mut sink)?
+            }
+            Source::Lake(part) => part.run(&enc, &mut sink)?,
+        }
+        write(TRAILER)?;
+        let outcome = match failed {
+            Some(e) => Err(e),
+            None => writer.finish().map_err(Error::from),
+        };
+        let refused = match outcome {
+            Ok(_) => false,
+            Err(e) if refusable && refused_by_index(&e) => true,
+            Err(e) => return Err(e),
+        };
+        Ok(Staged {
+            route: Route::Staged,
+            totals,
+            rows,
+            conflicts,
+            refused,
+        })
+    }
+}
+
+/// Appends a COPY row without its last field (`_raw`); `fields` are the row's fields.
+fn strip_raw(out: &mut Vec<u8>, row: &[u8], fields: &[Option<&[u8]>]) {
+    let raw_len = fields.last().copied().flatten().map_or(0, <[u8]>::len);
+    out.extend_from_slice(&((fields.len() - 1) as i16).to_be_bytes());
+    out.extend_from_slice(&row[2..row.len() - 4 - raw_len]);
+}
+
+/// Whether a COPY was stopped by the unique index (or a deadlock with another load's rows).
+fn refused_by_index(e: &Error) -> bool {
+    use postgres::error::SqlState;
+    match e {
+        Error::Database {
+            sqlstate: Some(code),
+            ..
+        } => [
+            SqlState::UNIQUE_VIOLATION.code(),
+            SqlState::T_R_DEADLOCK_DETECTED.code(),
+        ]
+        .contains(&code.as_str()),
+        _ => false,
+    }
+}
+
+/// Apply: settles the copied rows. Bulk route: builds the unique index (removing the file's
+/// equal duplicates first if it finds any). Direct route: nothing left to do. Staged route:
+/// inserts the staged rows whose key is new, then (only when some were not inserted) rejects
+/// the staged rows whose key the table holds with other values. Returns (rows loaded,
+/// conflicting duplicates found in the table).
+fn apply(
+    tx: &mut Transaction<'_>,
+    dataset: &Dataset,
+    opts: &LoadOptions,
+    table: &str,
+    rejects: &str,
+    staged: &Staged,
+) -> Result<(u64, u64)> {
+    match staged.route {
+        Route::Bulk => {
+            return Ok((
+                staged.rows - settle_bulk(tx, dataset, &opts.schema, table)?,
+                0,
+            ))
+        }
+        Route::Direct => return Ok((staged.rows, 0)),
+        Route::Staged => {}
+    }
+    let cols: Vec<&str> = ddl::target_columns(dataset).iter().map(|c| c.0).collect();
+    let cols = ddl::column_list(&cols);
+    let unique = ddl::column_list(&ddl::unique_key(dataset));
+    let short_table = format!("{}.{}", opts.schema, dataset.table);
+    let Some(key) = &dataset.key else {
+        return Ok((insert_new(tx, table, &short_table, &cols, &unique)?, 0));
+    };
+    let key: Vec<&str> = key.iter().map(String::as_str).collect();
+    let keys = ddl::column_list(&key);
+    let eq = |a: &str, b: &str| {
+        key.iter()
+            .map(|k| format!("{a}.{0} = {b}.{0}", quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let first_keys: Vec<String> = key
+        .iter()
+        .map(|k| format!("f.{}", quote_ident(k)))
+        .collect();
+    let to_rejects = |conflicts: &str| {
+        format!(
+            "INSERT INTO {rejects} (_load_id, _record_index, reason, raw) \
+             SELECT _load_id, _record_index, '{}', _raw FROM {conflicts}",
+            RejectReason::ConflictingDuplicate
+        )
+    };
+    // The first row of each key wins: the table's, else the file's first. Staged rows of that
+    // key with other values are conflicting duplicates; the rest are inserted or duplicates.
+    let mut conflicting = tx.execute(
+        &format!(
+            "WITH first AS (\
+               SELECT DISTINCT ON ({keys}) {keys}, _row_hash FROM tier_stage \
+               ORDER BY {keys}, _record_index), \
+             winner AS (\
+               SELECT {fk}, COALESCE(t._row_hash, f._row_hash) AS _row_hash \
+               FROM first f LEFT JOIN {table} t ON {ft}), \
+             conflicts AS (\
+               DELETE FROM tier_stage s USING winner w \
+               WHERE {sw} AND s._row_hash <> w._row_hash \
+               RETURNING s._load_id, s._record_index, s._raw) {}",
+            to_rejects("conflicts"),
+            fk = first_keys.join(", "),
+            ft = eq("f", "t"),
+            sw = eq("s", "w"),
+        ),
+        &[],
+    )?;
+    let left = staged.rows - conflicting;
+    let loaded = insert_new(tx, table, &short_table, &cols, &unique)?;
+    if loaded < left {
+        // Rows not inserted met a row of their key in the table: equal, or (a load that
+        // committed it since the look above) with other values.
+        conflicting += tx.execute(
+            &to_rejects(&format!(
+                "(SELECT s.* FROM tier_stage s JOIN {table} t ON {} \
+                 WHERE t._row_hash <> s._row_hash) c",
+                eq("t", "s")
+            )),
+            &[],
+        )?;
+    }
+    Ok((loaded, conflicting))
+}
+
+/// `INSERT … ON CONFLICT DO NOTHING` of the staged rows, in the order they were copied (a
+/// temporary table is read from its first block on; no sort). Loads inserting overlapping
+/// keys in other orders can deadlock: the load PostgreSQL picks is rolled back to before its
+/// insert and tries again holding the table's lock (one such load at a time) in key order.
+fn insert_new(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    short_table: &str,
+    cols: &str,
+    unique: &str,
+) -> Result<u64> {
+    let mut order = String::new();
+    let mut attempt = 0;
+    loop {
+        let sql = format!(
+            "INSERT INTO {table} ({cols}) SELECT {cols} FROM tier_stage {order} \
+             ON CONFLICT ({unique}) DO NOTHING"
+        );
+        let mut sp = tx.transaction()?;
+        match sp.execute(&sql, &[]) {
+            Ok(n) => {
+                sp.commit()?;
+                return Ok(n);
+            }
+            Err(e) if attempt < 8 && is_lock_wait(&e) => {
+                drop(sp);
+                log::debug!("{short_table}: the insert deadlocked with another load; again");
+                attempt += 1;
+                if order.is_empty() {
+                    tx.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                        &[&short_table],
+                    )?;
+                    order = format!("ORDER BY {unique}");
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A deadlock, or a lock not had within `lock_timeout`.
+fn is_lock_wait(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::LOCK_NOT_AVAILABLE
+    )
+}
+
 /// Whether the statistics say the table has no rows (a hint that takes no lock on the table).
 fn looks_empty(tx: &mut Transaction<'_>, schema: &str, table: &str) -> Result<bool> {
     let row = tx.query_opt(
-        "SELECT n_live_tup + n_tup_ins FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2",
+        "SELECT n_live_tup FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2",
         &[&schema, &table],
     )?;
     Ok(row.is_none_or(|r| r.get::<_, i64>(0) == 0))
@@ -508,67 +1002,6 @@ fn settle_bulk(
     )?;
     tx.batch_execute(&create)?;
     Ok(removed)
-}
-
-/// Settles a staging table into the target: conflicting duplicates (a key already present with
-/// other values) become rejects, equal duplicates are skipped, the rest is inserted in input
-/// order. Returns (rows inserted, conflicting duplicates).
-fn settle_merge(
-    tx: &mut Transaction<'_>,
-    dataset: &Dataset,
-    table: &str,
-    rejects: &str,
-    cols: &str,
-) -> Result<(u64, u64)> {
-    let mut conflicting = 0;
-    if let Some(key) = &dataset.key {
-        let key: Vec<&str> = key.iter().map(String::as_str).collect();
-        let keys = ddl::column_list(&key);
-        let eq = |a: &str, b: &str| {
-            key.iter()
-                .map(|k| format!("{a}.{0} = {b}.{0}", quote_ident(k)))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
-        let first_keys: Vec<String> = key
-            .iter()
-            .map(|k| format!("f.{}", quote_ident(k)))
-            .collect();
-        conflicting = tx.execute(
-            &format!(
-                "WITH first AS (\
-                   SELECT DISTINCT ON ({keys}) {keys}, _row_hash FROM tier_stage \
-                   ORDER BY {keys}, _record_index), \
-                 winner AS (\
-                   SELECT {fk}, COALESCE(t._row_hash, f._row_hash) AS _row_hash \
-                   FROM first f LEFT JOIN {table} t ON {ft}), \
-                 conflicts AS (\
-                   DELETE FROM tier_stage s USING winner w \
-                   WHERE {sw} AND s._row_hash <> w._row_hash \
-                   RETURNING s._load_id, s._record_index, s._raw) \
-                 INSERT INTO {rejects} (_load_id, _record_index, reason, raw) \
-                 SELECT _load_id, _record_index, '{reason}', _raw FROM conflicts",
-                reason = RejectReason::ConflictingDuplicate,
-                fk = first_keys.join(", "),
-                ft = eq("f", "t"),
-                sw = eq("s", "w"),
-            ),
-            &[],
-        )?;
-    }
-    // No ORDER BY: a temporary table is read from its first block on (no synchronised scans
-    // for local buffers), so rows come in the order they were copied, the input's; sorting a
-    // million rows again cost a second. Conflicting values were settled above by record index;
-    // what is left to skip are equal rows, so only which copy's lineage stays could differ.
-    let loaded = tx.execute(
-        &format!(
-            "INSERT INTO {table} ({cols}) SELECT {cols} FROM tier_stage \
-             ON CONFLICT ({}) DO NOTHING",
-            ddl::column_list(&ddl::unique_key(dataset))
-        ),
-        &[],
-    )?;
-    Ok((loaded, conflicting))
 }
 
 /// Rejects of a load, kept in a temporary file (so a file of bad records never fills memory)

@@ -25,10 +25,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_128;
 
 use super::arrow::{copy_fields, Builder};
 use super::copy::CopyEncoder;
+use super::dedup::{FirstSeen, Seen};
 use super::ledger::LedgerLine;
 use super::postgres::LoadOptions;
 use crate::error::{Error, Result};
@@ -450,12 +450,6 @@ impl Lake {
         let enc =
             CopyEncoder::new(dataset, load_id, keyed).keeping_rejects(observer.wants_rejects());
         let ncols = dataset.columns.len();
-        let key_at: Vec<usize> = dataset
-            .key
-            .iter()
-            .flatten()
-            .filter_map(|k| dataset.column_index(k))
-            .collect();
         let partition_at = dataset
             .partition_by
             .as_deref()
@@ -466,8 +460,7 @@ impl Lake {
         let dir_owned = dir.to_path_buf();
         let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
         let mut totals = Processed::default();
-        let mut seen: HashSet<u128> = HashSet::new();
-        let mut keys: HashMap<u128, u128> = HashMap::new();
+        let mut seen = FirstSeen::new(dataset);
         let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;
@@ -490,38 +483,20 @@ impl Lake {
                 let mut b = &batch.payload[..];
                 while !b.is_empty() {
                     b = copy_fields(b, &mut fields);
-                    let hash = u128::from_be_bytes(
-                        fields[ncols + 3]
-                            .and_then(|h| h.try_into().ok())
-                            .unwrap_or([0; 16]),
-                    );
-                    if keyed {
-                        let mut kb = Vec::new();
-                        for &i in &key_at {
-                            let f = fields[i].unwrap_or(&[]);
-                            kb.extend_from_slice(&(f.len() as u32).to_be_bytes());
-                            kb.extend_from_slice(f);
+                    match seen.see(&fields) {
+                        Seen::First => {}
+                        Seen::Duplicate => continue,
+                        Seen::Conflict => {
+                            conflicting += 1;
+                            let reason: &[u8] = conflict_reason.as_bytes();
+                            rejects.push(&[
+                                fields[ncols + 1],
+                                fields[ncols + 2],
+                                Some(reason),
+                                fields[ncols + 4],
+                            ]);
+                            continue;
                         }
-                        match keys.get(&xxh3_128(&kb)) {
-                            Some(h) if *h == hash => continue,
-                            Some(_) => {
-                                conflicting += 1;
-                                let raw = fields[ncols + 4];
-                                let reason: &[u8] = conflict_reason.as_bytes();
-                                rejects.push(&[
-                                    fields[ncols + 1],
-                                    fields[ncols + 2],
-                                    Some(reason),
-                                    raw,
-                                ]);
-                                continue;
-                            }
-                            None => {
-                                keys.insert(xxh3_128(&kb), hash);
-                            }
-                        }
-                    } else if !seen.insert(hash) {
-                        continue;
                     }
                     kept += 1;
                     let day = partition_at.and_then(|(i, ty)| fields[i].map(|f| day_of(f, ty)));
