@@ -2,6 +2,7 @@
 # Benchmarks of tier on generated data: reading speed against `wc -l`, peak memory from 1M to 5M
 # events, and the load against the server-side floor (`psql \copy` of the equivalent CSV into an
 # un-indexed table). Prints a Markdown table. Usage: scripts/bench.sh [EVENTS] (default 1000000).
+# TIER_BIN chooses the binary (default: the release build of this checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-1000000}
@@ -9,8 +10,11 @@ big=$((n * 5))
 out=bench-out
 mkdir -p "$out"
 scripts/ensure-postgres.sh
-cargo build --release --quiet --bin tier
-tier=$(pwd)/target/release/tier
+if [ -z "${TIER_BIN:-}" ]; then
+  cargo build --release --quiet --bin tier
+  TIER_BIN=$(pwd)/target/release/tier
+fi
+tier=$TIER_BIN
 
 gen() { [ -s "$2" ] || "$tier" generate track_events --records "$1" --seed 1 $3 -o "$2"; }
 gen "$n" "$out/events-$n.json" ""
@@ -60,6 +64,20 @@ jobs_load() { fresh; secs "$tier" load --progress never --database-url "$url" -j
 jobs_1=$(jobs_load 1)
 jobs_2=$(jobs_load 2)
 jobs_4=$(jobs_load 4)
+# The same four files into four tables: four definitions of the same columns (ev_0 … ev_3),
+# each file's keys under the prefix of its own.
+mkdir -p "$out/tables" "$out/defs"
+for i in 0 1 2 3; do
+  f="$out/tables/ev_$i.json"
+  [ -s "$f" ] || sed "s/\"segment_tracks\./\"ev_$i./g" "$out/jobs/track_events_$i.json" > "$f"
+  "$tier" schema track_events --definition |
+    sed -e "0,/^name = .*/s//name = \"ev_$i\"/" -e "s/^prefix = .*/prefix = \"ev_$i.\"/" -e "/^file_pattern/d" \
+    > "$out/defs/ev_$i.toml"
+done
+tables_load() { fresh; secs "$tier" load --progress never --database-url "$url" --datasets "$out/defs" -j "$1" "$out/tables"; }
+tables_1=$(tables_load 1)
+tables_2=$(tables_load 2)
+tables_4=$(tables_load 4)
 
 # JSON → lake (Parquet, zstd), side by side with DuckDB doing the same job on the NDJSON copy.
 rm -rf "$out/lake"
@@ -80,6 +98,8 @@ pl_json=$(py "import polars as pl; assert pl.read_ndjson('$out/events-$n.ndjson'
 
 size=$(du -m "$out/events-$n.json" | cut -f1)
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+echo "Machine: $(nproc) cores, $(free -g | awk '/^Mem/ {print $2}') GiB."
+echo
 cat <<EOT
 | measure ($n events, $size MB) | seconds | peak RSS | ratio |
 |---|---|---|---|
@@ -95,6 +115,9 @@ cat <<EOT
 | \`tier load -j 1\`, 4 files of $((n / 4)) events into one table | $jobs_1 | | 1 |
 | \`tier load -j 2\`, the same | $jobs_2 | | $(ratio "$jobs_2" "$jobs_1") × -j 1 |
 | \`tier load -j 4\`, the same | $jobs_4 | | $(ratio "$jobs_4" "$jobs_1") × -j 1 |
+| \`tier load -j 1\`, the 4 files into 4 tables | $tables_1 | | 1 |
+| \`tier load -j 2\`, the same | $tables_2 | | $(ratio "$tables_2" "$tables_1") × -j 1 |
+| \`tier load -j 4\`, the same | $tables_4 | | $(ratio "$tables_4" "$tables_1") × -j 1 |
 | \`tier load --lake\` (Parquet, zstd; $lake_mb MB) | $lake | $lake_rss MB | $(ratio "$lake" "$duck") × DuckDB |
 | DuckDB \`COPY (SELECT * FROM read_json(…)) TO … (FORMAT parquet, COMPRESSION zstd)\` on the NDJSON copy ($duck_mb MB) | $duck | $duck_rss MB | 1 |
 | Python \`pyarrow.table(tier.read(…))\` | $arrow | $arrow_rss MB | $(ratio "$arrow" "$pa_json") × pyarrow.json |

@@ -461,8 +461,7 @@ fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
 fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
     let mut rows = match &args.lake {
         Some(dir) => {
-            let mut rows =
-                tier_core::sink::lake::Lake::open(dir, LoadOptions::default())?.ledger()?;
+            let mut rows = tier_core::sink::lake::ledger_of(dir)?;
             rows.retain(|l| args.table.as_deref().is_none_or(|t| l.target_table == t));
             rows.reverse();
             rows

@@ -9,6 +9,7 @@ use crate::check;
 use crate::error::Result;
 use crate::pipeline::{Observer, ReadOptions};
 use crate::report::FileReport;
+use crate::sink::lake::remote::RemoteLake;
 use crate::sink::lake::Lake;
 use crate::sink::postgres::{LoadOptions, Loader};
 
@@ -20,7 +21,7 @@ pub enum Destination {
         /// The connection string, if given.
         database_url: Option<String>,
     },
-    /// The lake at this directory.
+    /// The lake at this directory (or `s3://` URL).
     Lake(PathBuf),
 }
 
@@ -88,6 +89,15 @@ pub fn load_files(
             || Loader::connect(database_url.as_deref(), opts.clone()),
             |l, p| l.load_file(p, observer),
         ),
+        Destination::Lake(root) if crate::read::object::is_url(root) => {
+            let url = crate::read::object::Url::parse(root)?;
+            spread(
+                files,
+                jobs,
+                || RemoteLake::open(&url, opts.clone()),
+                |l, p| l.load_file(p, observer),
+            )
+        }
         Destination::Lake(root) => {
             // Opened once first: leftovers of earlier runs are settled before any load starts.
             Lake::open(root, opts.clone())?;

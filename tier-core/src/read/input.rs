@@ -113,6 +113,8 @@ impl Input {
     pub fn open(path: &Path, hash: bool) -> Result<Input> {
         let raw: Box<dyn Read + Send> = if path == Path::new("-") {
             Box::new(io::stdin())
+        } else if super::object::is_url(path) {
+            Box::new(super::object::open(path)?)
         } else {
             let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
             if meta.is_dir() {
@@ -185,7 +187,11 @@ impl Sha256Handle {
 
 /// The SHA-256 (hex) and size of a file, read in one pass.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f: Box<dyn Read> = if super::object::is_url(path) {
+        Box::new(super::object::open(path)?)
+    } else {
+        Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
+    };
     let mut h = Sha256::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut total = 0u64;
@@ -528,7 +534,8 @@ impl Records {
     }
 }
 
-/// Lists the inputs of the given paths: files as they are; a directory expands, at any depth,
+/// Lists the inputs of the given paths: files as they are; a directory (or an `s3://` prefix)
+/// expands, at any depth,
 /// to its `*.json`, `*.json.gz`, `*.jsonl`, `*.ndjson` and `*.parquet` files (hidden files and
 /// folders, and a lake's `_tier` and `*_rejects` folders, passed over), sorted. `globs`, when
 /// given, keep only the files of directories whose name or path below the directory matches
@@ -542,6 +549,17 @@ pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(p.clone());
+            continue;
+        }
+        if super::object::is_url(p) {
+            out.extend(super::object::expand(p, |rel| {
+                wanted(rel)
+                    && (patterns.is_empty()
+                        || patterns.iter().any(|g| {
+                            g.matches_path(rel)
+                                || rel.file_name().is_some_and(|n| g.matches_path(Path::new(n)))
+                        }))
+            })?);
             continue;
         }
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
@@ -569,25 +587,49 @@ pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>
     Ok(out)
 }
 
+/// Whether a folder of a walk is entered: not hidden, not a lake's `_tier` or `*_rejects`.
+fn entered(name: &str) -> bool {
+    !name.starts_with('.') && name != "_tier" && !name.ends_with("_rejects")
+}
+
+/// Whether a file is an input: not hidden, with an input's ending.
+fn is_input(name: &str) -> bool {
+    !name.starts_with('.')
+        && [".json", ".json.gz", ".jsonl", ".ndjson", ".parquet"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+}
+
+/// Whether a walk keeps a file at this path below its start (object keys are walked so too).
+fn wanted(rel: &Path) -> bool {
+    let mut parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+    let Some(name) = parts.pop() else {
+        return false;
+    };
+    is_input(name) && parts.iter().all(|p| entered(p))
+}
+
 fn list_dir(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for f in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
         let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') {
-            continue;
-        }
         if f.is_dir() {
-            if name != "_tier" && !name.ends_with("_rejects") {
+            if entered(name) {
                 list_dir(&f, found)?;
             }
-        } else if [".json", ".json.gz", ".jsonl", ".ndjson", ".parquet"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-        {
+        } else if is_input(name) {
             found.push(f);
         }
     }
     Ok(())
+}
+
+/// The size of an input as stored: a file's, or an object's.
+pub fn input_size(path: &Path) -> Result<u64> {
+    if super::object::is_url(path) {
+        return super::object::size(path);
+    }
+    Ok(std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len())
 }
 
 #[cfg(test)]

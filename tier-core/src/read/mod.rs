@@ -4,6 +4,7 @@
 
 mod input;
 pub mod json;
+pub mod object;
 pub(crate) mod scan;
 
 pub use input::*;

@@ -169,9 +169,7 @@ impl Loader {
             true => None,
             false if is_parquet(path) => Some(reader::sha256_file(path)?),
             false => {
-                let size = std::fs::metadata(path)
-                    .map_err(|e| Error::io(path, e))?
-                    .len();
+                let size = reader::input_size(path)?;
                 let source = path.display().to_string();
                 let again = !self.opts.force
                     && !self.opts.replace

@@ -12,6 +12,7 @@
 //! a re-run writes the same names.
 
 pub mod read;
+pub mod remote;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -56,6 +57,15 @@ const PART_ROWS: usize = 4 << 20;
 struct Manifest {
     renames: Vec<(String, String)>,
     line: LedgerLine,
+}
+
+/// The ledger's lines of the lake at `root`: a directory, or an `s3://` URL.
+pub fn ledger_of(root: &Path) -> Result<Vec<LedgerLine>> {
+    if crate::read::object::is_url(root) {
+        let url = crate::read::object::Url::parse(root)?;
+        return remote::RemoteLake::open(&url, LoadOptions::default())?.ledger();
+    }
+    Lake::open(root, LoadOptions::default())?.ledger()
 }
 
 /// A lake directory that files are loaded into.
@@ -282,7 +292,7 @@ impl Lake {
         let size = if stdin {
             None
         } else {
-            Some(fs::metadata(path).map_err(io(path))?.len())
+            Some(crate::read::input_size(path)?)
         };
         let source = path.display().to_string();
         let rerun = !self.opts.force

@@ -59,7 +59,15 @@ impl Part {
                     })?
             }
         };
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = if crate::read::object::is_url(path) {
+            // Parquet is read by seeking: an object is fetched into a temporary file first.
+            let mut f = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let mut object = crate::read::object::open(path)?;
+            std::io::copy(&mut object, &mut f).map_err(|e| Error::io(path, e))?;
+            f
+        } else {
+            File::open(path).map_err(|e| Error::io(path, e))?
+        };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| refuse(format!("not a Parquet file ({e})")))?;
         check_schema(&dataset, builder.schema())

@@ -1,0 +1,356 @@
+//! Object storage: `s3://bucket/key` URLs as inputs (streamed through the reader like files)
+//! and as the place of a lake, through the `object_store` crate.
+//!
+//! Credentials, region and endpoint come from the standard variables: `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (or `AWS_DEFAULT_REGION`),
+//! `AWS_ENDPOINT_URL` for an S3-compatible server, `AWS_ALLOW_HTTP=true` for a plain-HTTP one.
+//! Errors name the URL and what went wrong, never a key or a secret.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::runtime::Runtime;
+
+use crate::error::{Error, Result};
+
+/// Whether a path names an object (`s3://…`) rather than a local file.
+///
+/// ```
+/// use tier_core::read::object::is_url;
+/// assert!(is_url("s3://bucket/events/day1.json".as_ref()));
+/// assert!(!is_url("data/events.json".as_ref()));
+/// ```
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+/// An `s3://bucket/key` URL taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// The bucket.
+    pub bucket: String,
+    /// The key (or key prefix), without a leading `/`; may be empty.
+    pub key: String,
+}
+
+impl Url {
+    /// Parses an `s3://bucket/key` URL; anything else is a usage error.
+    ///
+    /// ```
+    /// use tier_core::read::object::Url;
+    /// let u = Url::parse("s3://lake/raw/2024/".as_ref()).unwrap();
+    /// assert_eq!((u.bucket.as_str(), u.key.as_str()), ("lake", "raw/2024"));
+    /// assert!(Url::parse("s3:///nobucket".as_ref()).is_err());
+    /// ```
+    pub fn parse(path: &Path) -> Result<Url> {
+        let text = path.to_str().unwrap_or("");
+        let bad = |why: &str| Error::Usage(format!("`{}` is not an s3:// URL: {why}", path.display()));
+        let rest = text
+            .strip_prefix("s3://")
+            .ok_or_else(|| bad("it must start with s3://"))?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c);
+        if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(valid) {
+            return Err(bad(
+                "the bucket name must be 3 to 63 lowercase letters, digits, dots or hyphens",
+            ));
+        }
+        let key = key.trim_matches('/');
+        if key.split('/').any(|s| s == "." || s == "..") || key.contains("//") {
+            return Err(bad("a key has no empty, `.` or `..` parts"));
+        }
+        Ok(Url {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// The URL of a key below this one.
+    pub fn join(&self, rel: &str) -> Url {
+        let key = match self.key.as_str() {
+            "" => rel.to_string(),
+            k => format!("{k}/{rel}"),
+        };
+        Url {
+            bucket: self.bucket.clone(),
+            key,
+        }
+    }
+
+    /// The URL as a path, as inputs are named.
+    pub fn to_path(&self) -> PathBuf {
+        PathBuf::from(self.to_string())
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// A bucket, with the runtime its requests run on (calls block the calling thread).
+pub struct Bucket {
+    store: Arc<AmazonS3>,
+    rt: Arc<Runtime>,
+    name: String,
+}
+
+impl Bucket {
+    /// The bucket of a URL, configured from the environment.
+    pub fn of(url: &Url) -> Result<Bucket> {
+        // The TLS of HTTPS endpoints uses the same provider as PostgreSQL connections.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+            builder = builder.with_region("us-east-1");
+        }
+        let store = builder.build().map_err(|e| failure(url, e))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io(url.to_path(), e))?;
+        Ok(Bucket {
+            store: Arc::new(store),
+            rt: Arc::new(rt),
+            name: url.bucket.clone(),
+        })
+    }
+
+    fn url(&self, key: &Key) -> Url {
+        Url {
+            bucket: self.name.clone(),
+            key: key.to_string(),
+        }
+    }
+
+    /// The size of an object, or `None` when there is none at that key.
+    pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        let k = Key::from(key);
+        match self.rt.block_on(self.store.head(&k)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failure(&self.url(&k), e)),
+        }
+    }
+
+    /// The keys under a prefix (as a folder: `prefix/…`), with their sizes, sorted.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let k = Key::from(prefix);
+        let mut out = Vec::new();
+        let mut stream = self.store.list((!prefix.is_empty()).then_some(&k));
+        while let Some(meta) = self.rt.block_on(stream.next()) {
+            let meta = meta.map_err(|e| failure(&self.url(&k), e))?;
+            out.push((meta.location.to_string(), meta.size));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// A reader of an object's bytes, streamed (memory stays flat however large it is).
+    pub fn reader(&self, key: &str) -> Result<ObjectReader> {
+        let k = Key::from(key);
+        let url = self.url(&k);
+        let got = self
+            .rt
+            .block_on(self.store.get(&k))
+            .map_err(|e| failure(&url, e))?;
+        Ok(ObjectReader {
+            stream: got.into_stream(),
+            rt: self.rt.clone(),
+            chunk: Bytes::new(),
+            url,
+        })
+    }
+
+    /// The whole of a small object, or `None` when there is none.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let k = Key::from(key);
+        let outcome = self.rt.block_on(async {
+            let got = self.store.get(&k).await?;
+            got.bytes().await
+        });
+        match outcome {
+            Ok(b) => Ok(Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failure(&self.url(&k), e)),
+        }
+    }
+
+    /// Writes a small object whole.
+    pub fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        let k = Key::from(key);
+        self.rt
+            .block_on(self.store.put(&k, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| failure(&self.url(&k), e))
+    }
+
+    /// Uploads a local file as an object, in parts of a few MiB (memory stays flat).
+    pub fn upload(&self, file: &Path, key: &str) -> Result<()> {
+        let k = Key::from(key);
+        let url = self.url(&k);
+        let mut f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+        self.rt.block_on(async {
+            let upload = self
+                .store
+                .put_multipart(&k)
+                .await
+                .map_err(|e| failure(&url, e))?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf).map_err(|e| Error::io(file, e))?;
+                if n == 0 {
+                    break;
+                }
+                w.wait_for_capacity(4).await.map_err(|e| failure(&url, e))?;
+                w.write(&buf[..n]);
+            }
+            w.finish().await.map_err(|e| failure(&url, e))?;
+            Ok(())
+        })
+    }
+}
+
+/// The bytes of one object, as a blocking reader.
+pub struct ObjectReader {
+    stream: BoxStream<'static, object_store::Result<Bytes>>,
+    rt: Arc<Runtime>,
+    chunk: Bytes,
+    url: Url,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rt.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(b)) => self.chunk = b,
+                Some(Err(e)) => {
+                    let msg = failure(&self.url, e).to_string();
+                    return Err(io::Error::other(msg));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Opens the object a URL names, for reading.
+pub fn open(path: &Path) -> Result<ObjectReader> {
+    let url = Url::parse(path)?;
+    Bucket::of(&url)?.reader(&url.key)
+}
+
+/// The size of the object a URL names.
+pub fn size(path: &Path) -> Result<u64> {
+    let url = Url::parse(path)?;
+    Bucket::of(&url)?
+        .size(&url.key)?
+        .ok_or_else(|| not_found(&url))
+}
+
+/// The objects a URL names: the object itself when there is one at its key, else every object
+/// under it (as a folder) that `wanted` keeps, by its key relative to the URL; sorted.
+pub fn expand(path: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let url = Url::parse(path)?;
+    let bucket = Bucket::of(&url)?;
+    if !url.key.is_empty() && !path.to_string_lossy().ends_with('/') && bucket.size(&url.key)?.is_some() {
+        return Ok(vec![url.to_path()]);
+    }
+    let listed = bucket.list(&url.key)?;
+    if listed.is_empty() {
+        return Err(Error::io(
+            path,
+            io::Error::new(io::ErrorKind::NotFound, "no such object, nor any under it"),
+        ));
+    }
+    let found: Vec<PathBuf> = listed
+        .into_iter()
+        .filter(|(key, _)| {
+            let rel = key.strip_prefix(&url.key).unwrap_or(key).trim_start_matches('/');
+            wanted(Path::new(rel))
+        })
+        .map(|(key, _)| {
+            Url {
+                bucket: url.bucket.clone(),
+                key,
+            }
+            .to_path()
+        })
+        .collect();
+    if found.is_empty() {
+        return Err(Error::NoInputs(path.to_path_buf()));
+    }
+    Ok(found)
+}
+
+fn not_found(url: &Url) -> Error {
+    Error::io(
+        url.to_path(),
+        io::Error::new(io::ErrorKind::NotFound, "no such object"),
+    )
+}
+
+/// One clear line for a failed request: what failed, by its kind, naming the URL; the store's
+/// own words only where they say more, with any secret taken out.
+fn failure(url: &Url, e: object_store::Error) -> Error {
+    let text = e.to_string();
+    let (kind, what) = match &e {
+        object_store::Error::NotFound { .. } => (io::ErrorKind::NotFound, "no such object".to_string()),
+        _ if text.contains("NoSuchBucket") => (
+            io::ErrorKind::NotFound,
+            format!("the bucket {} does not exist", url.bucket),
+        ),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => (
+            io::ErrorKind::PermissionDenied,
+            "access denied (check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".to_string(),
+        ),
+        _ if text.contains("AccessDenied")
+            || text.contains("InvalidAccessKeyId")
+            || text.contains("SignatureDoesNotMatch") =>
+        {
+            (
+                io::ErrorKind::PermissionDenied,
+                "access denied (check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".to_string(),
+            )
+        }
+        _ if text.contains("error sending request")
+            || text.contains("connect")
+            || text.contains("dns") =>
+        {
+            let endpoint = std::env::var("AWS_ENDPOINT_URL")
+                .or_else(|_| std::env::var("AWS_ENDPOINT"))
+                .unwrap_or_else(|_| "the S3 endpoint".into());
+            (
+                io::ErrorKind::ConnectionRefused,
+                format!("cannot reach {endpoint}"),
+            )
+        }
+        _ => (io::ErrorKind::Other, scrub(&text)),
+    };
+    Error::io(url.to_path(), io::Error::new(kind, what))
+}
+
+/// A text with the secret key and session token (when set) taken out.
+fn scrub(text: &str) -> String {
+    let mut out = text.to_string();
+    for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        if let Ok(secret) = std::env::var(var) {
+            if secret.len() >= 4 {
+                out = out.replace(&secret, "***");
+            }
+        }
+    }
+    out
+}
