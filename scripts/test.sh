@@ -6,6 +6,18 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 scripts/ensure-postgres.sh
+# Java for the Spark tests (pyspark runs Spark in local mode).
+if ! command -v java >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Java (Debian package default-jre-headless)…" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq default-jre-headless >/dev/null
+  else
+    echo "java is missing (the Spark tests need it): install default-jre-headless" >&2
+    exit 1
+  fi
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
@@ -27,7 +39,8 @@ cargo test --workspace 2>&1 | tee "$log"
 venv="$root/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
-"$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars
+# moto_server is the S3-compatible server of the object-storage tests; pyspark runs local[2].
+"$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars 'moto[server]' boto3 pyspark
 # One abi3 wheel, stripped: its tags and size are checked before it is installed.
 rm -rf target/wheels-test
 "$venv/bin/maturin" build --quiet -m tier-py/Cargo.toml --compatibility manylinux_2_34 -o target/wheels-test
@@ -38,7 +51,7 @@ case "$(basename "$wheel")" in *-cp39-abi3-manylinux_2_34_x86_64.whl) ;; *) echo
 [ "$size" -lt $((6 << 20)) ] || { echo "the wheel is larger than 6 MiB" >&2; exit 1; }
 "$venv/bin/pip" install -q --force-reinstall "$wheel"
 "$venv/bin/python" -m pytest -q tier-py/tests | tee -a "$log"
-"$venv/bin/python" -m mypy --strict tier-py/examples/usage.py
+"$venv/bin/python" -m mypy --strict tier-py/examples/usage.py tier-py/python/tier/spark.py
 "$venv/bin/python" -m mypy.stubtest tier._tier --allowlist tier-py/stubtest-allowlist.txt
 
 # One closing line over every runner: Rust (cargo test) and Python (pytest).

@@ -62,9 +62,22 @@ fn read_options(
 /// The files of `paths` (a path or a list; directories expanded), and whether one report is
 /// wanted (a single path to a file) rather than a list.
 fn expand(paths: Paths) -> Result<(Vec<PathBuf>, bool), Error> {
-    let single = matches!(&paths, Paths::One(p) if !p.is_dir());
+    let one = match &paths {
+        Paths::One(p) => Some(p.clone()),
+        Paths::Many(_) => None,
+    };
     let files = tier_core::read::expand_inputs(&paths.into_vec(), &[])?;
+    let single = one.is_some_and(|p| files == [p]);
     Ok((files, single))
+}
+
+/// The files `load` and `check` would read for `paths`: directories and `s3://` prefixes
+/// expanded, in order.
+#[pyfunction(name = "expand")]
+fn expand_paths(py: Python<'_>, paths: Paths) -> PyResult<Vec<std::ffi::OsString>> {
+    let outcome = py.detach(|| tier_core::read::expand_inputs(&paths.into_vec(), &[]));
+    let files = outcome.map_err(|e| raise(py, e))?;
+    Ok(files.into_iter().map(PathBuf::into_os_string).collect())
 }
 
 /// Loads files into PostgreSQL (the database chosen as the CLI chooses it), or into the lake at
@@ -204,7 +217,7 @@ fn source(
     datasets: Option<Paths>,
     batch_size: usize,
 ) -> PyResult<Source> {
-    if !path.exists() && path.as_os_str() != "-" {
+    if !path.exists() && path.as_os_str() != "-" && !tier_core::read::object::is_url(&path) {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
         return Err(raise(py, Error::io(&path, e)));
     }
@@ -296,6 +309,7 @@ fn _tier(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(schema, m)?)?;
     m.add_function(wrap_pyfunction!(infer, m)?)?;
+    m.add_function(wrap_pyfunction!(expand_paths, m)?)?;
     m.add_class::<Report>()?;
     m.add_class::<RowIterator>()?;
     Ok(())

@@ -6,7 +6,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -54,3 +54,93 @@ def generate(path: Path, dataset: str, records: int, seed: int, defects: float =
 @pytest.fixture
 def sample() -> Path:
     return ROOT / "data"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class S3:
+    """An S3-compatible server of its own on 127.0.0.1 (moto_server), and its credentials."""
+
+    KEY = "tier-test-key-id"
+    SECRET = "tier-test-secret-do-not-print"
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int) -> None:
+        self.proc = proc
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.env = {
+            "AWS_ACCESS_KEY_ID": self.KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET,
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.KEY,
+            aws_secret_access_key=self.SECRET, region_name="us-east-1",
+        )
+
+    def bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def put(self, url: str, path: Path) -> str:
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        self.client().upload_file(str(path), bucket, key)
+        return url
+
+    @staticmethod
+    def start(extra_env: dict[str, str] | None = None) -> "S3":
+        import shutil
+        import sys
+        import time
+        import urllib.request
+
+        exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+        port = free_port()
+        env = {**os.environ, **(extra_env or {})}
+        proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(port)], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.1)
+        return S3(proc, port)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3]:
+    pytest.importorskip("moto")
+    server = S3.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """The test S3 server, with the standard variables pointing at it for this test."""
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    return s3_server

@@ -557,7 +557,9 @@ pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>
                     && (patterns.is_empty()
                         || patterns.iter().any(|g| {
                             g.matches_path(rel)
-                                || rel.file_name().is_some_and(|n| g.matches_path(Path::new(n)))
+                                || rel
+                                    .file_name()
+                                    .is_some_and(|n| g.matches_path(Path::new(n)))
                         }))
             })?);
             continue;
@@ -629,7 +631,9 @@ pub fn input_size(path: &Path) -> Result<u64> {
     if super::object::is_url(path) {
         return super::object::size(path);
     }
-    Ok(std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len())
+    Ok(std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len())
 }
 
 #[cfg(test)]

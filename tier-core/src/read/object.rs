@@ -50,7 +50,8 @@ impl Url {
     /// ```
     pub fn parse(path: &Path) -> Result<Url> {
         let text = path.to_str().unwrap_or("");
-        let bad = |why: &str| Error::Usage(format!("`{}` is not an s3:// URL: {why}", path.display()));
+        let bad =
+            |why: &str| Error::Usage(format!("`{}` is not an s3:// URL: {why}", path.display()));
         let rest = text
             .strip_prefix("s3://")
             .ok_or_else(|| bad("it must start with s3://"))?;
@@ -108,7 +109,9 @@ impl Bucket {
         // The TLS of HTTPS endpoints uses the same provider as PostgreSQL connections.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
-        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
             builder = builder.with_region("us-east-1");
         }
         let store = builder.build().map_err(|e| failure(url, e))?;
@@ -265,7 +268,10 @@ pub fn size(path: &Path) -> Result<u64> {
 pub fn expand(path: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     let url = Url::parse(path)?;
     let bucket = Bucket::of(&url)?;
-    if !url.key.is_empty() && !path.to_string_lossy().ends_with('/') && bucket.size(&url.key)?.is_some() {
+    if !url.key.is_empty()
+        && !path.to_string_lossy().ends_with('/')
+        && bucket.size(&url.key)?.is_some()
+    {
         return Ok(vec![url.to_path()]);
     }
     let listed = bucket.list(&url.key)?;
@@ -278,7 +284,10 @@ pub fn expand(path: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf
     let found: Vec<PathBuf> = listed
         .into_iter()
         .filter(|(key, _)| {
-            let rel = key.strip_prefix(&url.key).unwrap_or(key).trim_start_matches('/');
+            let rel = key
+                .strip_prefix(&url.key)
+                .unwrap_or(key)
+                .trim_start_matches('/');
             wanted(Path::new(rel))
         })
         .map(|(key, _)| {
@@ -307,12 +316,15 @@ fn not_found(url: &Url) -> Error {
 fn failure(url: &Url, e: object_store::Error) -> Error {
     let text = e.to_string();
     let (kind, what) = match &e {
-        object_store::Error::NotFound { .. } => (io::ErrorKind::NotFound, "no such object".to_string()),
+        object_store::Error::NotFound { .. } => {
+            (io::ErrorKind::NotFound, "no such object".to_string())
+        }
         _ if text.contains("NoSuchBucket") => (
             io::ErrorKind::NotFound,
             format!("the bucket {} does not exist", url.bucket),
         ),
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => (
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => (
             io::ErrorKind::PermissionDenied,
             "access denied (check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)".to_string(),
         ),

@@ -10,6 +10,7 @@ __all__ = [
     "RowIterator",
     "__version__",
     "check",
+    "expand",
     "infer",
     "load",
     "read",
@@ -149,5 +150,8 @@ def read_rejects(
 ) -> RejectStream:
     """The rejects of a file as Arrow record batches: ``_record_index``, ``reason``, ``raw``."""
 def schema(dataset: Optional[str] = None, schema: str = "public", datasets: Optional[_Paths] = None) -> str: ...
+def expand(paths: _Paths) -> list[str]:
+    """The files ``load`` and ``check`` read for ``paths``, in order: directories and ``s3://``
+    prefixes expanded."""
 def infer(path: _Path, name: Optional[str] = None, sample: int = 10000) -> str:
     """Reads up to ``sample`` records of a file and proposes a dataset definition (TOML)."""
