@@ -32,15 +32,18 @@ TIER_HOME="$home" target/debug/tier -q db start >/dev/null
 TIER_TEST_DATABASE_URL=$(TIER_HOME="$home" target/debug/tier db url)
 export TIER_TEST_DATABASE_URL
 
-log=$(mktemp)
-cargo test --workspace 2>&1 | tee "$log"
-
-# Python: the module built with maturin and installed as a user would, then pytest.
+# The Python tools, first: the Rust tests use moto_server too.
 venv="$root/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
 # moto_server is the S3-compatible server of the object-storage tests; pyspark runs local[2].
 "$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars 'moto[server]' boto3 pyspark
+export TIER_TEST_MOTO_SERVER="$venv/bin/moto_server"
+
+log=$(mktemp)
+cargo test --workspace 2>&1 | tee "$log"
+
+# Python: the module built with maturin and installed as a user would, then pytest.
 # One abi3 wheel, stripped: its tags and size are checked before it is installed.
 rm -rf target/wheels-test
 "$venv/bin/maturin" build --quiet -m tier-py/Cargo.toml --compatibility manylinux_2_34 -o target/wheels-test
