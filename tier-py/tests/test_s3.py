@@ -158,3 +158,31 @@ def test_a_large_object_streams_in_flat_memory(tmp_path: Path, s3: S3) -> None:
     )
     peak_kib = int(out.stdout.strip())
     assert peak_kib * 1024 < size / 2, (peak_kib, size)
+
+
+def test_many_loaders_into_one_lake_on_a_bucket(tmp_path: Path, s3: S3) -> None:
+    b = bucket(s3)
+    lake = f"s3://{b}/lake"
+    files = [generate(tmp_path / f"d{i}.json", "track_events", 400, 30 + i) for i in range(8)]
+    # Four jobs in one process and two processes at once, over disjoint files.
+    procs = [
+        subprocess.Popen(
+            [str(TIER_BIN), "-q", "load", *map(str, files[4 + 2 * i : 6 + 2 * i]), "--lake", lake],
+            env={**os.environ, **s3.env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    reports = tier.load(files[:4], lake=lake, jobs=4)
+    assert [r.status for r in reports] == ["succeeded"] * 4
+    for p in procs:
+        assert p.wait() == 0, p.stderr.read() if p.stderr else ""
+    out = run(["loads", "--lake", lake, "--report", "json", "--limit", "100"], s3.env)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    lines = json.loads(out.stdout)
+    loads = lines if isinstance(lines, list) else lines["loads"]
+    assert sorted(l["source"] for l in loads) == sorted(str(f) for f in files)
+    assert len({l["load_id"] for l in loads}) == 8
+    # Every file loaded again: all skipped, from any process.
+    assert {r.status for r in tier.load(files, lake=lake, jobs=2)} == {"skipped"}

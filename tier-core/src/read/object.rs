@@ -14,7 +14,9 @@ use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
@@ -193,6 +195,62 @@ impl Bucket {
             .block_on(self.store.put(&k, PutPayload::from(bytes)))
             .map(|_| ())
             .map_err(|e| failure(&self.url(&k), e))
+    }
+
+    /// Replaces a small object by `change` of its bytes (`None` when there is none yet), only
+    /// if no other writer replaced it in between: a conditional put (`If-Match`, or
+    /// `If-None-Match` to create), read and tried again when another writer won the race. Many
+    /// processes can update one object this way and no update is lost.
+    pub fn update(
+        &self,
+        key: &str,
+        mut change: impl FnMut(Option<&[u8]>) -> Result<Vec<u8>>,
+    ) -> Result<()> {
+        let k = Key::from(key);
+        let url = self.url(&k);
+        for attempt in 0u64..200 {
+            let current = self
+                .rt
+                .block_on(async {
+                    match self.store.get(&k).await {
+                        Ok(got) => {
+                            let version = UpdateVersion {
+                                e_tag: got.meta.e_tag.clone(),
+                                version: got.meta.version.clone(),
+                            };
+                            Ok(Some((got.bytes().await?, version)))
+                        }
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .map_err(|e| failure(&url, e))?;
+            let (bytes, mode) = match current {
+                Some((bytes, version)) => (change(Some(&bytes))?, PutMode::Update(version)),
+                None => (change(None)?, PutMode::Create),
+            };
+            let put = self.store.put_opts(
+                &k,
+                PutPayload::from(bytes),
+                PutOptions::from(mode),
+            );
+            match self.rt.block_on(put) {
+                Ok(_) => return Ok(()),
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) => {
+                    // Another writer won: read its version and apply the change to it.
+                    let pause = 5 + (attempt * 7 + u64::from(std::process::id())) % 40;
+                    std::thread::sleep(std::time::Duration::from_millis(pause));
+                }
+                Err(e) => return Err(failure(&url, e)),
+            }
+        }
+        Err(Error::io(
+            url.to_path(),
+            io::Error::other("too many writers at once: gave up after 200 tries"),
+        ))
     }
 
     /// Uploads a local file as an object, in parts of a few MiB (memory stays flat).

@@ -4,9 +4,12 @@
 //! parts are then uploaded under their final names (each object appears whole or not at all)
 //! and its ledger lines appended to the bucket's `_tier/loads.jsonl`. A load stopped between
 //! the two leaves parts without a ledger line; its re-run writes the same names again.
+//!
+//! Many processes can load into one bucket's lake at once: load ids are handed out by
+//! `_tier/next_load_id` and ledger lines appended, both by conditional writes that lose no
+//! update (see [`Bucket::update`]).
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use super::Lake;
 use crate::error::Result;
@@ -18,8 +21,8 @@ use crate::sink::postgres::LoadOptions;
 /// The ledger's key below the lake's prefix.
 const LEDGER: &str = "_tier/loads.jsonl";
 
-/// Appends to a bucket's ledger one writer of this process at a time.
-static LEDGER_WRITES: Mutex<()> = Mutex::new(());
+/// The next load id's key below the lake's prefix.
+const NEXT_LOAD_ID: &str = "_tier/next_load_id";
 
 /// A lake at an `s3://` URL that files are loaded into.
 pub struct RemoteLake {
@@ -60,7 +63,23 @@ impl RemoteLake {
     pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
         let local = self.local()?;
         let mut lake = Lake::open(local.path(), self.opts.clone())?;
-        let before = lake.ledger()?.len();
+        let ledger = lake.ledger()?;
+        let before = ledger.len();
+        // This load's id, reserved in the bucket so no other process hands it out, and given
+        // to the local lake (which takes the larger of it and its ledger's next).
+        let after_ledger = ledger.iter().map(|l| l.load_id + 1).max().unwrap_or(1);
+        let mut id = after_ledger;
+        self.bucket
+            .update(&self.url.join(NEXT_LOAD_ID).key, |current| {
+                let stored = current
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .unwrap_or(1);
+                id = stored.max(after_ledger);
+                Ok(format!("{}\n", id + 1).into_bytes())
+            })?;
+        let next = local.path().join(NEXT_LOAD_ID);
+        std::fs::write(&next, format!("{id}\n")).map_err(|e| crate::Error::io(&next, e))?;
         let outcome = lake.load_file(path, observer);
         if let Ok(report) = &outcome {
             if report.status == Status::Succeeded {
@@ -72,19 +91,22 @@ impl RemoteLake {
         }
         let new: Vec<_> = lake.ledger()?.into_iter().skip(before).collect();
         if !new.is_empty() {
-            let _one = LEDGER_WRITES.lock().unwrap_or_else(|p| p.into_inner());
-            let key = self.url.join(LEDGER).key;
-            let mut text = self.bucket.get(&key)?.unwrap_or_default();
-            if !text.is_empty() && !text.ends_with(b"\n") {
-                text.push(b'\n');
-            }
+            let mut lines = Vec::new();
             for line in &new {
                 let json = serde_json::to_string(line)
                     .map_err(|e| crate::Error::io(path, std::io::Error::other(e)))?;
-                text.extend_from_slice(json.as_bytes());
-                text.push(b'\n');
+                lines.extend_from_slice(json.as_bytes());
+                lines.push(b'\n');
             }
-            self.bucket.put(&key, text)?;
+            self.bucket
+                .update(&self.url.join(LEDGER).key, |current| {
+                    let mut text = current.unwrap_or_default().to_vec();
+                    if !text.is_empty() && !text.ends_with(b"\n") {
+                        text.push(b'\n');
+                    }
+                    text.extend_from_slice(&lines);
+                    Ok(text)
+                })?;
         }
         outcome
     }
