@@ -229,11 +229,9 @@ impl Bucket {
                 Some((bytes, version)) => (change(Some(&bytes))?, PutMode::Update(version)),
                 None => (change(None)?, PutMode::Create),
             };
-            let put = self.store.put_opts(
-                &k,
-                PutPayload::from(bytes),
-                PutOptions::from(mode),
-            );
+            let put = self
+                .store
+                .put_opts(&k, PutPayload::from(bytes), PutOptions::from(mode));
             match self.rt.block_on(put) {
                 Ok(_) => return Ok(()),
                 Err(

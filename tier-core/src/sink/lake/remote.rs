@@ -98,15 +98,14 @@ impl RemoteLake {
                 lines.extend_from_slice(json.as_bytes());
                 lines.push(b'\n');
             }
-            self.bucket
-                .update(&self.url.join(LEDGER).key, |current| {
-                    let mut text = current.unwrap_or_default().to_vec();
-                    if !text.is_empty() && !text.ends_with(b"\n") {
-                        text.push(b'\n');
-                    }
-                    text.extend_from_slice(&lines);
-                    Ok(text)
-                })?;
+            self.bucket.update(&self.url.join(LEDGER).key, |current| {
+                let mut text = current.unwrap_or_default().to_vec();
+                if !text.is_empty() && !text.ends_with(b"\n") {
+                    text.push(b'\n');
+                }
+                text.extend_from_slice(&lines);
+                Ok(text)
+            })?;
         }
         outcome
     }
