@@ -164,11 +164,20 @@ pub fn full_ddl(datasets: &[Dataset], schema: &str) -> String {
 
 /// The columns of a dataset's unique key: its natural key, else a required time column (the
 /// `partition_by` column, or the first required `timestamptz` or `date`) and the hash of all
-/// columns (rows equal in all columns are duplicates; leading with the time keeps index
-/// insertions nearly in order, since exports are in time order).
+/// columns (rows equal in all columns are duplicates). The index leads with time — a natural
+/// key's time columns come first — so insertions land nearly in order (exports are in time
+/// order) and its sort compares integers before text.
 pub fn unique_key(dataset: &Dataset) -> Vec<&str> {
+    let is_time = |name: &str| {
+        dataset
+            .columns
+            .iter()
+            .any(|c| c.name == name && matches!(c.ty, ColumnType::Timestamptz | ColumnType::Date))
+    };
     if let Some(key) = &dataset.key {
-        return key.iter().map(String::as_str).collect();
+        let mut key: Vec<&str> = key.iter().map(String::as_str).collect();
+        key.sort_by_key(|k| !is_time(k));
+        return key;
     }
     let time = |c: &&crate::schema::Column| {
         c.required && matches!(c.ty, ColumnType::Timestamptz | ColumnType::Date)

@@ -518,6 +518,9 @@ fn plan(
             Ok(()) => {
                 sp.batch_execute("SET LOCAL lock_timeout TO DEFAULT")?;
                 if !sp.query_one(&exists, &[])?.get::<_, bool>(0) {
+                    // Emptied in this transaction, the table takes the rows frozen (and,
+                    // on a server with `wal_level = minimal`, without writing them to WAL).
+                    sp.batch_execute(&format!("TRUNCATE {table}"))?;
                     sp.commit()?;
                     route = Route::Bulk;
                 }
@@ -557,7 +560,7 @@ fn stage(
             load_id: plan.load_id,
             into,
             strip_raw: route != Route::Staged,
-            filter: route == Route::Bulk,
+            bulk: route == Route::Bulk,
             workers: opts.read.workers,
             path: Path::new(&report.path),
         };
@@ -604,7 +607,7 @@ fn restage(
         load_id: plan.load_id,
         into: "tier_stage",
         strip_raw: false,
-        filter: false,
+        bulk: false,
         workers: opts.read.workers,
         path: Path::new(&report.path),
     };
@@ -630,9 +633,10 @@ struct Copy<'a> {
     into: &'a str,
     /// Whether to leave out a keyed row's `_raw` (only the staging table has it).
     strip_raw: bool,
-    /// Whether to drop a keyed dataset's duplicates within the file and reject its conflicting
-    /// ones (into an empty table, the file's first occurrence of a key is the first of all).
-    filter: bool,
+    /// The bulk route's copy, into a table emptied in this transaction: a keyed dataset's
+    /// duplicates within the file are dropped and its conflicting ones rejected (the file's
+    /// first occurrence of a key is the first of all), and the rows go in frozen.
+    bulk: bool,
     workers: usize,
     path: &'a Path,
 }
@@ -654,12 +658,16 @@ impl Copy<'_> {
         let dataset = self.dataset;
         let keyed = dataset.key.is_some();
         let mut totals = Processed::default();
-        let mut filter = (keyed && self.filter).then(|| FirstSeen::new(dataset));
+        let mut filter = (keyed && self.bulk).then(|| FirstSeen::new(dataset));
         let strip = (keyed && self.strip_raw).then_some(dataset.columns.len());
         let (mut rows, mut conflicts) = (0u64, 0u64);
         let ncols = dataset.columns.len();
         let conflict = RejectReason::ConflictingDuplicate.to_string();
-        let mut writer = tx.copy_in(&format!("COPY {} FROM STDIN (FORMAT binary)", self.into))?;
+        let freeze = if self.bulk { ", FREEZE" } else { "" };
+        let mut writer = tx.copy_in(&format!(
+            "COPY {} FROM STDIN (FORMAT binary{freeze})",
+            self.into
+        ))?;
         let mut failed: Option<Error> = None;
         let mut write = |bytes: &[u8]| -> Result<()> {
             if failed.is_none() {
