@@ -135,3 +135,37 @@ fn a_foreign_socket_directory_is_refused() {
     std::fs::remove_dir(&sock).unwrap();
     let _ = run_in(&home, &["db", "stop"]);
 }
+
+/// As root, a home the server account cannot enter yet keeps its cluster under
+/// `/var/lib/tier`. When the home is deleted and made again at the same path (a checkout cloned
+/// again), the next start finds that cluster and links it, so later commands use the same one.
+#[test]
+fn a_home_made_again_finds_its_cluster() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the cluster lives in the home; nothing to check");
+        return;
+    }
+    let parent = home_dir("tier-again");
+    let home = parent.path().join("h");
+    let data = tier_core::db::embedded::Cluster::at(&home)
+        .unwrap()
+        .data_dir()
+        .to_path_buf();
+    assert!(data.starts_with("/var/lib/tier"), "{}", data.display());
+    let first = run_in(&home, &["db", "start"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(run_in(&home, &["db", "stop"]).code, 0);
+    std::fs::remove_dir_all(&home).unwrap();
+    for args in [&["db", "start"][..], &["db", "status"], &["db", "url"]] {
+        let run = run_in(&home, args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    }
+    assert_eq!(
+        std::fs::read_link(home.join("pgdata")).unwrap(),
+        data,
+        "the home links the cluster it had"
+    );
+    assert_eq!(run_in(&home, &["db", "stop"]).code, 0);
+    std::fs::remove_dir_all(&data).unwrap();
+}

@@ -216,6 +216,7 @@ impl Cluster {
         if self.state() == State::Running {
             return Ok(());
         }
+        self.link_outside()?;
         if !self.data.join("PG_VERSION").exists() {
             self.init()?;
         }
@@ -291,15 +292,23 @@ impl Cluster {
         Ok(())
     }
 
-    fn init(&self) -> Result<()> {
-        if self.data.starts_with(OUTSIDE) {
-            std::fs::create_dir_all(OUTSIDE).map_err(|e| Error::io(OUTSIDE, e))?;
-            let link = self.home.join("pgdata");
-            std::fs::create_dir_all(&self.home).map_err(|e| Error::io(&self.home, e))?;
-            if std::fs::read_link(&link).is_err() {
-                std::os::unix::fs::symlink(&self.data, &link).map_err(|e| Error::io(&link, e))?;
-            }
+    /// A cluster under /var/lib/tier gets its `pgdata` link in the home, also when the cluster
+    /// is older than the home (a checkout cloned again at the same path): without the link, the
+    /// next command, finding the home now exists, would look for the cluster inside it.
+    fn link_outside(&self) -> Result<()> {
+        if !self.data.starts_with(OUTSIDE) {
+            return Ok(());
         }
+        std::fs::create_dir_all(OUTSIDE).map_err(|e| Error::io(OUTSIDE, e))?;
+        let link = self.home.join("pgdata");
+        std::fs::create_dir_all(&self.home).map_err(|e| Error::io(&self.home, e))?;
+        if std::fs::read_link(&link).is_err() {
+            std::os::unix::fs::symlink(&self.data, &link).map_err(|e| Error::io(&link, e))?;
+        }
+        Ok(())
+    }
+
+    fn init(&self) -> Result<()> {
         std::fs::create_dir_all(&self.data).map_err(|e| Error::io(&self.data, e))?;
         set_mode(&self.data, 0o700)?;
         if running_as_root() {
