@@ -197,6 +197,49 @@ fn duplicates_across_files_are_skipped_and_weather_conflicts_rejected() {
 }
 
 #[test]
+fn mostly_conflicting_records_are_not_taken_for_another_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = |city: &str, t: f64| {
+        format!(
+            r#"{{"weather_data.city":"{city}","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_temperature":{t}}}"#
+        )
+    };
+    let a = dir.path().join("a_weather.json");
+    let b = dir.path().join("b_weather.json");
+    std::fs::write(&a, format!("{}\n{}\n", rec("Oslo", 1.0), rec("Rome", 2.0))).unwrap();
+    std::fs::write(&b, format!("{}\n{}\n", rec("Oslo", 3.0), rec("Rome", 4.0))).unwrap();
+    let db = TestDb::new();
+    assert_eq!(db.load(&[s(&a)]).code, 0);
+    let run = db.load(&[s(&b), "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.json()["files"][0]["reject_reasons"]["conflicting_duplicate"],
+        2
+    );
+    assert!(
+        run.stderr
+            .contains("2 of 2 records have a key that a row or record of other values holds"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("is it really"), "{}", run.stderr);
+    // Records rejected for their values are.
+    let invalid = dir.path().join("c_weather.json");
+    std::fs::write(
+        &invalid,
+        r#"{"weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_temperature":5}"#,
+    )
+    .unwrap();
+    let run = tier(&["check", s(&invalid)]);
+    assert!(
+        run.stderr
+            .contains("1 of 1 records rejected; is it really a weather export?"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn quality_gate_rolls_back_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let file = generate(dir.path(), "weather.json", "weather", 400, 4, 0.2);

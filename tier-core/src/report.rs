@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schema::validate::RejectReason;
+
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,16 +112,35 @@ impl FileReport {
         }
     }
 
-    /// Logs a warning when most of the file's records were rejected: the file is likely of
-    /// another dataset than the one it was read as.
+    /// Logs a warning when most of the file's records were rejected for their shape or values:
+    /// the file is likely of another dataset than the one it was read as. Conflicting
+    /// duplicates (records of the dataset whose key a row of other values holds) are not a sign
+    /// of that and get a warning of their own.
     pub fn warn_if_mostly_rejected(&self) {
-        if self.records > 0 && self.rejected * 2 > self.records {
+        let conflicting = self
+            .reject_reasons
+            .get(&RejectReason::ConflictingDuplicate.to_string())
+            .copied()
+            .unwrap_or(0);
+        let invalid = self.rejected.saturating_sub(conflicting);
+        if self.records == 0 {
+            return;
+        }
+        if invalid * 2 > self.records {
             log::warn!(
                 "{}: {} of {} records rejected; is it really a {} export?",
                 self.path,
-                self.rejected,
+                invalid,
                 self.records,
                 self.dataset
+            );
+        } else if conflicting * 2 > self.records {
+            log::warn!(
+                "{}: {} of {} records have a key that a row or record of other values holds \
+                 (conflicting_duplicate)",
+                self.path,
+                conflicting,
+                self.records
             );
         }
     }
