@@ -240,6 +240,48 @@ fn mostly_conflicting_records_are_not_taken_for_another_dataset() {
 }
 
 #[test]
+fn a_partitioned_table_made_beforehand_is_loaded_empty_and_populated() {
+    // tier's own DDL for weather, its table partitioned by time.
+    let ddl = tier(&["schema", "weather"]).stdout;
+    let start = ddl
+        .find(r#"CREATE TABLE IF NOT EXISTS "public"."weather" ("#)
+        .unwrap();
+    let end = start + ddl[start..].find("\n);").unwrap();
+    let ddl = format!(
+        "{}\n) PARTITION BY RANGE (date_time);\n\
+         CREATE TABLE weather_2019 PARTITION OF weather FOR VALUES FROM ('2019-01-01') TO ('2020-01-01');\n\
+         CREATE TABLE weather_other PARTITION OF weather DEFAULT;{}",
+        &ddl[..end],
+        &ddl[end + 3..]
+    );
+    let db = TestDb::new();
+    db.client().batch_execute(&ddl).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = generate(dir.path(), "a_weather.json", "weather", 500, 1, 0.05);
+    let b = generate(dir.path(), "b_weather.json", "weather", 500, 2, 0.05);
+    // The first load finds the table empty (the bulk route), the second populated.
+    let mut loaded = 0;
+    for file in [&a, &b] {
+        let run = db.load(&[s(file), "--report", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let f = &run.json()["files"][0];
+        assert_eq!(f["status"], "succeeded", "{f}");
+        loaded += f["loaded"].as_i64().unwrap();
+    }
+    assert!(loaded > 0);
+    assert_eq!(db.count("SELECT * FROM weather"), loaded);
+    assert_eq!(db.count("SELECT * FROM weather_2019"), loaded);
+    assert_eq!(
+        db.count("SELECT DISTINCT city, date_time FROM weather"),
+        loaded
+    );
+    assert_eq!(
+        db.count("SELECT * FROM pg_index WHERE indrelid = 'weather'::regclass AND indisunique"),
+        1
+    );
+}
+
+#[test]
 fn quality_gate_rolls_back_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let file = generate(dir.path(), "weather.json", "weather", 400, 4, 0.2);

@@ -409,6 +409,9 @@ enum Route {
 struct Plan {
     route: Route,
     load_id: i64,
+    /// Whether the bulk route's rows go in frozen (`COPY … FREEZE`): only into a plain table
+    /// of PostgreSQL's own (not a partitioned, foreign or Citus-distributed one).
+    freeze: bool,
 }
 
 /// What the stage phase copied.
@@ -503,6 +506,7 @@ fn plan(
     // would wait for them, so the load takes the merge route instead. Rows committed between
     // the two looks are seen by the second.
     let exists = format!("SELECT EXISTS (SELECT 1 FROM {table})");
+    let mut freeze = false;
     let mut route = if rereadable {
         Route::Direct
     } else {
@@ -523,14 +527,30 @@ fn plan(
                     sp.batch_execute(&format!("TRUNCATE {table}"))?;
                     sp.commit()?;
                     route = Route::Bulk;
+                    freeze = takes_frozen_rows(tx, table)?;
                 }
             }
             Err(e) if is_lock_wait(&e) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    log::debug!("{}: {route:?} route", report.path);
-    Ok(Some(Plan { route, load_id }))
+    log::debug!("{}: {route:?} route (frozen: {freeze})", report.path);
+    Ok(Some(Plan {
+        route,
+        load_id,
+        freeze,
+    }))
+}
+
+/// Whether `COPY … FREEZE` may be asked of the table: PostgreSQL refuses it for a partitioned
+/// (or foreign) table, and a Citus-distributed table's rows live in its shards.
+fn takes_frozen_rows(tx: &mut Transaction<'_>, table: &str) -> Result<bool> {
+    let row = tx.query_one(
+        "SELECT c.relkind = 'r' AND to_regclass('pg_catalog.pg_dist_partition') IS NULL \
+         FROM pg_class c WHERE c.oid = $1::text::regclass",
+        &[&table],
+    )?;
+    Ok(row.get(0))
 }
 
 /// Stage: reads, validates and copies the rows (into the table on the bulk and direct routes,
@@ -561,6 +581,7 @@ fn stage(
             into,
             strip_raw: route != Route::Staged,
             bulk: route == Route::Bulk,
+            freeze: route == Route::Bulk && plan.freeze,
             workers: opts.read.workers,
             path: Path::new(&report.path),
         };
@@ -608,6 +629,7 @@ fn restage(
         into: "tier_stage",
         strip_raw: false,
         bulk: false,
+        freeze: false,
         workers: opts.read.workers,
         path: Path::new(&report.path),
     };
@@ -635,8 +657,10 @@ struct Copy<'a> {
     strip_raw: bool,
     /// The bulk route's copy, into a table emptied in this transaction: a keyed dataset's
     /// duplicates within the file are dropped and its conflicting ones rejected (the file's
-    /// first occurrence of a key is the first of all), and the rows go in frozen.
+    /// first occurrence of a key is the first of all).
     bulk: bool,
+    /// Rows go in frozen (`COPY … FREEZE`; the plan says where the table takes them).
+    freeze: bool,
     workers: usize,
     path: &'a Path,
 }
@@ -663,7 +687,7 @@ impl Copy<'_> {
         let (mut rows, mut conflicts) = (0u64, 0u64);
         let ncols = dataset.columns.len();
         let conflict = RejectReason::ConflictingDuplicate.to_string();
-        let freeze = if self.bulk { ", FREEZE" } else { "" };
+        let freeze = if self.freeze { ", FREEZE" } else { "" };
         let mut writer = tx.copy_in(&format!(
             "COPY {} FROM STDIN (FORMAT binary{freeze})",
             self.into
