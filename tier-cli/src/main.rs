@@ -400,7 +400,12 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
     let report = Report::new(reports);
     print_report(&report, args.common.report);
     let mut gate = false;
-    for f in report.files.iter().filter(|f| f.status == Status::Failed) {
+    // Failed without an error of its own: stopped by the quality gate.
+    for f in report
+        .files
+        .iter()
+        .filter(|f| f.status == Status::Failed && f.error.is_none())
+    {
         let e = Error::QualityGate {
             path: PathBuf::from(&f.path),
             records: f.records,

@@ -47,6 +47,7 @@ fn assert_failed(child: Child, file: &std::path::Path, why: &str) -> serde_json:
     let out: Run = child.wait_with_output().unwrap().into();
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains(s(file)), "{}", out.stderr);
+    assert!(!out.stderr.contains("allowed ratio"), "{}", out.stderr);
     let f = out.json()["files"][0].clone();
     assert_eq!(f["status"], "failed", "{f}");
     let error = f["error"].as_str().unwrap_or_default().to_lowercase();

@@ -282,6 +282,52 @@ fn a_partitioned_table_made_beforehand_is_loaded_empty_and_populated() {
 }
 
 #[test]
+fn a_role_that_does_not_own_the_tables_loads_into_them_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    exports(dir.path(), 1000, 300, 4, 0.05);
+    let db = TestDb::new();
+    // The tables made (and owned) by the server's superuser, then emptied.
+    assert_eq!(db.load(&[s(dir.path())]).code, 0);
+    let role = format!("loader_{}", std::process::id());
+    db.client()
+        .batch_execute(&format!(
+            "TRUNCATE track_events, track_events_rejects, weather, weather_rejects, tier_loads;
+             DROP ROLE IF EXISTS {role}; CREATE ROLE {role} NOLOGIN;
+             GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"
+        ))
+        .unwrap();
+    // Connected as that role: it may insert, not drop the tables' indexes.
+    let url = format!("{} options='-c role={role}'", db.url);
+    let run = tier(&[
+        "load",
+        "--database-url",
+        &url,
+        "--progress",
+        "never",
+        "--report",
+        "json",
+        s(dir.path()),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for f in run.json()["files"].as_array().unwrap() {
+        assert_eq!(f["status"], "succeeded", "{f}");
+        let table = f["dataset"].as_str().unwrap();
+        assert_eq!(
+            db.count(&format!("SELECT * FROM {table}")),
+            f["loaded"].as_i64().unwrap()
+        );
+    }
+    assert_eq!(
+        db.count("SELECT * FROM pg_indexes WHERE indexname IN ('track_events_key', 'weather_key')"),
+        2
+    );
+    db.client()
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+}
+
+#[test]
 fn quality_gate_rolls_back_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let file = generate(dir.path(), "weather.json", "weather", 400, 4, 0.2);

@@ -512,7 +512,15 @@ fn plan(
     } else {
         Route::Staged
     };
-    if table_held && !tx.query_one(&exists, &[])?.get::<_, bool>(0) {
+    // Only the table's owner may drop its index: another role (a loader granted INSERT) takes
+    // the direct route into an empty table too.
+    let (owner, plain) = if table_held {
+        let row = tx.query_one(OWNED_AND_PLAIN, &[&table])?;
+        (row.get(0), row.get(1))
+    } else {
+        (false, false)
+    };
+    if table_held && owner && !tx.query_one(&exists, &[])?.get::<_, bool>(0) {
         let mut sp = tx.transaction()?;
         sp.batch_execute("SET LOCAL lock_timeout = '200ms'")?;
         match sp.batch_execute(&format!(
@@ -527,7 +535,7 @@ fn plan(
                     sp.batch_execute(&format!("TRUNCATE {table}"))?;
                     sp.commit()?;
                     route = Route::Bulk;
-                    freeze = takes_frozen_rows(tx, table)?;
+                    freeze = plain;
                 }
             }
             Err(e) if is_lock_wait(&e) => {}
@@ -542,16 +550,12 @@ fn plan(
     }))
 }
 
-/// Whether `COPY … FREEZE` may be asked of the table: PostgreSQL refuses it for a partitioned
-/// (or foreign) table, and a Citus-distributed table's rows live in its shards.
-fn takes_frozen_rows(tx: &mut Transaction<'_>, table: &str) -> Result<bool> {
-    let row = tx.query_one(
-        "SELECT c.relkind = 'r' AND to_regclass('pg_catalog.pg_dist_partition') IS NULL \
-         FROM pg_class c WHERE c.oid = $1::text::regclass",
-        &[&table],
-    )?;
-    Ok(row.get(0))
-}
+/// Of a table (`$1`): whether this role owns it (directly or by membership), and whether
+/// `COPY … FREEZE` may be asked of it — PostgreSQL refuses it for a partitioned (or foreign)
+/// table, and a Citus-distributed table's rows live in its shards.
+const OWNED_AND_PLAIN: &str = "SELECT pg_has_role(c.relowner, 'USAGE'), \
+     c.relkind = 'r' AND to_regclass('pg_catalog.pg_dist_partition') IS NULL \
+     FROM pg_class c WHERE c.oid = $1::text::regclass";
 
 /// Stage: reads, validates and copies the rows (into the table on the bulk and direct routes,
 /// into the staging table otherwise) and spools the rejects into the rejects table. A direct
