@@ -328,6 +328,33 @@ fn a_role_that_does_not_own_the_tables_loads_into_them_empty() {
 }
 
 #[test]
+fn an_empty_table_whose_key_a_foreign_key_references_is_loaded() {
+    let db = TestDb::new();
+    let mut c = db.client();
+    c.batch_execute(&tier(&["schema", "weather"]).stdout)
+        .unwrap();
+    // The unique index cannot be dropped for a bulk load: the load goes direct.
+    c.batch_execute(
+        "CREATE TABLE notes (city text, date_time timestamptz, note text,
+           FOREIGN KEY (date_time, city) REFERENCES weather (date_time, city))",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(dir.path(), "weather.json", "weather", 400, 5, 0.05);
+    let run = db.load(&[s(&file), "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let f = &run.json()["files"][0];
+    assert_eq!(f["status"], "succeeded", "{f}");
+    let loaded = f["loaded"].as_i64().unwrap();
+    assert!(loaded > 0);
+    assert_eq!(db.count("SELECT * FROM weather"), loaded);
+    c.batch_execute(
+        "INSERT INTO notes SELECT city, date_time, 'checked' FROM weather ORDER BY date_time LIMIT 1",
+    )
+    .unwrap();
+}
+
+#[test]
 fn quality_gate_rolls_back_and_exits_3() {
     let dir = tempfile::tempdir().unwrap();
     let file = generate(dir.path(), "weather.json", "weather", 400, 4, 0.2);

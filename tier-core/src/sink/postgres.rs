@@ -521,25 +521,32 @@ fn plan(
         (false, false)
     };
     if table_held && owner && !tx.query_one(&exists, &[])?.get::<_, bool>(0) {
+        // In a savepoint: where the table cannot be taken this way — a load writing into it
+        // (the lock wait times out), a foreign key that needs its unique index, a table that
+        // gained a row meanwhile — the savepoint is rolled back and the load goes direct.
         let mut sp = tx.transaction()?;
-        sp.batch_execute("SET LOCAL lock_timeout = '200ms'")?;
-        match sp.batch_execute(&format!(
-            "DROP INDEX IF EXISTS {}",
-            qualified(&opts.schema, &ddl::key_index(dataset))
-        )) {
-            Ok(()) => {
-                sp.batch_execute("SET LOCAL lock_timeout TO DEFAULT")?;
-                if !sp.query_one(&exists, &[])?.get::<_, bool>(0) {
-                    // Emptied in this transaction, the table takes the rows frozen (and,
-                    // on a server with `wal_level = minimal`, without writing them to WAL).
-                    sp.batch_execute(&format!("TRUNCATE {table}"))?;
-                    sp.commit()?;
-                    route = Route::Bulk;
-                    freeze = plain;
-                }
+        let index = qualified(&opts.schema, &ddl::key_index(dataset));
+        let emptied = (|| {
+            sp.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '200ms'; DROP INDEX IF EXISTS {index}; \
+                 SET LOCAL lock_timeout TO DEFAULT"
+            ))?;
+            if sp.query_one(&exists, &[])?.get::<_, bool>(0) {
+                return Ok(false);
             }
-            Err(e) if is_lock_wait(&e) => {}
-            Err(e) => return Err(e.into()),
+            // Emptied in this transaction, the table takes the rows frozen (and, on a server
+            // with `wal_level = minimal`, without writing them to WAL).
+            sp.batch_execute(&format!("TRUNCATE {table}"))?;
+            Ok::<_, postgres::Error>(true)
+        })();
+        match emptied {
+            Ok(true) => {
+                sp.commit()?;
+                route = Route::Bulk;
+                freeze = plain;
+            }
+            Ok(false) => {}
+            Err(e) => log::debug!("{}: not the bulk route: {}", report.path, Error::from(e)),
         }
     }
     log::debug!("{}: {route:?} route (frozen: {freeze})", report.path);
