@@ -117,15 +117,15 @@ impl FileReport {
     /// duplicates (records of the dataset whose key a row of other values holds) are not a sign
     /// of that and get a warning of their own.
     pub fn warn_if_mostly_rejected(&self) {
+        if self.records == 0 {
+            return;
+        }
         let conflicting = self
             .reject_reasons
             .get(&RejectReason::ConflictingDuplicate.to_string())
             .copied()
             .unwrap_or(0);
         let invalid = self.rejected.saturating_sub(conflicting);
-        if self.records == 0 {
-            return;
-        }
         if invalid * 2 > self.records {
             log::warn!(
                 "{}: {} of {} records rejected; is it really a {} export?",

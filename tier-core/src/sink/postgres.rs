@@ -514,39 +514,38 @@ fn plan(
     };
     // Only the table's owner may drop its index: another role (a loader granted INSERT) takes
     // the direct route into an empty table too.
-    let (owner, plain) = if table_held {
+    if table_held {
         let row = tx.query_one(OWNED_AND_PLAIN, &[&table])?;
-        (row.get(0), row.get(1))
-    } else {
-        (false, false)
-    };
-    if table_held && owner && !tx.query_one(&exists, &[])?.get::<_, bool>(0) {
-        // In a savepoint: where the table cannot be taken this way — a load writing into it
-        // (the lock wait times out), a foreign key that needs its unique index, a table that
-        // gained a row meanwhile — the savepoint is rolled back and the load goes direct.
-        let mut sp = tx.transaction()?;
-        let index = qualified(&opts.schema, &ddl::key_index(dataset));
-        let emptied = (|| {
-            sp.batch_execute(&format!(
-                "SET LOCAL lock_timeout = '200ms'; DROP INDEX IF EXISTS {index}; \
-                 SET LOCAL lock_timeout TO DEFAULT"
-            ))?;
-            if sp.query_one(&exists, &[])?.get::<_, bool>(0) {
-                return Ok(false);
+        let (owner, plain): (bool, bool) = (row.get(0), row.get(1));
+        if owner && !tx.query_one(&exists, &[])?.get::<_, bool>(0) {
+            // In a savepoint: where the table cannot be taken this way — a load writing into
+            // it (the lock wait times out), a foreign key that needs its unique index, a table
+            // that gained a row meanwhile — the savepoint is rolled back and the load goes
+            // direct.
+            let mut sp = tx.transaction()?;
+            let index = qualified(&opts.schema, &ddl::key_index(dataset));
+            let emptied = (|| {
+                sp.batch_execute(&format!(
+                    "SET LOCAL lock_timeout = '200ms'; DROP INDEX IF EXISTS {index}; \
+                     SET LOCAL lock_timeout TO DEFAULT"
+                ))?;
+                if sp.query_one(&exists, &[])?.get::<_, bool>(0) {
+                    return Ok(false);
+                }
+                // Emptied in this transaction, the table takes the rows frozen (and, on a
+                // server with `wal_level = minimal`, without writing them to WAL).
+                sp.batch_execute(&format!("TRUNCATE {table}"))?;
+                Ok::<_, postgres::Error>(true)
+            })();
+            match emptied {
+                Ok(true) => {
+                    sp.commit()?;
+                    route = Route::Bulk;
+                    freeze = plain;
+                }
+                Ok(false) => {}
+                Err(e) => log::debug!("{}: not the bulk route: {}", report.path, Error::from(e)),
             }
-            // Emptied in this transaction, the table takes the rows frozen (and, on a server
-            // with `wal_level = minimal`, without writing them to WAL).
-            sp.batch_execute(&format!("TRUNCATE {table}"))?;
-            Ok::<_, postgres::Error>(true)
-        })();
-        match emptied {
-            Ok(true) => {
-                sp.commit()?;
-                route = Route::Bulk;
-                freeze = plain;
-            }
-            Ok(false) => {}
-            Err(e) => log::debug!("{}: not the bulk route: {}", report.path, Error::from(e)),
         }
     }
     log::debug!("{}: {route:?} route (frozen: {freeze})", report.path);
@@ -592,7 +591,7 @@ fn stage(
             into,
             strip_raw: route != Route::Staged,
             bulk: route == Route::Bulk,
-            freeze: route == Route::Bulk && plan.freeze,
+            freeze: plan.freeze,
             workers: opts.read.workers,
             path: Path::new(&report.path),
         };
