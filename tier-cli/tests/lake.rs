@@ -281,3 +281,145 @@ fn the_lake_loads_into_postgres_as_the_json_does() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("text.parquet"), "{}", r.stderr);
 }
+
+/// Every file under `dir` with its size, `_tier` included.
+fn snapshot(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for e in walk(dir) {
+        let size = std::fs::metadata(&e).map(|m| m.len()).unwrap_or(0);
+        out.push((e.strip_prefix(dir).unwrap().display().to_string(), size));
+    }
+    out.sort();
+    out
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A lake load from `cwd` that dies by SIGKILL at the crash point `fault`.
+fn killed_lake_load(cwd: &Path, lake: &str, input: &Path, fault: &str) {
+    let out = tier_cmd()
+        .current_dir(cwd)
+        .env("TIER_FAULT", fault)
+        .args(["load", "--lake", lake, "--progress", "never", s(input)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_load_killed_during_its_renames_is_finished_from_another_directory_and_after_a_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "weather.json", "weather", 6000, 3, 0.05);
+    let reference = dir.path().join("reference");
+    let run = lake_load(&reference, &[s(&input)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let parts = visible(&reference);
+    assert!(parts.len() > 3, "{parts:?}");
+
+    // Killed after its second rename, the lake named relative to the working directory.
+    killed_lake_load(dir.path(), "lake", &input, "lake.rename:2");
+    let lake = dir.path().join("lake");
+    assert_eq!(visible(&lake).len(), 2);
+
+    // Listing it from elsewhere changes nothing and shows no load.
+    let before = snapshot(&lake);
+    let out = tier_cmd()
+        .current_dir("/")
+        .args(["loads", "--lake", s(&lake), "--report", "json"])
+        .output()
+        .unwrap();
+    let listed = Run::from(out);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(listed.json()["loads"], serde_json::json!([]));
+    assert_eq!(snapshot(&lake), before, "a listing changes nothing");
+    // A mistyped lake: an error naming it, and nothing created.
+    let typo = dir.path().join("lkae");
+    let r = tier(&["loads", "--lake", s(&typo)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("lkae"), "{}", r.stderr);
+    assert!(!typo.exists());
+
+    // Moved, then loaded again from another directory: the load is finished, then skipped.
+    let moved = dir.path().join("moved");
+    std::fs::rename(&lake, &moved).unwrap();
+    let out = tier_cmd()
+        .current_dir("/")
+        .args(["load", "--lake", s(&moved), "--progress", "never"])
+        .args(["--report", "json", s(&input)])
+        .output()
+        .unwrap();
+    let again = Run::from(out);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.json()["files"][0]["status"], "skipped");
+    assert_eq!(visible(&moved), parts, "every part in place");
+    assert_eq!(snapshot(&moved.join("_tier/tmp")), vec![]);
+    let lines = ledger(&moved);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["status"], "succeeded");
+    let mut listed: Vec<String> = lines[0]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, parts);
+}
+
+#[test]
+fn a_part_lost_from_an_unfinished_load_is_damage_not_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "weather.json", "weather", 6000, 4, 0.05);
+    let reference = dir.path().join("reference");
+    assert_eq!(lake_load(&reference, &[s(&input)]).code, 0);
+    let parts = visible(&reference);
+
+    killed_lake_load(dir.path(), "lake", &input, "lake.rename:1");
+    let lake = dir.path().join("lake");
+    // One part still waiting in the load's folder disappears.
+    let waiting: Vec<PathBuf> = walk(&lake.join("_tier/tmp"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert!(!waiting.is_empty());
+    std::fs::remove_file(&waiting[0]).unwrap();
+
+    let run = lake_load(&lake, &[s(&input)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("damaged"), "{}", run.stderr);
+    let f = &run.json()["files"][0];
+    assert_eq!(f["status"], "succeeded", "loaded again, not skipped");
+    assert_eq!(visible(&lake), parts);
+    let lines = ledger(&lake);
+    assert_eq!(lines.len(), 1, "the damaged load has no ledger line");
+}
+
+#[test]
+fn a_load_killed_after_its_manifest_is_finished_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "weather.json", "weather", 3000, 5, 0.05);
+    killed_lake_load(dir.path(), "lake", &input, "lake.manifest");
+    let lake = dir.path().join("lake");
+    assert!(visible(&lake).is_empty());
+    let run = lake_load(&lake, &[s(&input)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["files"][0]["status"], "skipped");
+    assert_eq!(ledger(&lake).len(), 1);
+    assert!(!visible(&lake).is_empty());
+}

@@ -20,6 +20,7 @@ pub mod check;
 pub mod db;
 pub mod driver;
 pub mod error;
+mod fault;
 pub mod generate;
 pub mod pipeline;
 pub mod read;

@@ -9,7 +9,9 @@
 //! manifest there, renames the parts into place and appends its ledger line. A run that finds a
 //! load directory nobody holds finishes it when its manifest is there (the renames and the
 //! ledger line) and removes it otherwise: a load is either wholly in the lake or not at all, and
-//! a re-run writes the same names.
+//! a re-run writes the same names. The manifest names parts relative to the lake's root, so a
+//! lake opened from another working directory, or moved, recovers the same; a part found
+//! neither in the load's directory nor in place is damage, reported and never taken for done.
 
 pub mod read;
 pub mod remote;
@@ -52,20 +54,52 @@ const ROW_GROUP_ROWS: usize = 65_536;
 /// Rows per part file: a larger partition of one input goes to several parts.
 const PART_ROWS: usize = 4 << 20;
 
-/// The renames of a load and its ledger line, written before the first rename.
+/// The renames of a load and its ledger line, written before the first rename. Each rename is
+/// (the part's file name in the load's directory, its path below the lake's root).
 #[derive(Serialize, Deserialize)]
 struct Manifest {
     renames: Vec<(String, String)>,
     line: LedgerLine,
 }
 
-/// The ledger's lines of the lake at `root`: a directory, or an `s3://` URL.
+/// The ledger's lines of the lake at `root`: a directory, or an `s3://` URL. Reads only:
+/// nothing is created, and loads an earlier run left unfinished are left for the next load.
 pub fn ledger_of(root: &Path) -> Result<Vec<LedgerLine>> {
     if crate::read::object::is_url(root) {
         let url = crate::read::object::Url::parse(root)?;
         return remote::RemoteLake::open(&url, LoadOptions::default())?.ledger();
     }
-    Lake::open(root, LoadOptions::default())?.ledger()
+    if !root.join("_tier").is_dir() {
+        return Err(Error::io(
+            root,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no lake here (no _tier folder)",
+            ),
+        ));
+    }
+    read_ledger(&root.join("_tier").join("loads.jsonl"))
+}
+
+/// The lines of a ledger file (none when it does not exist).
+fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(io(path))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A line cut short by a crash is not a load.
+        if let Ok(l) = serde_json::from_str::<LedgerLine>(&line) {
+            out.push(l);
+        }
+    }
+    Ok(out)
 }
 
 /// A lake directory that files are loaded into.
@@ -118,6 +152,14 @@ impl Locked {
     }
 }
 
+/// Removes a directory and what it holds; one already gone is fine.
+fn remove_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
@@ -156,24 +198,7 @@ impl Lake {
 
     /// The ledger's lines.
     pub fn ledger(&self) -> Result<Vec<LedgerLine>> {
-        let path = self.ledger_path();
-        let f = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let mut out = Vec::new();
-        for line in BufReader::new(f).lines() {
-            let line = line.map_err(io(&path))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            // A line cut short by a crash is not a load.
-            if let Ok(l) = serde_json::from_str::<LedgerLine>(&line) {
-                out.push(l);
-            }
-        }
-        Ok(out)
+        read_ledger(&self.ledger_path())
     }
 
     /// Appends a ledger line and syncs it to disk.
@@ -215,7 +240,8 @@ impl Lake {
     }
 
     /// Finishes the loads whose manifest was written, and clears the rest, of load directories
-    /// that no running load holds.
+    /// that no running load holds. A load whose parts are damaged is reported and moved to
+    /// `_tier/damaged/`; its file is loaded again by the next run that names it.
     fn recover(&self) -> Result<()> {
         let tmp = self.tmp();
         let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
@@ -225,8 +251,14 @@ impl Lake {
             if !dir.is_dir() {
                 continue;
             }
-            let Some(_lock) = Locked::take(&dir.join(".lock"), false)? else {
-                continue; // a load in progress
+            let lock = match Locked::take(&dir.join(".lock"), false) {
+                Ok(Some(lock)) => lock,
+                Ok(None) => continue, // a load in progress
+                // Finished and removed by its own run since the listing.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    continue
+                }
+                Err(e) => return Err(e),
             };
             let manifest = dir.join("COMMIT");
             if let Ok(text) = fs::read_to_string(&manifest) {
@@ -236,28 +268,56 @@ impl Lake {
                         self.root.display(),
                         m.line.load_id
                     );
-                    self.commit(&m)?;
+                    if let Err(err) = self.commit(&m, &dir) {
+                        // Kept for inspection, out of the way of later runs.
+                        let kept = self.meta().join("damaged").join(e.file_name());
+                        fs::create_dir_all(self.meta().join("damaged"))
+                            .and_then(|()| fs::rename(&dir, &kept))
+                            .map_err(io(&kept))?;
+                        log::error!("{err}; what it left is kept in {}", kept.display());
+                        continue;
+                    }
                 }
             } else {
                 log::info!("{}: clearing an unfinished load", dir.display());
             }
-            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            remove_dir(&dir)?;
+            drop(lock);
         }
         Ok(())
     }
 
-    /// Renames the parts into place and appends the ledger line (each step can be redone).
-    fn commit(&self, m: &Manifest) -> Result<()> {
+    /// Renames the parts from the load's directory `dir` into place and appends the ledger
+    /// line (each step can be redone). A part that is in neither place is an error: the ledger
+    /// line is not written, and a later run loads the file again.
+    fn commit(&self, m: &Manifest, dir: &Path) -> Result<()> {
         let mut dirs = HashSet::new();
         for (from, to) in &m.renames {
-            let (from, to) = (PathBuf::from(from), self.root.join(to));
+            // Older manifests named the part by its whole path: its file name is what counts.
+            let name = Path::new(from).file_name().unwrap_or_default();
+            let (from, to) = (dir.join(name), self.root.join(to));
             if !from.exists() {
-                continue; // renamed before a crash
+                if to.exists() {
+                    continue; // renamed before a crash
+                }
+                return Err(Error::io(
+                    &to,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "load {} of {} is damaged: this part is neither in place nor in {}",
+                            m.line.load_id,
+                            crate::report::visible(&m.line.source),
+                            dir.display()
+                        ),
+                    ),
+                ));
             }
-            let dir = to.parent().expect("a part has a folder").to_path_buf();
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let folder = to.parent().unwrap_or(&self.root).to_path_buf();
+            fs::create_dir_all(&folder).map_err(io(&folder))?;
             fs::rename(&from, &to).map_err(io(&to))?;
-            dirs.insert(dir);
+            crate::fault::point("lake.rename");
+            dirs.insert(folder);
         }
         for d in &dirs {
             sync_dir(d)?;
@@ -425,7 +485,8 @@ impl Lake {
                 }
             };
             report.parts.push(rel.clone());
-            renames.push((p.path.display().to_string(), rel));
+            let file = p.path.file_name().unwrap_or_default();
+            renames.push((file.to_string_lossy().into_owned(), rel));
         }
         line.status = "succeeded".into();
         line.finished_at = now();
@@ -438,8 +499,9 @@ impl Lake {
             .and_then(|_| f.sync_all())
             .map_err(io(&mpath))?;
         sync_dir(&dir)?;
-        self.commit(&manifest)?;
-        fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        crate::fault::point("lake.manifest");
+        self.commit(&manifest, &dir)?;
+        remove_dir(&dir)?;
         drop(lock);
         report.status = Status::Succeeded;
         report.seconds = started.elapsed().as_secs_f64();

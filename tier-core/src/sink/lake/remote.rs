@@ -44,7 +44,7 @@ impl RemoteLake {
     /// The ledger's lines, as the bucket holds them.
     pub fn ledger(&self) -> Result<Vec<crate::sink::ledger::LedgerLine>> {
         let local = self.local()?;
-        Lake::open(local.path(), self.opts.clone())?.ledger()
+        super::read_ledger(&local.path().join(LEDGER))
     }
 
     /// A local lake holding the bucket's ledger as it is now.
