@@ -642,3 +642,79 @@ fn the_ledger_is_printed_and_rejects_written_as_json_lines() {
     assert_eq!(text.stdout.lines().count(), 1, "{}", text.stdout);
     assert!(text.stdout.contains("succeeded"), "{}", text.stdout);
 }
+
+/// A number PostgreSQL's `numeric` cannot hold rejects its record alone, in `_extra` and in a
+/// `jsonb` column alike; check, load, the lake and the lake loaded into PostgreSQL agree; the
+/// largest numbers it holds load.
+#[test]
+fn a_number_numeric_cannot_hold_rejects_its_record_only() {
+    let ones = |n: usize| "1".repeat(n);
+    let fits = [
+        "1e131071".to_string(),
+        "1e-16383".into(),
+        ones(131_072),
+        format!("0.{}", ones(16_383)),
+    ];
+    let overflows = ["1e131072".to_string(), "1e-16384".into(), ones(131_073)];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ride_export_1.json");
+    let mut text = String::new();
+    let mut i = 0;
+    for (n, in_meta) in fits
+        .iter()
+        .chain(&overflows)
+        .flat_map(|n| [(n, false), (n, true)])
+    {
+        let value = if in_meta {
+            format!("\"rides.meta\":{{\"n\":[{n}]}}")
+        } else {
+            format!("\"x\":{{\"n\":{n}}}")
+        };
+        text.push_str(&format!(
+            "{{\"rides.ride_id\":\"r{i}\",\"rides.started_at\":\"2024-03-01 10:00:00\",{value}}}\n"
+        ));
+        i += 1;
+    }
+    std::fs::write(&path, &text).unwrap();
+    let defs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rides.toml");
+    let expect = |f: &serde_json::Value| {
+        assert_eq!(f["records"], 14, "{f}");
+        assert_eq!(f["loaded"], 8, "{f}");
+        assert_eq!(f["rejected"], 6, "{f}");
+        assert_eq!(f["reject_reasons"]["out_of_range:_extra"], 3, "{f}");
+        assert_eq!(f["reject_reasons"]["out_of_range:meta"], 3, "{f}");
+    };
+    let check = tier(&[
+        "check",
+        s(&path),
+        "--datasets",
+        s(&defs),
+        "--report",
+        "json",
+    ]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    expect(&check.json()["files"][0]);
+    let db = TestDb::new();
+    let run = db.load(&[s(&path), "--datasets", s(&defs), "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    expect(&run.json()["files"][0]);
+    assert_eq!(db.count("SELECT * FROM rides"), 8);
+    assert_eq!(db.count("SELECT * FROM rides_rejects"), 6);
+    let lake = dir.path().join("lake");
+    let run = tier(&[
+        "load",
+        "--lake",
+        s(&lake),
+        "--datasets",
+        s(&defs),
+        "--report",
+        "json",
+        s(&path),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    expect(&run.json()["files"][0]);
+    let from_lake = TestDb::new();
+    let run = from_lake.load(&[s(&lake), "--datasets", s(&defs)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(from_lake.count("SELECT * FROM rides"), 8);
+}

@@ -347,6 +347,8 @@ pub enum JsonbError {
     Syntax(SyntaxError),
     /// A string or key holds U+0000, which PostgreSQL's `jsonb` cannot store.
     Nul,
+    /// A number PostgreSQL's `numeric` (which `jsonb` keeps numbers in) cannot hold.
+    Numeric,
 }
 
 impl From<SyntaxError> for JsonbError {
@@ -371,7 +373,8 @@ pub fn write_jsonb(out: &mut String, v: &JsonValue<'_>) -> Result<(), JsonbError
     match v {
         JsonValue::Null => out.push_str("null"),
         JsonValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        JsonValue::Number(n) => out.push_str(n),
+        JsonValue::Number(n) if numeric_fits(n) => out.push_str(n),
+        JsonValue::Number(_) => return Err(JsonbError::Numeric),
         JsonValue::NonFinite(n) => write_string(out, n)?,
         JsonValue::String(s) => write_string(out, s)?,
         JsonValue::Nested(text) => {
@@ -406,6 +409,64 @@ pub fn write_jsonb(out: &mut String, v: &JsonValue<'_>) -> Result<(), JsonbError
         }
     }
     Ok(())
+}
+
+/// Whether PostgreSQL's `numeric` holds the JSON number `n`: at most 131,072 digits before the
+/// decimal point and 16,383 after it, once the exponent is applied.
+///
+/// ```
+/// use tier_core::read::json::numeric_fits;
+/// assert!(numeric_fits("123456789012345678901234567890") && numeric_fits("1e131071"));
+/// assert!(!numeric_fits("1e131072") && !numeric_fits("1e-16384") && numeric_fits("1e-16383"));
+/// ```
+pub fn numeric_fits(n: &str) -> bool {
+    // Digits after the point at most the length; before it, fewer than that.
+    const MAX_SCALE: i64 = 16_383;
+    const MAX_WEIGHT: i64 = 131_071;
+    let b = n.as_bytes();
+    if b.len() as i64 <= MAX_SCALE && !b.iter().any(|&c| c == b'e' || c == b'E') {
+        return true;
+    }
+    let (mantissa, exponent) = match n.find(['e', 'E']) {
+        Some(i) => (&n[..i], &n[i + 1..]),
+        None => (n, "0"),
+    };
+    let digits = exponent
+        .trim_start_matches(['+', '-'])
+        .trim_start_matches('0');
+    // PostgreSQL refuses exponents past about a billion, whatever the digits.
+    if digits.len() > 10 {
+        return false;
+    }
+    let mut exp = match digits {
+        "" => 0,
+        d => match d.parse::<i64>() {
+            Ok(e) => e,
+            Err(_) => return false,
+        },
+    };
+    if exp > i64::from(i32::MAX / 2) {
+        return false;
+    }
+    if exponent.starts_with('-') {
+        exp = -exp;
+    }
+    let mantissa = mantissa.trim_start_matches('-');
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (frac.len() as i64 - exp).max(0) > MAX_SCALE {
+        return false;
+    }
+    // The decimal weight of the first significant digit.
+    let int_sig = int.trim_start_matches('0');
+    let weight = if !int_sig.is_empty() {
+        int_sig.len() as i64 - 1
+    } else {
+        match frac.bytes().position(|c| c != b'0') {
+            Some(zeros) => -(zeros as i64) - 1,
+            None => return true, // zero
+        }
+    };
+    weight + exp <= MAX_WEIGHT
 }
 
 /// Writes members as a JSON object: keys sorted, the last value of a repeated key kept.
@@ -510,6 +571,44 @@ mod tests {
     fn jsonb(text: &str) -> Result<String, JsonbError> {
         let mut out = String::new();
         write_jsonb(&mut out, &JsonValue::Nested(text)).map(|_| out)
+    }
+
+    #[test]
+    fn numbers_numeric_cannot_hold_are_told_apart() {
+        let digits = |n: usize| "1".repeat(n);
+        let fits = [
+            "1e131071".to_string(),
+            "9.99e131071".into(),
+            "1e-16383".into(),
+            "0.1e-16382".into(),
+            "0e200000".into(),
+            "-0.000".into(),
+            digits(131_072),
+            format!("0.{}", digits(16_383)),
+            format!("0.{}e1", digits(16_384)),
+            format!("{}e-16383", digits(20)),
+        ];
+        for n in &fits {
+            assert!(numeric_fits(n), "{}", &n[..n.len().min(40)]);
+        }
+        let overflows = [
+            "1e131072".to_string(),
+            "10e131071".into(),
+            "1e-16384".into(),
+            "0.1e-16383".into(),
+            "1e99999999999".into(),
+            "0e2000000000".into(),
+            digits(131_073),
+            format!("0.{}", digits(16_384)),
+            format!("-{}.5", digits(131_073)),
+        ];
+        for n in &overflows {
+            assert!(!numeric_fits(n), "{}", &n[..n.len().min(40)]);
+        }
+        assert_eq!(
+            jsonb(r#"{"a":[1,{"b":1e131072}]}"#),
+            Err(JsonbError::Numeric)
+        );
     }
 
     #[test]

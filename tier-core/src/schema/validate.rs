@@ -215,6 +215,7 @@ fn with_slots<'a>(
             Ok(()) => Some(text),
             Err(JsonbError::Syntax(_)) => return reject(RejectReason::MalformedJson),
             Err(JsonbError::Nul) => return reject(RejectReason::InvalidValue("_extra".into())),
+            Err(JsonbError::Numeric) => return reject(RejectReason::OutOfRange("_extra".into())),
         }
     };
     Some((
@@ -321,6 +322,7 @@ fn convert<'a>(col: &Column, v: Option<JsonValue<'a>>) -> Result<Value<'a>, Code
             match json::write_jsonb(&mut text, &v) {
                 Ok(()) => Ok(Value::Json(Cow::Owned(text))),
                 Err(JsonbError::Nul) => Err(Code::InvalidValue),
+                Err(JsonbError::Numeric) => Err(Code::OutOfRange),
                 Err(JsonbError::Syntax(_)) => Err(Code::InvalidType),
             }
         }
@@ -341,7 +343,12 @@ fn integer(col: &Column, v: &JsonValue<'_>, lo: i64, hi: i64) -> Result<i64, Cod
         Err(_) => {
             let f = text.parse::<f64>().map_err(|_| Code::InvalidType)?;
             if !f.is_finite() {
-                return Err(Code::NonFinite);
+                // `NaN` or `Infinity` written as such; a number of many digits is an overflow.
+                return Err(if text.bytes().any(|c| c.is_ascii_digit()) {
+                    Code::InvalidType
+                } else {
+                    Code::NonFinite
+                });
             }
             // 2^63 is exact as f64: anything at or past it does not fit.
             const TWO_63: f64 = 9_223_372_036_854_775_808.0;
@@ -449,7 +456,10 @@ mod tests {
             // First failing column in table order wins.
             ("weather", r#"{"weather_data.currently_humidity":9,"weather_data.city":"X","weather_data.date_time":"bad"}"#.into(), "invalid_timestamp:date_time"),
             ("weather", w(r#","x":"\u0000""#), "invalid_value:_extra"),
+            ("weather", w(r#","x":[1e131072]"#), "out_of_range:_extra"),
             ("weather", "{\"a\":\"tab\there\"}".into(), "malformed_json"),
+            ("track_events", te(&format!(r#","segment_tracks.properties_rating":{}"#, "9".repeat(10_000))), "invalid_type:properties_rating"),
+            ("track_events", te(r#","segment_tracks.properties_rating":"-Infinity""#), "non_finite:properties_rating"),
         ];
         for (d, j, want) in cases {
             assert_eq!(check(&ds(d), j).unwrap_err(), *want, "{j}");
