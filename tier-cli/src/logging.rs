@@ -70,10 +70,16 @@ pub fn init(verbose: u8, quiet: bool, file: Option<&Path>) -> io::Result<()> {
     Ok(())
 }
 
-/// Reports an error: one line `tier: …` on standard error, and an ERROR record in the log
-/// file (so the file tells the whole story of the run).
+/// Reports an error: `tier: …` on standard error (a cause of several lines as indented lines
+/// below it, each escaped), and an ERROR record in the log file (so the file tells the whole
+/// story of the run).
 pub fn error(message: &str) {
-    let message = tier_core::report::visible(message);
+    let mut lines = message.lines();
+    let mut message = tier_core::report::visible(lines.next().unwrap_or_default()).into_owned();
+    for l in lines {
+        message.push_str("\n  ");
+        message.push_str(&tier_core::report::visible(l.trim_start()));
+    }
     eprintln!("tier: {message}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

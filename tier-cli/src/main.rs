@@ -253,10 +253,16 @@ enum DbAction {
     Start,
     /// Stop it.
     Stop,
-    /// Say whether it runs.
+    /// Say whether it runs and where its data is (exit 0 when it runs, 3 when not).
     Status,
-    /// Print its connection URL.
+    /// Print its connection URL (exit 3 when there is none).
     Url,
+    /// Stop it and remove its data, wherever it lives.
+    Destroy {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Open psql on it.
     Psql {
         /// Arguments passed to psql.
@@ -473,7 +479,7 @@ fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
         }
         None => {
             tier_core::db::ddl::check_schema_name(&args.schema)?;
-            let mut client = tier_core::db::open(args.database_url.as_deref())?;
+            let mut client = tier_core::db::open_existing(args.database_url.as_deref())?;
             let ledger = tier_core::sink::ledger::Ledger::new(&args.schema);
             match ledger.list(&mut client, args.table.as_deref(), args.limit) {
                 Ok(rows) => rows,
@@ -543,6 +549,30 @@ fn generate_file(args: GenerateArgs) -> Result<Outcome, Error> {
     Ok(Outcome::Ok)
 }
 
+/// An error unless the embedded cluster exists (commands that only read create nothing).
+fn exists(cluster: &Cluster) -> Result<(), Error> {
+    if cluster.state() == State::Absent {
+        return Err(Error::NoEmbedded {
+            home: cluster.home().to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Asks a yes/no question on the terminal; no terminal means no.
+fn confirm(question: &str) -> Result<bool, Error> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("-", e))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 fn db_command(action: DbAction) -> Result<Outcome, Error> {
     let cluster = Cluster::from_env()?;
     match action {
@@ -570,8 +600,35 @@ fn db_command(action: DbAction) -> Result<Outcome, Error> {
                 return Ok(Outcome::NotRunning);
             }
         }
-        DbAction::Url => println!("{}", cluster.url()),
+        DbAction::Url => {
+            exists(&cluster)?;
+            println!("{}", cluster.url());
+        }
+        DbAction::Destroy { yes } => {
+            if cluster.state() == State::Absent && !cluster.home().join("pgdata").exists() {
+                println!(
+                    "nothing to remove: no embedded database under {}",
+                    cluster.home().display()
+                );
+                return Ok(Outcome::Ok);
+            }
+            if !yes
+                && !confirm(&format!(
+                    "remove the embedded database at {} and every table in it? [y/N] ",
+                    cluster.data_dir().display()
+                ))?
+            {
+                return Err(Error::Usage(
+                    "not removed (say --yes to remove without asking)".into(),
+                ));
+            }
+            match cluster.destroy()? {
+                Some(data) => println!("removed {}", data.display()),
+                None => println!("removed"),
+            }
+        }
         DbAction::Psql { args } => {
+            exists(&cluster)?;
             cluster.start()?;
             let status = std::process::Command::new("psql")
                 .arg(cluster.url())

@@ -116,6 +116,13 @@ pub enum Error {
     /// The embedded PostgreSQL server could not be managed.
     #[error("embedded PostgreSQL: {0}")]
     Embedded(String),
+    /// A command that only reads found no embedded database (only `load` and `db start`
+    /// create one).
+    #[error("no embedded database under {}: `tier load` or `tier db start` creates one, or name a database", home.display())]
+    NoEmbedded {
+        /// The home directory looked in.
+        home: PathBuf,
+    },
 }
 
 impl Error {
@@ -161,6 +168,7 @@ impl Error {
             Error::QualityGate { .. } => ErrorKind::QualityGate,
             Error::Interrupted => ErrorKind::Interrupted,
             Error::Embedded(_) => ErrorKind::Embedded,
+            Error::NoEmbedded { .. } => ErrorKind::NoEmbedded,
             Error::Failed { source, .. } => source.kind(),
         }
     }
@@ -199,6 +207,8 @@ pub enum ErrorKind {
     Database,
     /// The embedded server could not be managed.
     Embedded,
+    /// There is no embedded database to read (exit code 3, as `tier db status`).
+    NoEmbedded,
     /// Too many rejects: the load was rolled back.
     QualityGate,
     /// Stopped from outside (Ctrl-C).
@@ -214,11 +224,12 @@ impl ErrorKind {
         )
     }
 
-    /// The exit code of the command line: 2 for usage, 3 for the quality gate, else 1.
+    /// The exit code of the command line: 2 for usage, 3 for the quality gate or no embedded
+    /// database, else 1.
     pub fn exit_code(self) -> u8 {
         match self {
             k if k.is_usage() => 2,
-            ErrorKind::QualityGate => 3,
+            ErrorKind::QualityGate | ErrorKind::NoEmbedded => 3,
             _ => 1,
         }
     }

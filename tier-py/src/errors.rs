@@ -17,7 +17,7 @@ pub fn raise(py: Python<'_>, err: Error) -> PyErr {
         ErrorKind::Input => "InputError",
         ErrorKind::Parse => "ParseError",
         ErrorKind::Database => "DatabaseError",
-        ErrorKind::Embedded => "EmbeddedError",
+        ErrorKind::Embedded | ErrorKind::NoEmbedded => "EmbeddedError",
         ErrorKind::QualityGate => "QualityGateError",
         ErrorKind::Interrupted => return pyo3::exceptions::PyKeyboardInterrupt::new_err(()),
     };

@@ -8,7 +8,13 @@
 //!
 //! PostgreSQL refuses to run as root: when tier runs as root, the server runs as the `postgres`
 //! account (through `runuser`), which then owns the data directory; where that account cannot
-//! enter `$TIER_HOME`, the data lives under `/var/lib/tier/` (never under `/tmp`).
+//! enter `$TIER_HOME` (a home under `/root`, mode 0700), the data lives under `/var/lib/tier/`
+//! (never under `/tmp`), linked from the home as `pgdata`, and the socket in a private directory
+//! under `/tmp`. The choice is made once, when the cluster is created, and read back from the
+//! home by every later command.
+//!
+//! The server is started without a shell in between (`postgres -D <data>` with its settings as
+//! arguments), so no character of a path can run a command.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -110,18 +116,20 @@ impl Cluster {
         };
         let key = short_hash(&home.display().to_string());
         let link = home.join("pgdata");
+        let outside = PathBuf::from(format!("{OUTSIDE}/{key}"));
         // The server account must reach the data directory: when running as root in a home
         // it cannot enter, the cluster lives under /var/lib/tier and `pgdata` links to it.
+        // A home not made yet is judged by the folder it will be made in.
         let data = match std::fs::read_link(&link) {
             Ok(target) => target,
-            Err(_) if running_as_root() && !link.exists() && !postgres_can_enter(&home) => {
-                PathBuf::from(format!("{OUTSIDE}/{key}"))
-            }
+            Err(_) if link.is_dir() => link,
+            Err(_) if running_as_root() && !postgres_can_enter(nearest_existing(&home)) => outside,
             Err(_) => link,
         };
         let run = home.join("run");
-        // A socket path must stay under ~100 bytes: `<dir>/.s.PGSQL.5432`.
-        let socket_dir = if run.as_os_str().len() <= 80 {
+        // A socket path must stay under ~100 bytes (`<dir>/.s.PGSQL.5432`), be reachable by
+        // the server's account, and be a plain path (the setting is a list of names).
+        let socket_dir = if data.starts_with(&home) && run.as_os_str().len() <= 80 && plain(&run) {
             run
         } else {
             // SAFETY: geteuid has no preconditions and cannot fail.
@@ -222,35 +230,7 @@ impl Cluster {
         }
         self.write_access_rules()?;
         private_dir(&self.socket_dir)?;
-        let log = self.data.join("server.log");
-        // Durability settings stay at their defaults; fewer checkpoints cost no committed data.
-        // A server of one machine replicates nowhere: with the least WAL, a bulk load into a
-        // table emptied in its transaction writes its rows once (synced at commit).
-        let opts = format!(
-            "-c listen_addresses='' -c port={PORT} -c unix_socket_directories='{}' \
-             -c unix_socket_permissions=0700 -c max_wal_size=4GB -c checkpoint_timeout=30min \
-             -c wal_level=minimal -c max_wal_senders=0",
-            self.socket_dir.display()
-        );
-        let out = self
-            .pg_ctl(&["-w", "-t", "60", "-l"])
-            .arg(&log)
-            .args(["-o", &opts, "start"])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::Embedded(format!("cannot run pg_ctl: {e}")))?;
-        if !out.status.success() {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-            return Err(Error::Embedded(format!(
-                "the server did not start: {}{}",
-                String::from_utf8_lossy(&out.stderr).trim(),
-                tail.into_iter()
-                    .rev()
-                    .map(|l| format!("\n  {l}"))
-                    .collect::<String>()
-            )));
-        }
+        self.spawn_server()?;
         let mut c = super::connect::connect(&self.config("postgres"), "the embedded PostgreSQL")?;
         let exists = c
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])?
@@ -260,6 +240,95 @@ impl Cluster {
         }
         log::info!("embedded PostgreSQL running ({})", self.url());
         Ok(())
+    }
+
+    /// Starts `postgres` on the data directory, detached in a session of its own, its output
+    /// appended to `server.log`, and waits until it accepts connections (60 s at most).
+    fn spawn_server(&self) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let log_path = self.data.join("server.log");
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(&log_path, e))?;
+        let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
+        let mut cmd = self.as_server_user(&find_binary("postgres")?);
+        cmd.arg("-D").arg(&self.data);
+        // Durability settings stay at their defaults; fewer checkpoints cost no committed data.
+        // A server of one machine replicates nowhere: with the least WAL, a bulk load into a
+        // table emptied in its transaction writes its rows once (synced at commit).
+        let socket = format!("unix_socket_directories={}", self.socket_dir.display());
+        for setting in [
+            "listen_addresses=",
+            &format!("port={PORT}"),
+            &socket,
+            "unix_socket_permissions=0700",
+            "max_wal_size=4GB",
+            "checkpoint_timeout=30min",
+            "wal_level=minimal",
+            "max_wal_senders=0",
+        ] {
+            cmd.arg("-c").arg(setting);
+        }
+        cmd.stdin(Stdio::null()).stdout(log).stderr(err);
+        // SAFETY: setsid is async-signal-safe; the server leaves the terminal's session, so a
+        // Ctrl-C meant for tier does not stop it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Embedded(format!("cannot run postgres: {e}")))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut probe = self.config("postgres");
+        probe.connect_timeout(std::time::Duration::from_secs(2));
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(Error::Embedded(format!(
+                    "the server did not start ({status}); the end of {}:{}",
+                    log_path.display(),
+                    log_tail(&log_path)
+                )));
+            }
+            if probe.connect(postgres::NoTls).is_ok() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Embedded(format!(
+                    "the server did not accept connections within 60 s; the end of {}:{}",
+                    log_path.display(),
+                    log_tail(&log_path)
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server and removes the cluster's data, its socket directory and the home's
+    /// link to it. Returns the data directory removed, if there was one.
+    pub fn destroy(&self) -> Result<Option<PathBuf>> {
+        let _lock = HomeLock::take(&self.home)?;
+        if self.state() == State::Running {
+            self.stop()?;
+        }
+        let link = self.home.join("pgdata");
+        let existed = self.data.exists();
+        for dir in [&self.data, &self.socket_dir] {
+            match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(dir, e))
+                }
+                _ => {}
+            }
+        }
+        if std::fs::read_link(&link).is_ok() {
+            std::fs::remove_file(&link).map_err(|e| Error::io(&link, e))?;
+        }
+        Ok(existed.then(|| self.data.clone()))
     }
 
     /// Who may connect: over the socket only, by `peer`, the creating account and the server's.
@@ -358,6 +427,32 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// The last lines of a server log, each on an indented line of its own.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines
+        .into_iter()
+        .rev()
+        .map(|l| format!("\n  {l}"))
+        .collect()
+}
+
+/// `path`, or the nearest of its ancestors that exists.
+fn nearest_existing(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"))
+}
+
+/// Whether a path is made only of characters that need no quoting in a setting's list.
+fn plain(path: &Path) -> bool {
+    path.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"/._-+@%=:".contains(&b))
 }
 
 /// An exclusive lock on `home/.lock`, released when dropped.

@@ -140,10 +140,25 @@ impl Target {
 /// Connects to the database chosen as [`Target::resolve`] says; the embedded default is created
 /// and started when needed (and left running).
 pub fn open(explicit: Option<&str>) -> Result<Client> {
+    open_as(explicit, true)
+}
+
+/// Connects as [`open`] does, for a command that only reads: an embedded database that does not
+/// exist is not created ([`Error::NoEmbedded`]); one that exists is started when stopped.
+pub fn open_existing(explicit: Option<&str>) -> Result<Client> {
+    open_as(explicit, false)
+}
+
+fn open_as(explicit: Option<&str>, create: bool) -> Result<Client> {
     let target = Target::resolve(explicit)?;
     match &target {
         Target::Embedded => {
             let cluster = embedded::Cluster::from_env()?;
+            if !create && cluster.state() == embedded::State::Absent {
+                return Err(Error::NoEmbedded {
+                    home: cluster.home().to_path_buf(),
+                });
+            }
             cluster.start()?;
             connect(&cluster.config(embedded::DATABASE), &target.describe())
         }
