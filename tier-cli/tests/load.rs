@@ -659,11 +659,11 @@ fn a_number_numeric_cannot_hold_rejects_its_record_only() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ride_export_1.json");
     let mut text = String::new();
-    let mut i = 0;
-    for (n, in_meta) in fits
+    for (i, (n, in_meta)) in fits
         .iter()
         .chain(&overflows)
         .flat_map(|n| [(n, false), (n, true)])
+        .enumerate()
     {
         let value = if in_meta {
             format!("\"rides.meta\":{{\"n\":[{n}]}}")
@@ -673,7 +673,6 @@ fn a_number_numeric_cannot_hold_rejects_its_record_only() {
         text.push_str(&format!(
             "{{\"rides.ride_id\":\"r{i}\",\"rides.started_at\":\"2024-03-01 10:00:00\",{value}}}\n"
         ));
-        i += 1;
     }
     std::fs::write(&path, &text).unwrap();
     let defs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rides.toml");
