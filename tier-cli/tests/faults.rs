@@ -292,3 +292,70 @@ fn wrong_password_is_one_clear_line_without_the_password() {
     assert!(!run.stderr.contains("wr0ng-s3cret") && !run.stdout.contains("wr0ng-s3cret"));
     assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
 }
+
+/// The server down for longer than a few seconds in a run of several files: the file being
+/// loaded fails, naming itself; the next wait for the server and load when it is back; every
+/// file is in the report.
+#[test]
+fn files_after_an_outage_wait_for_the_server_and_each_is_in_the_report() {
+    let home = home_dir("tier-out");
+    let cluster = tier_core::db::embedded::Cluster::at(home.path()).unwrap();
+    cluster.start().unwrap();
+    let url = cluster.url();
+    let db = TestDb { url: url.clone() };
+    let dir = tempfile::tempdir().unwrap();
+    let big = big_events(dir.path());
+    let small: Vec<_> = (0..3)
+        .map(|i| {
+            generate(
+                dir.path(),
+                &format!("weather_{i}.json"),
+                "weather",
+                50,
+                40 + i,
+                0.0,
+            )
+        })
+        .collect();
+    let mut args = vec![
+        "load",
+        "--database-url",
+        &url,
+        "--progress",
+        "never",
+        "--report",
+        "json",
+    ];
+    args.push(s(&big));
+    args.extend(small.iter().map(|p| s(p)));
+    let child = tier_cmd()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !copying(&db) {
+        assert!(Instant::now() < deadline, "the COPY was never seen running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cluster.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(10));
+    cluster.start().unwrap();
+    let out: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(s(&big)), "{}", out.stderr);
+    let report = out.json();
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4, "{report}");
+    assert_eq!(files[0]["status"], "failed");
+    let mut loaded = 0;
+    for f in &files[1..] {
+        assert_eq!(f["status"], "succeeded", "{f}");
+        assert_eq!(f["records"], 50, "{f}");
+        loaded += f["loaded"].as_i64().unwrap();
+    }
+    assert!(loaded > 140);
+    assert_eq!(db.count("SELECT * FROM weather"), loaded);
+    cluster.stop().unwrap();
+}

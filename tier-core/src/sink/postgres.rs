@@ -68,6 +68,8 @@ pub struct Loader {
     ready: HashSet<String>,
     /// How to connect again (`Some` when the loader made its own connection).
     reconnect: Option<Option<String>>,
+    /// The server did not come back the last time it was waited for: later files try once.
+    gave_up: bool,
 }
 
 impl Loader {
@@ -87,6 +89,7 @@ impl Loader {
             opts,
             ready: HashSet::new(),
             reconnect: None,
+            gave_up: false,
         })
     }
 
@@ -158,8 +161,58 @@ impl Loader {
     /// Loads one file (`-` is standard input) in one transaction.
     ///
     /// A load stopped by the quality gate is rolled back and returned with status `failed`;
-    /// any other failure is rolled back, recorded in the ledger and returned as an error.
+    /// any other failure is rolled back, recorded in the ledger and returned as an error. A
+    /// connection lost before (a server restarted between two files) is made again first,
+    /// waiting about half a minute for the server to come back; a database error is returned as
+    /// [`Error::Failed`], whose report names the file.
     pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
+        if self.client.is_closed() {
+            self.connect_again();
+        }
+        match self.load_one(path, observer) {
+            Err(e) if e.kind() == crate::ErrorKind::Database => {
+                let mut report = FileReport::new(path, "", None, Status::Failed);
+                report.error = Some(e.to_string());
+                Err(Error::Failed {
+                    report: Box::new(report),
+                    source: Box::new(e),
+                })
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Connects again when the loader made its own connection: at once, then with growing
+    /// waits (about 30 s in all, or one try when the server did not come back last time).
+    fn connect_again(&mut self) -> bool {
+        let Some(url) = self.reconnect.clone() else {
+            return false;
+        };
+        let waits: &[u64] = if self.gave_up {
+            &[0]
+        } else {
+            &[0, 250, 500, 1000, 2000, 4000, 8000, 8000, 8000]
+        };
+        for (i, wait_ms) in waits.iter().enumerate() {
+            std::thread::sleep(std::time::Duration::from_millis(*wait_ms));
+            match crate::db::open(url.as_deref()) {
+                Ok(c) => {
+                    self.client = c;
+                    self.ready.clear();
+                    self.gave_up = false;
+                    return true;
+                }
+                Err(e) if i + 1 == waits.len() => {
+                    log::warn!("the server did not come back: {e}");
+                }
+                Err(e) => log::debug!("connecting again: {e}"),
+            }
+        }
+        self.gave_up = true;
+        false
+    }
+
+    fn load_one(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
         let started = Instant::now();
         let stdin = path.as_os_str() == "-";
         // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
@@ -246,22 +299,10 @@ impl Loader {
     /// when the loader's was lost.
     fn record_failure(&mut self, report: &mut FileReport, error: &str) {
         let mut outcome = self.ledger.failed(&mut self.client, report, error);
-        if outcome.is_err() {
-            if let Some(url) = self.reconnect.clone() {
-                // The connection was lost with the load: a new one records it, once the server
-                // answers again (a restarting server takes a few seconds).
-                for wait_ms in [0, 250, 500, 1000, 2000, 4000] {
-                    std::thread::sleep(std::time::Duration::from_millis(wait_ms));
-                    outcome = crate::db::open(url.as_deref()).and_then(|c| {
-                        self.client = c;
-                        self.ready.clear();
-                        self.ledger.failed(&mut self.client, report, error)
-                    });
-                    if outcome.is_ok() {
-                        break;
-                    }
-                }
-            }
+        // The connection was lost with the load: a new one records it, once the server answers
+        // again (a restarting server takes a few seconds).
+        if outcome.is_err() && self.client.is_closed() && self.connect_again() {
+            outcome = self.ledger.failed(&mut self.client, report, error);
         }
         match outcome {
             Ok(id) => report.load_id = Some(id),
