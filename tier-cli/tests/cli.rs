@@ -368,3 +368,43 @@ fn the_console_blocks_of_the_docs_run() {
         .output();
     assert!(ran >= 9, "only {ran} commands found");
 }
+
+/// Links that lead back up (or twice to one folder) are entered once: the walk ends and each
+/// file is read once. A name that is not UTF-8, or an upper-case ending, is an input too.
+#[test]
+fn links_back_up_are_entered_once_and_odd_names_are_inputs() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    generate(&root, "weather.json", "weather", 5, 1, 0.0);
+    generate(&root.join("sub"), "weather_b.json", "weather", 5, 2, 0.0);
+    std::os::unix::fs::symlink(".", root.join("loop1")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("loop2")).unwrap();
+    std::os::unix::fs::symlink("..", root.join("sub/up")).unwrap();
+    let odd = root.join(std::ffi::OsStr::from_bytes(b"weather_\xff.json"));
+    std::fs::copy(root.join("weather.json"), &odd).unwrap();
+    std::fs::copy(root.join("weather.json"), root.join("WEATHER_C.JSON")).unwrap();
+    let mut child = tier_cmd()
+        .args(["check", s(&root), "--report", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the walk did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let files = run.json()["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for f in &files {
+        assert_eq!(f["records"], 5, "{f}");
+    }
+    assert!(run.stderr.contains("not UTF-8"), "{}", run.stderr);
+}

@@ -4,6 +4,7 @@
 //! The reader knows nothing of schemas or databases: it yields each top-level value as a
 //! [`RawRecord`] whose [`RawKind`] says whether it is an object to validate or already a reject.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -594,8 +595,9 @@ fn entered(name: &str) -> bool {
     !name.starts_with('.') && name != "_tier" && !name.ends_with("_rejects")
 }
 
-/// Whether a file is an input: not hidden, with an input's ending.
+/// Whether a file is an input: not hidden, with an input's ending (in any case: `.JSON` too).
 fn is_input(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
     !name.starts_with('.')
         && [".json", ".json.gz", ".jsonl", ".ndjson", ".parquet"]
             .iter()
@@ -611,15 +613,39 @@ fn wanted(rel: &Path) -> bool {
     is_input(name) && parts.iter().all(|p| entered(p))
 }
 
+/// Walks `dir` into `found`. Links to folders are followed, but a folder is entered once
+/// (known by device and inode): a link back up, or a second way to the same folder, adds nothing.
 fn list_dir(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    let mut seen = HashSet::new();
+    list_dir_once(dir, found, &mut seen)
+}
+
+fn list_dir_once(
+    dir: &Path,
+    found: &mut Vec<PathBuf>,
+    seen: &mut HashSet<(u64, u64)>,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if !seen.insert((meta.dev(), meta.ino())) {
+        log::debug!("{}: entered before (a link); passed over", dir.display());
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for f in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let os_name = f.file_name().unwrap_or_default();
+        let name = os_name.to_string_lossy();
         if f.is_dir() {
-            if entered(name) {
-                list_dir(&f, found)?;
+            if entered(&name) {
+                list_dir_once(&f, found, seen)?;
             }
-        } else if is_input(name) {
+        } else if is_input(&name) {
+            if os_name.to_str().is_none() {
+                log::warn!(
+                    "{}: the name is not UTF-8; loaded, and shown with U+FFFD in its place",
+                    f.display()
+                );
+            }
             found.push(f);
         }
     }

@@ -15,7 +15,8 @@ use crate::sink::arrow::{check_schema, BatchRows};
 
 /// Whether a path names a Parquet file.
 pub fn is_parquet(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "parquet")
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
 /// A lake part opened for reading, its schema checked against its dataset.
