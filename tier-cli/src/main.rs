@@ -297,6 +297,10 @@ fn main() -> ExitCode {
         Command::Check(a) => a.common.log_file.clone(),
         _ => None,
     };
+    if let Err(e) = outputs_apart_from_inputs(&cli.command) {
+        logging::error(&e.to_string());
+        return ExitCode::from(e.kind().exit_code());
+    }
     progress::stop_on_ctrl_c();
     if let Err(e) = logging::init(cli.verbose, cli.quiet, log_file.as_deref()) {
         eprintln!("tier: {e}");
@@ -313,6 +317,40 @@ fn main() -> ExitCode {
             ExitCode::from(e.kind().exit_code())
         }
     }
+}
+
+/// Refuses a `--rejects-out` or `--log-file` that is one of the inputs: it would be written over
+/// before it is read.
+fn outputs_apart_from_inputs(command: &Command) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let (paths, common) = match command {
+        Command::Load(a) => (&a.paths, &a.common),
+        Command::Check(a) => (&a.paths, &a.common),
+        _ => return Ok(()),
+    };
+    let outputs = [
+        ("--rejects-out", &common.rejects_out),
+        ("--log-file", &common.log_file),
+    ];
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let taken: Vec<(&str, &PathBuf, (u64, u64))> = outputs
+        .iter()
+        .filter_map(|(flag, p)| p.as_ref().and_then(|p| id(p).map(|i| (*flag, p, i))))
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    for input in inputs(paths, common).unwrap_or_else(|_| paths.clone()) {
+        if let Some(i) = id(&input) {
+            if let Some((flag, p, _)) = taken.iter().find(|t| t.2 == i) {
+                return Err(Error::Usage(format!(
+                    "{flag} {} is one of the inputs: it would be written over before it is read",
+                    p.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<Outcome, Error> {

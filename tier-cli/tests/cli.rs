@@ -408,3 +408,114 @@ fn links_back_up_are_entered_once_and_odd_names_are_inputs() {
     }
     assert!(run.stderr.contains("not UTF-8"), "{}", run.stderr);
 }
+
+/// Runs tier with `envs`, killing it (and failing) after 30 s.
+fn tier_within(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = tier_cmd();
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{args:?} {envs:?} did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap().into()
+}
+
+/// Connection strings, password files and samples that once panicked or hung: each ends with
+/// one line and its exit code, the password never printed.
+#[test]
+fn hostile_connection_settings_and_samples_neither_panic_nor_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pgpass");
+    let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let cases: [(&str, &[(&str, &str)], i32, &str); 4] = [
+        (
+            "postgresql://u:s3cret@127.0.0.1:1/x?sslmode=%aé",
+            &[],
+            2,
+            "sslmode",
+        ),
+        (
+            "postgresql://u:s3cret@127.0.0.1:1/x?sslmode=verify-ca&sslrootcert=/dev/zero",
+            &[],
+            2,
+            "/dev/zero",
+        ),
+        (
+            "postgresql://u@127.0.0.1:1/x",
+            &[("PGPASSFILE", s(&fifo))],
+            1,
+            "127.0.0.1",
+        ),
+        (
+            "postgresql://u:s3?cret@127.0.0.1:1/x?sslmode=disable",
+            &[],
+            1,
+            "127.0.0.1",
+        ),
+    ];
+    for (url, envs, code, needle) in cases {
+        let r = tier_within(&["loads", "--database-url", url], envs);
+        assert_eq!(r.code, code, "{url}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{url}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("s3cret") && !r.stderr.contains("panicked"),
+            "{}",
+            r.stderr
+        );
+    }
+
+    // Keys sharing bytes that end inside a character; a file name that would inject keys.
+    let sample = dir.path().join("odd\nname = \"injected\"\n.json");
+    for text in [
+        "{\"x.é\":1,\"x.è\":2,\"x.id\":1}\n",
+        "{\"用户\":5,\"用法\":6,\"id\":1}\n",
+    ] {
+        std::fs::write(&sample, text).unwrap();
+        let r = tier_within(&["schema", "infer", s(&sample), "--name", "odd"], &[]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let def: toml::Value = toml::from_str(&r.stdout).unwrap();
+        assert_eq!(def["name"].as_str(), Some("odd"), "{}", r.stdout);
+        assert!(
+            r.stdout.lines().next().unwrap().contains("\\n"),
+            "{}",
+            r.stdout
+        );
+    }
+}
+
+/// `--rejects-out` or `--log-file` naming an input is refused before anything is written.
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "weather.json", "weather", 20, 3, 0.2);
+    let before = std::fs::read(&input).unwrap();
+    for flag in ["--rejects-out", "--log-file"] {
+        for cmd in ["check", "load"] {
+            let r = tier(
+                &[
+                    cmd,
+                    s(dir.path()),
+                    flag,
+                    s(&input),
+                    "--database-url",
+                    "postgresql://u@127.0.0.1:1/x",
+                ][..if cmd == "check" { 4 } else { 6 }],
+            );
+            assert_eq!(r.code, 2, "{cmd} {flag}: {}", r.stderr);
+            assert!(r.stderr.contains("one of the inputs"), "{}", r.stderr);
+            assert_eq!(std::fs::read(&input).unwrap(), before, "{cmd} {flag}");
+        }
+    }
+}

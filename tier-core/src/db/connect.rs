@@ -77,22 +77,32 @@ fn home() -> Option<PathBuf> {
     var("HOME").map(PathBuf::from)
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
+/// The most read of a password, service or certificate file.
+const MAX_FILE: u64 = 1 << 20;
+
+/// Reads a plain file of at most [`MAX_FILE`] bytes: a FIFO or a device is refused before it
+/// is opened (so nothing waits on it), a larger file is an error.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a plain file"));
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other("larger than 1 MiB"));
+    }
+    Ok(out)
+}
+
+/// A URL's percent-encoded text, decoded (what is not UTF-8 then stands as U+FFFD).
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Splits a connection string (URL or `key=value`) into what the driver parses and the
@@ -100,10 +110,20 @@ fn percent_decode(s: &str) -> String {
 fn split_params(conn: &str) -> (String, BTreeMap<String, String>) {
     let mut ours = BTreeMap::new();
     let conn = conn.trim();
-    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
-        let Some((base, query)) = conn.split_once('?') else {
+    if let Some(after) = conn
+        .strip_prefix("postgres://")
+        .or_else(|| conn.strip_prefix("postgresql://"))
+    {
+        // As libpq: the user info runs to an `@` met before any `/`, and may hold a `?`.
+        let authority_end = after.find(['@', '/']).unwrap_or(after.len());
+        let from = match after.as_bytes().get(authority_end) {
+            Some(b'@') => conn.len() - after.len() + authority_end,
+            _ => 0,
+        };
+        let Some(q) = conn[from..].find('?').map(|q| from + q) else {
             return (conn.to_string(), ours);
         };
+        let (base, query) = (&conn[..q], &conn[q + 1..]);
         let mut kept = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -176,7 +196,7 @@ fn service(name: &str) -> Result<BTreeMap<String, String>> {
     .flatten()
     .collect();
     for f in &files {
-        let Ok(text) = std::fs::read_to_string(f) else {
+        let Ok(text) = read_small(f).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
             continue;
         };
         let mut inside = false;
@@ -225,7 +245,14 @@ fn pgpass(host: &str, port: u16, db: &str, user: &str) -> Option<String> {
         );
         return None;
     }
-    let text = std::fs::read_to_string(&path).ok()?;
+    if !meta.is_file() {
+        log::warn!(
+            "{}: not a plain file; it is not read as a password file",
+            path.display()
+        );
+        return None;
+    }
+    let text = String::from_utf8(read_small(&path).ok()?).ok()?;
     let port = port.to_string();
     for line in text.lines() {
         if line.trim_start().starts_with('#') || line.trim().is_empty() {
@@ -386,7 +413,8 @@ fn make_tls(tls: &Tls) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     let roots = match &root_file {
         Some(f) => {
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(f).map_err(|e| tls_error(f, e))? {
+            let pem = read_small(f).map_err(|e| tls_error(f, e))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 roots
                     .add(cert.map_err(|e| tls_error(f, e))?)
                     .map_err(|e| tls_error(f, e))?;
@@ -421,11 +449,12 @@ fn make_tls(tls: &Tls) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
         .with_custom_certificate_verifier(verifier);
     let config = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| tls_error(cert, e))?
+            let pem = read_small(cert).map_err(|e| tls_error(cert, e))?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| tls_error(cert, e))?;
-            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| tls_error(key, e))?;
+            let pem = read_small(key).map_err(|e| tls_error(key, e))?;
+            let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| tls_error(key, e))?;
             builder
                 .with_client_auth_cert(certs, key_der)
                 .map_err(|e| tls_error(cert, e))?
@@ -548,5 +577,15 @@ mod tests {
         assert_eq!(rest, "postgresql://u:p@h:5/d?application_name=x");
         assert_eq!(ours["sslrootcert"], "/tmp/ca.pem");
         assert!("verify-all".parse::<SslMode>().is_err());
+        // A `%` before a character that is not ASCII decodes lossily, never panics.
+        let (_, ours) = split_params("postgresql://u@127.0.0.1/x?sslmode=%aé");
+        assert_eq!(ours["sslmode"], "%aé");
+        // The user info may hold a `?`, as in libpq.
+        let (rest, ours) = split_params("postgresql://u:p?w@h/d?sslmode=disable");
+        assert_eq!(rest, "postgresql://u:p?w@h/d");
+        assert_eq!(ours["sslmode"], "disable");
+        let (rest, ours) = split_params("postgresql://h/d?sslmode=require&user=a@b");
+        assert_eq!(rest, "postgresql://h/d?user=a@b");
+        assert_eq!(ours["sslmode"], "require");
     }
 }

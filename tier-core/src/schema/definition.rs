@@ -182,6 +182,9 @@ pub fn valid_name(s: &str) -> bool {
         && s.len() <= 63
 }
 
+/// PostgreSQL's system columns: no table may have a column of these names.
+const SYSTEM_COLUMNS: [&str; 7] = ["tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "oid"];
+
 /// Column names tier adds to every table.
 pub const LINEAGE_COLUMNS: [&str; 4] = ["_extra", "_load_id", "_record_index", "_row_hash"];
 
@@ -225,6 +228,21 @@ impl Definition {
             Some(t) => t.get_ref().clone(),
             None => name.clone(),
         };
+        // The table and its `<table>_rejects` must be names PostgreSQL keeps whole, and neither
+        // may be a table tier makes for something else.
+        let table_span = raw.table.as_ref().map_or(raw.name.span(), |t| t.span());
+        let clash = if table.len() + "_rejects".len() > 63 {
+            Some("is too long: its rejects table's name would pass PostgreSQL's 63 bytes (55 at most)")
+        } else if table == crate::db::ddl::LEDGER {
+            Some("is the ledger's name")
+        } else if table.ends_with("_rejects") {
+            Some("ends with _rejects, as the rejects tables do")
+        } else {
+            None
+        };
+        if let Some(why) = clash {
+            return Err(fail(Some(table_span), format!("table `{table}` {why}")));
+        }
         if let Some(p) = &raw.file_pattern {
             glob::Pattern::new(p.get_ref()).map_err(|e| {
                 fail(
@@ -250,6 +268,12 @@ impl Definition {
                         "column name `{cname}` must match [a-z_][a-z0-9_]* and not be one of {}",
                         LINEAGE_COLUMNS.join(", ")
                     ),
+                ));
+            }
+            if SYSTEM_COLUMNS.contains(&cname.as_str()) {
+                return Err(fail(
+                    at,
+                    format!("column name `{cname}` is one of PostgreSQL's system columns"),
                 ));
             }
             if columns.iter().any(|x| &x.name == cname) {
@@ -426,5 +450,19 @@ mod tests {
         assert!(e.contains("d.toml:6") && e.contains("colour"), "{e}");
         let e = err(&format!("name = \"x\"\npartition_by = \"a\"\n{COL}"));
         assert!(e.contains("not timestamptz or date"), "{e}");
+        // Names PostgreSQL would refuse or tier uses already.
+        let long = "t".repeat(56);
+        let e = err(&format!("name = \"x\"\ntable = \"{long}\"\n{COL}"));
+        assert!(e.contains("d.toml:2") && e.contains("too long"), "{e}");
+        assert!(
+            Definition::from_toml_str(&format!("name = \"{}\"\n{COL}", "t".repeat(55)), "d")
+                .is_ok()
+        );
+        let e = err(&format!("name = \"tier_loads\"\n{COL}"));
+        assert!(e.contains("d.toml:1") && e.contains("ledger"), "{e}");
+        let e = err(&format!("name = \"x\"\ntable = \"weather_rejects\"\n{COL}"));
+        assert!(e.contains("d.toml:2") && e.contains("_rejects"), "{e}");
+        let e = err("name = \"x\"\n[[columns]]\nname = \"xmin\"\ntype = \"text\"\n");
+        assert!(e.contains("d.toml:3") && e.contains("system column"), "{e}");
     }
 }

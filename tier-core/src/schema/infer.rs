@@ -148,9 +148,12 @@ pub fn infer(path: &Path, name: Option<&str>, sample: usize) -> Result<String> {
     };
     let mut out = format!(
         "# Proposed by `tier schema infer` from {n} records of {}.\n",
-        path.file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        crate::report::visible(
+            &path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )
     );
     out.push_str(&format!("name = {}\n", quote(&name)));
     if !prefix.is_empty() {
@@ -211,7 +214,8 @@ fn common_prefix<'a>(mut keys: impl Iterator<Item = &'a str>) -> String {
             .take_while(|(a, b)| a == b)
             .count();
     }
-    match first[..len].rfind('.') {
+    // Bytes are compared: the last `.` within them is a character boundary.
+    match first.as_bytes()[..len].iter().rposition(|&b| b == b'.') {
         // A prefix must leave a name: never the whole of a key.
         Some(dot) if dot + 1 < first.len() => first[..=dot].to_string(),
         _ => String::new(),
@@ -275,6 +279,9 @@ mod tests {
         assert_eq!(common_prefix(["a.b", "a.c"].into_iter()), "a.");
         assert_eq!(common_prefix(["ab", "ac"].into_iter()), "");
         assert_eq!(common_prefix(["a."].into_iter()), "");
+        // Keys sharing bytes that end inside a character.
+        assert_eq!(common_prefix(["x.é", "x.è"].into_iter()), "x.");
+        assert_eq!(common_prefix(["用户", "用法"].into_iter()), "");
         assert_eq!(
             name_from_path(Path::new("My-Rides 2.json.gz")),
             "my_rides_2"
