@@ -439,7 +439,8 @@ fn hostile_connection_settings_and_samples_neither_panic_nor_hang() {
     let c = std::ffi::CString::new(s(&fifo)).unwrap();
     // SAFETY: mkfifo on a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let cases: [(&str, &[(&str, &str)], i32, &str); 4] = [
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: [Case; 4] = [
         (
             "postgresql://u:s3cret@127.0.0.1:1/x?sslmode=%aé",
             &[],
