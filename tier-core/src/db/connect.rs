@@ -199,25 +199,7 @@ fn service(name: &str) -> Result<BTreeMap<String, String>> {
         let Ok(text) = read_small(f).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
             continue;
         };
-        let mut inside = false;
-        let mut found = false;
-        let mut params = BTreeMap::new();
-        for line in text.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                inside = section == name;
-                found |= inside;
-                continue;
-            }
-            if inside {
-                if let Some((k, v)) = line.split_once('=') {
-                    params.insert(k.trim().to_string(), v.trim().to_string());
-                }
-            }
-        }
-        if found {
+        if let Some(params) = service_in(&text, name) {
             return Ok(params);
         }
     }
@@ -229,6 +211,36 @@ fn service(name: &str) -> Result<BTreeMap<String, String>> {
             .collect::<Vec<_>>()
             .join(", ")
     )))
+}
+
+/// The parameters of the service `name` in the text of a `pg_service.conf`, if it is there.
+///
+/// ```
+/// let text = "# comment\n[app]\nhost = db\nport=6432\n[other]\nhost=x\n";
+/// let p = tier_core::db::connect::service_in(text, "app").unwrap();
+/// assert_eq!((p["host"].as_str(), p["port"].as_str()), ("db", "6432"));
+/// assert!(tier_core::db::connect::service_in(text, "none").is_none());
+/// ```
+pub fn service_in(text: &str, name: &str) -> Option<BTreeMap<String, String>> {
+    let mut inside = false;
+    let mut found = false;
+    let mut params = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = section == name;
+            found |= inside;
+            continue;
+        }
+        if inside {
+            if let Some((k, v)) = line.split_once('=') {
+                params.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+    }
+    found.then_some(params)
 }
 
 /// The password of `.pgpass` (`PGPASSFILE`) for a connection, as libpq finds it; a file that
@@ -253,6 +265,18 @@ fn pgpass(host: &str, port: u16, db: &str, user: &str) -> Option<String> {
         return None;
     }
     let text = String::from_utf8(read_small(&path).ok()?).ok()?;
+    password_in(&text, host, port, db, user)
+}
+
+/// The password a `.pgpass` text gives a connection, as libpq finds it: the first line whose
+/// host, port, database and user match (`*` matches any; `\:` and `\\` are escapes).
+///
+/// ```
+/// let text = "# comment\nh:5432:*:u:p\\:w\n*:*:*:*:other\n";
+/// let pw = tier_core::db::connect::password_in(text, "h", 5432, "db", "u");
+/// assert_eq!(pw.as_deref(), Some("p:w"));
+/// ```
+pub fn password_in(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
     let port = port.to_string();
     for line in text.lines() {
         if line.trim_start().starts_with('#') || line.trim().is_empty() {

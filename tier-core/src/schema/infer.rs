@@ -96,7 +96,21 @@ struct Key {
 /// assert!(def.columns[0].required && !def.columns[2].required);
 /// ```
 pub fn infer(path: &Path, name: Option<&str>, sample: usize) -> Result<String> {
-    let mut records = Input::open(path, false)?.records(DEFAULT_MAX_RECORD_BYTES);
+    infer_from(Input::open(path, false)?, path, name, sample)
+}
+
+/// Proposes a definition as [`infer`] does, from an input already open; `path` names it (the
+/// dataset's default name and the comment come from it).
+///
+/// ```
+/// use std::path::Path;
+/// let bytes = br#"{"r.id":"a","r.n":1.5}"#.to_vec();
+/// let input = tier_core::read::Input::from_reader(Path::new("r.json"), Box::new(std::io::Cursor::new(bytes)), false).unwrap();
+/// let text = tier_core::schema::infer::infer_from(input, Path::new("r.json"), None, 10).unwrap();
+/// assert!(text.contains("prefix = \"r.\""));
+/// ```
+pub fn infer_from(input: Input, path: &Path, name: Option<&str>, sample: usize) -> Result<String> {
+    let mut records = input.records(DEFAULT_MAX_RECORD_BYTES);
     let mut keys: Vec<Key> = Vec::new();
     let mut n = 0usize;
     while n < sample {
