@@ -423,3 +423,63 @@ fn a_load_killed_after_its_manifest_is_finished_by_the_next_run() {
     assert_eq!(ledger(&lake).len(), 1);
     assert!(!visible(&lake).is_empty());
 }
+
+/// Many commands on one lake at once, round after round: every one succeeds (a scan of
+/// unfinished loads never trips over a load finishing), and each content is in the ledger once.
+#[test]
+fn many_commands_on_one_lake_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let files: Vec<PathBuf> = (0..40)
+        .map(|i| {
+            generate(
+                dir.path(),
+                &format!("weather_{i}.json"),
+                "weather",
+                20,
+                100 + i,
+                0.1,
+            )
+        })
+        .collect();
+    for round in files.chunks(8) {
+        let children: Vec<_> = round
+            .iter()
+            .map(|f| {
+                tier_cmd()
+                    .args([
+                        "load",
+                        "--lake",
+                        s(&lake),
+                        "--progress",
+                        "never",
+                        s(f),
+                        s(&files[0]),
+                    ])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let lines = ledger(&lake);
+    let mut shas: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["status"] == "succeeded")
+        .map(|l| l["sha256"].as_str().unwrap())
+        .collect();
+    shas.sort();
+    let n = shas.len();
+    shas.dedup();
+    assert_eq!(shas.len(), n, "a content loaded twice");
+    assert_eq!(n, 40);
+}

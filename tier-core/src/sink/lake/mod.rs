@@ -251,14 +251,14 @@ impl Lake {
             if !dir.is_dir() {
                 continue;
             }
-            let lock = match Locked::take(&dir.join(".lock"), false) {
-                Ok(Some(lock)) => lock,
-                Ok(None) => continue, // a load in progress
-                // Finished and removed by its own run since the listing.
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    continue
-                }
-                Err(e) => return Err(e),
+            // Load folders are made with their lock, and removed, under `tmp.lock`, which this
+            // scan holds: a folder without its lock was left by a run that died in between.
+            if !dir.join(".lock").exists() {
+                remove_dir(&dir)?;
+                continue;
+            }
+            let Some(lock) = Locked::take(&dir.join(".lock"), false)? else {
+                continue; // a load in progress
             };
             let manifest = dir.join("COMMIT");
             if let Ok(text) = fs::read_to_string(&manifest) {
@@ -326,6 +326,12 @@ impl Lake {
             self.append(&m.line)?;
         }
         Ok(())
+    }
+
+    /// Removes a load's folder, under `tmp.lock` so that no scan sees it half gone.
+    fn discard(&self, dir: &Path) -> Result<()> {
+        let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
+        remove_dir(dir)
     }
 
     /// The last succeeded load of this content into `table`, if any.
@@ -429,7 +435,7 @@ impl Lake {
         let fail = |line: &mut LedgerLine, why: String| {
             line.finished_at = now();
             line.error = Some(why);
-            let _ = fs::remove_dir_all(&dir);
+            let _ = self.discard(&dir);
             self.append(line)
         };
         let parts = match written {
@@ -463,7 +469,7 @@ impl Lake {
         )?;
         if !self.opts.force {
             if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
-                let _ = fs::remove_dir_all(&dir);
+                let _ = self.discard(&dir);
                 report.status = Status::Skipped;
                 report.load_id = Some(id);
                 log::info!("{}: already in the lake as load {id}; skipped", report.path);
@@ -501,7 +507,7 @@ impl Lake {
         sync_dir(&dir)?;
         crate::fault::point("lake.manifest");
         self.commit(&manifest, &dir)?;
-        remove_dir(&dir)?;
+        self.discard(&dir)?;
         drop(lock);
         report.status = Status::Succeeded;
         report.seconds = started.elapsed().as_secs_f64();
