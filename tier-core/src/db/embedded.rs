@@ -127,9 +127,12 @@ impl Cluster {
             Err(_) => link,
         };
         let run = home.join("run");
-        // A socket path must stay under ~100 bytes (`<dir>/.s.PGSQL.5432`), be reachable by
-        // the server's account, and be a plain path (the setting is a list of names).
-        let socket_dir = if data.starts_with(&home) && run.as_os_str().len() <= 80 && plain(&run) {
+        // A server running says where its socket is. Else a socket path must stay under ~100
+        // bytes (`<dir>/.s.PGSQL.5432`), be reachable by the server's account, and be a plain
+        // path (the setting is a list of names).
+        let socket_dir = if let Some(dir) = running_socket(&data) {
+            dir
+        } else if data.starts_with(&home) && run.as_os_str().len() <= 80 && plain(&run) {
             run
         } else {
             // SAFETY: geteuid has no preconditions and cannot fail.
@@ -438,6 +441,19 @@ fn log_tail(path: &Path) -> String {
         .rev()
         .map(|l| format!("\n  {l}"))
         .collect()
+}
+
+/// The socket directory of the server running on `data`, from its `postmaster.pid` (its fifth
+/// line), when the process it names is alive.
+fn running_socket(data: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    let mut lines = text.lines();
+    let pid: libc::pid_t = lines.next()?.trim().parse().ok()?;
+    let dir = PathBuf::from(lines.nth(3)?.trim());
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let alive = unsafe { libc::kill(pid, 0) == 0 }
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    (pid > 0 && alive && dir.is_absolute()).then_some(dir)
 }
 
 /// `path`, or the nearest of its ancestors that exists.
