@@ -1,78 +1,100 @@
 //! Log records on standard error and, when asked, in a file: time, level, target, message.
+//!
+//! Quiet by default, like psql: standard error shows warnings and errors (`-v` adds info, `-vv`
+//! debug, `-vvv` trace; `RUST_LOG` chooses instead when set). A log file (`--log-file`) gets info
+//! and above whatever standard error shows, so it tells the whole story of the run.
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::Mutex;
 
-/// The run's log file, when there is one.
-static FILE: OnceLock<Mutex<File>> = OnceLock::new();
+use log::{Level, LevelFilter, Log, Metadata, Record};
 
-/// The log file of a run: the one asked for, else a new file under `data/log/` when that
-/// folder exists (as the original loader did).
-pub fn log_path(asked: Option<&Path>) -> Option<PathBuf> {
-    if let Some(p) = asked {
-        return Some(p.to_path_buf());
-    }
-    let dir = Path::new("data/log");
-    if dir.is_dir() {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        return Some(dir.join(format!("tier-{stamp}-{}.log", std::process::id())));
-    }
-    None
+/// Where records go, and from which level.
+struct Logger {
+    stderr: env_filter::Filter,
+    file: Option<Mutex<File>>,
 }
 
-fn to_file(buf: &[u8]) -> io::Result<()> {
-    match FILE.get() {
-        Some(f) => f.lock().unwrap_or_else(|e| e.into_inner()).write_all(buf),
-        None => Ok(()),
-    }
+fn line(level: &str, target: &str, message: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    format!(
+        "[{} {level:<5} {target}] {message}\n",
+        tier_core::Timestamp(now)
+    )
 }
 
-/// Log records go to standard error and to the log file.
-struct Tee;
+impl Log for Logger {
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        self.stderr.enabled(m) || (self.file.is_some() && m.level() <= Level::Info)
+    }
 
-impl Write for Tee {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        io::stderr().write_all(buf)?;
-        to_file(buf)?;
-        Ok(buf.len())
+    fn log(&self, r: &Record<'_>) {
+        let to_stderr = self.stderr.matches(r);
+        let to_file = self.file.is_some() && r.level() <= Level::Info;
+        if !to_stderr && !to_file {
+            return;
+        }
+        let text = line(r.level().as_str(), r.target(), &r.args().to_string());
+        if to_stderr {
+            let _ = io::stderr().write_all(text.as_bytes());
+        }
+        if let (true, Some(f)) = (to_file, &self.file) {
+            let _ = f
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_all(text.as_bytes());
+        }
     }
-    fn flush(&mut self) -> io::Result<()> {
-        io::stderr().flush()
-    }
+
+    fn flush(&self) {}
 }
 
-/// Sets the logger up: `RUST_LOG` wins, else `-v`/`-q` choose the level (default info).
+static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
+
+/// Sets the logger up: `RUST_LOG` wins, else `-v`/`-q` choose the level of standard error.
 pub fn init(verbose: u8, quiet: bool, file: Option<&Path>) -> io::Result<()> {
     let level = match (quiet, verbose) {
-        (true, _) => "warn",
-        (false, 0) => "info",
-        (false, 1) => "debug",
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
         _ => "trace",
     };
-    if let Some(p) = file {
-        let f = File::options()
-            .create(true)
-            .append(true)
-            .open(p)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-        let _ = FILE.set(Mutex::new(f));
-    }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp_millis()
-        .format_target(true)
-        .target(env_logger::Target::Pipe(Box::new(Tee)))
-        .init();
+    let mut filter = env_filter::Builder::new();
+    match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => filter.parse(&spec),
+        _ => filter.parse(level),
+    };
+    let file = match file {
+        Some(p) => Some(Mutex::new(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
+    let logger = LOGGER.get_or_init(|| Logger {
+        stderr: filter.build(),
+        file,
+    });
+    let max = if logger.file.is_some() {
+        logger.stderr.filter().max(LevelFilter::Info)
+    } else {
+        logger.stderr.filter()
+    };
+    let _ = log::set_logger(logger);
+    log::set_max_level(max);
     Ok(())
 }
 
 /// Reports an error: `tier: …` on standard error (a cause of several lines as indented lines
-/// below it, each escaped), and an ERROR record in the log file (so the file tells the whole
-/// story of the run).
+/// below it, each escaped), and an ERROR record in the log file.
 pub fn error(message: &str) {
     let mut lines = message.lines();
     let mut message = tier_core::report::visible(lines.next().unwrap_or_default()).into_owned();
@@ -81,9 +103,10 @@ pub fn error(message: &str) {
         message.push_str(&tier_core::report::visible(l.trim_start()));
     }
     eprintln!("tier: {message}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let line = format!("[{} ERROR tier] {message}\n", tier_core::Timestamp(now));
-    let _ = to_file(line.as_bytes());
+    if let Some(f) = LOGGER.get().and_then(|l| l.file.as_ref()) {
+        let _ = f
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(line("ERROR", "tier", &message).as_bytes());
+    }
 }

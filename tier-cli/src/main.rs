@@ -22,10 +22,10 @@ use tier_core::{Error, FileReport, Registry, Report, Status};
 #[derive(Parser)]
 #[command(name = "tier", version, about, propagate_version = true)]
 struct Cli {
-    /// More log output (-v: debug, -vv: trace).
+    /// More log output on standard error (-v: info, -vv: debug, -vvv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-    /// Only warnings and errors in the log.
+    /// Only errors on standard error.
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
@@ -131,7 +131,7 @@ struct Common {
     /// Progress bars on standard error.
     #[arg(long, value_enum, default_value = "auto")]
     progress: ProgressMode,
-    /// Also write the log to this file (default: a file per run under data/log/ if it exists).
+    /// Also write the log (info and above, with each file's result) to this file.
     #[arg(long)]
     log_file: Option<PathBuf>,
     /// In directories, only files whose name or path below the directory matches (repeatable).
@@ -293,7 +293,7 @@ fn main() -> ExitCode {
         }
     };
     let log_file = match &cli.command {
-        Command::Load(a) => logging::log_path(a.common.log_file.as_deref()),
+        Command::Load(a) => a.common.log_file.clone(),
         Command::Check(a) => a.common.log_file.clone(),
         _ => None,
     };
@@ -378,6 +378,25 @@ fn inputs(paths: &[PathBuf], common: &Common) -> Result<Vec<PathBuf>, Error> {
     tier_core::read::expand_inputs(&paths, &common.globs)
 }
 
+/// Each file's result as an info record (in the log file, and on standard error with `-v`).
+fn log_results(report: &Report) {
+    for f in &report.files {
+        log::info!(
+            "{}: {}, {} records: {} loaded, {} duplicates, {} rejected{}",
+            tier_core::report::visible(&f.path),
+            f.status,
+            f.records,
+            f.loaded,
+            f.duplicates,
+            f.rejected,
+            f.error
+                .as_deref()
+                .map(|e| format!(" ({})", tier_core::report::visible(e)))
+                .unwrap_or_default()
+        );
+    }
+}
+
 fn print_report(report: &Report, format: ReportFormat) {
     let text = match format {
         ReportFormat::Json => report.to_json() + "\n",
@@ -442,6 +461,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
     bars.flush()?;
     let (reports, failed) = split(results);
     let report = Report::new(reports);
+    log_results(&report);
     print_report(&report, args.common.report);
     let mut gate = false;
     // Failed without an error of its own: stopped by the quality gate.
@@ -503,7 +523,9 @@ fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     let results = driver::check_files(&files, &opts, args.jobs, &bars);
     bars.flush()?;
     let (reports, failed) = split(results);
-    print_report(&Report::new(reports), args.common.report);
+    let report = Report::new(reports);
+    log_results(&report);
+    print_report(&report, args.common.report);
     Ok(failed.unwrap_or(Outcome::Ok))
 }
 

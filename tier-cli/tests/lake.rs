@@ -483,3 +483,33 @@ fn many_commands_on_one_lake_at_once_all_succeed() {
     assert_eq!(shas.len(), n, "a content loaded twice");
     assert_eq!(n, 40);
 }
+
+/// `tier check` reads a lake's parts as `load` does: their rows, not JSON.
+#[test]
+fn check_reads_lake_parts_as_load_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    exports(&data, 900, 300, 12, 0.05);
+    let lake = dir.path().join("lake");
+    let run = lake_load(&lake, &[s(&data)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let loaded: u64 = run.json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["loaded"].as_u64().unwrap())
+        .sum();
+    let check = tier(&["check", s(&lake), "--report", "json"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let files = check.json()["files"].as_array().unwrap().clone();
+    assert!(files.len() >= 2);
+    let mut records = 0;
+    for f in &files {
+        assert!(f["path"].as_str().unwrap().ends_with(".parquet"), "{f}");
+        assert_eq!(f["rejected"], 0, "{f}");
+        assert_eq!(f["sha256"].as_str().unwrap().len(), 64, "{f}");
+        records += f["records"].as_u64().unwrap();
+    }
+    assert_eq!(records, loaded);
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::pipeline::{self, open_input, NoPayload, Observer, Opened, Processed, ReadOptions};
+use crate::pipeline::{open_input, NoPayload, Observer, Opened, Processed, ReadOptions, Source};
 use crate::read::Records;
 use crate::report::{FileReport, Status};
 use crate::schema::row::Row;
@@ -28,7 +28,7 @@ use crate::schema::Dataset;
 pub fn check(path: &Path, opts: &ReadOptions, observer: &dyn Observer) -> Result<FileReport> {
     let started = Instant::now();
     let Opened {
-        records,
+        source,
         dataset,
         progress,
         sha256: sha,
@@ -39,20 +39,14 @@ pub fn check(path: &Path, opts: &ReadOptions, observer: &dyn Observer) -> Result
         keep_rejects: observer.wants_rejects(),
     };
     let mut totals = Processed::default();
-    let result = pipeline::run(
-        records,
-        &dataset,
-        opts.workers,
-        &enc,
-        &mut |batch: &Processed| {
-            totals.absorb(batch);
-            observer.records(path, batch.records)?;
-            batch
-                .rejects
-                .iter()
-                .try_for_each(|r| observer.reject(path, r))
-        },
-    );
+    let result = source.run(&dataset, opts.workers, &enc, &mut |batch: &Processed| {
+        totals.absorb(batch);
+        observer.records(path, batch.records)?;
+        batch
+            .rejects
+            .iter()
+            .try_for_each(|r| observer.reject(path, r))
+    });
     observer.finished(path);
     result?;
     let report = FileReport {
@@ -90,8 +84,14 @@ impl Rows {
     /// Opens `path`; the dataset is detected among `opts.datasets` unless forced.
     pub fn open(path: &Path, opts: &ReadOptions) -> Result<Rows> {
         let Opened {
-            records, dataset, ..
+            source, dataset, ..
         } = open_input(path, opts, false)?;
+        let Source::Records(records) = source else {
+            return Err(crate::Error::Input {
+                path: path.to_path_buf(),
+                detail: "a lake part: read its rows as Arrow batches (tier.read)".into(),
+            });
+        };
         Ok(Rows {
             records,
             dataset,

@@ -70,10 +70,34 @@ pub trait Observer: Sync {
 pub struct Quiet;
 impl Observer for Quiet {}
 
+/// Where the records of an input come from.
+pub enum Source {
+    /// A JSON export, through the parallel pipeline.
+    Records(Records),
+    /// A lake part (Parquet written by tier): rows validated already, read as they are.
+    Part(crate::sink::lake::read::Part),
+}
+
+impl Source {
+    /// Hands the source's outcomes, encoded by `enc`, to `sink` in batches, in input order.
+    pub fn run(
+        self,
+        dataset: &Dataset,
+        workers: usize,
+        enc: &dyn Encode,
+        sink: &mut dyn FnMut(&Processed) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Source::Records(records) => run(records, dataset, workers, enc, sink),
+            Source::Part(part) => part.run(enc, sink),
+        }
+    }
+}
+
 /// An input opened for reading, with its dataset told.
 pub struct Opened {
     /// Its records.
-    pub records: Records,
+    pub source: Source,
     /// Its dataset.
     pub dataset: Dataset,
     /// A live count of the bytes read.
@@ -83,8 +107,25 @@ pub struct Opened {
 }
 
 /// Opens an input and tells its dataset: forced, else detected among the known definitions
-/// ([`Registry::detect`](crate::Registry::detect)).
+/// ([`Registry::detect`](crate::Registry::detect)); a `*.parquet` file is a lake part, whose
+/// dataset is its table's (hashed first, when asked, since Parquet is read by seeking).
 pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened> {
+    if crate::sink::lake::read::is_parquet(path) {
+        let part = crate::sink::lake::read::Part::open(path, opts)?;
+        let (progress, sha256) = match hash {
+            true => {
+                let (p, h) = crate::read::hash_input(path)?;
+                (p, Some(h))
+            }
+            false => (Arc::default(), None),
+        };
+        return Ok(Opened {
+            dataset: part.dataset().clone(),
+            source: Source::Part(part),
+            progress,
+            sha256,
+        });
+    }
     let input = Input::open(path, hash)?;
     let progress = input.progress();
     let sha256 = input.sha256_handle();
@@ -94,7 +135,7 @@ pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened>
         None => opts.datasets.detect(records.head()?, path)?,
     };
     Ok(Opened {
-        records,
+        source: Source::Records(records),
         dataset,
         progress,
         sha256,

@@ -186,6 +186,26 @@ impl Sha256Handle {
     }
 }
 
+/// Reads a whole input once for its SHA-256: its progress (the bytes read) and its digest, as an
+/// input opened with hashing would give them after its last record (for inputs read otherwise,
+/// as Parquet files are).
+pub fn hash_input(path: &Path) -> Result<(Arc<Progress>, Sha256Handle)> {
+    let inner: Box<dyn Read> = if super::object::is_url(path) {
+        Box::new(super::object::open(path)?)
+    } else {
+        Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
+    };
+    let counter = Arc::new(Progress::default());
+    let hasher = Arc::new(Mutex::new(Sha256::new()));
+    let mut tap = Tap {
+        inner,
+        counter: counter.clone(),
+        hasher: Some(hasher.clone()),
+    };
+    io::copy(&mut tap, &mut io::sink()).map_err(|e| Error::io(path, e))?;
+    Ok((counter, Sha256Handle(hasher)))
+}
+
 /// The SHA-256 (hex) and size of a file, read in one pass.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut f: Box<dyn Read> = if super::object::is_url(path) {

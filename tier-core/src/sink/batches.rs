@@ -14,7 +14,7 @@ use arrow_schema::{ArrowError, SchemaRef};
 use super::arrow::{copy_fields, rejects_schema, rows_schema, Builder};
 use super::copy::CopyEncoder;
 use crate::error::{Error, Result};
-use crate::pipeline::{self, open_input, Opened, Processed, ReadOptions};
+use crate::pipeline::{open_input, Opened, Processed, ReadOptions};
 use crate::schema::Dataset;
 
 /// Which records of a file a [`Batches`] reader yields.
@@ -56,7 +56,7 @@ impl Batches {
         what: Records,
     ) -> Result<Batches> {
         let Opened {
-            records, dataset, ..
+            source, dataset, ..
         } = open_input(path, opts, false)?;
         let batch_size = batch_size.max(1);
         let full = match what {
@@ -81,28 +81,29 @@ impl Batches {
                 let batch = b.finish().project(&keep).map_err(arrow_error)?;
                 tx.send(Ok(batch)).map_err(|_| stopped())
             };
-            let outcome = pipeline::run(records, &d, workers, &enc, &mut |batch: &Processed| {
-                let mut fields = Vec::new();
-                let mut b = match what {
-                    Records::Rows => &batch.payload[..],
-                    Records::Rejects => &batch.reject_payload[..],
-                };
-                while !b.is_empty() {
-                    b = copy_fields(b, &mut fields);
-                    builder.push(&fields);
-                    if builder.len() >= batch_size {
-                        emit(&mut builder)?;
+            let outcome = source
+                .run(&d, workers, &enc, &mut |batch: &Processed| {
+                    let mut fields = Vec::new();
+                    let mut b = match what {
+                        Records::Rows => &batch.payload[..],
+                        Records::Rejects => &batch.reject_payload[..],
+                    };
+                    while !b.is_empty() {
+                        b = copy_fields(b, &mut fields);
+                        builder.push(&fields);
+                        if builder.len() >= batch_size {
+                            emit(&mut builder)?;
+                        }
                     }
-                }
-                Ok(())
-            })
-            .and_then(|()| {
-                if builder.is_empty() {
                     Ok(())
-                } else {
-                    emit(&mut builder)
-                }
-            });
+                })
+                .and_then(|()| {
+                    if builder.is_empty() {
+                        Ok(())
+                    } else {
+                        emit(&mut builder)
+                    }
+                });
             if let Err(e) = outcome {
                 let _ = tx.send(Err(e));
             }

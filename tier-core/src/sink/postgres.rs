@@ -12,11 +12,11 @@ use postgres::{Client, Transaction};
 use super::arrow::copy_fields;
 use super::copy::{self, CopyEncoder, HEADER, TRAILER};
 use super::dedup::{FirstSeen, Seen};
-use super::lake::{self, read::is_parquet};
+use super::lake::read::is_parquet;
 use super::ledger::Ledger;
 use crate::db::ddl::{self, qualified, quote_ident};
 use crate::error::{Error, Result};
-use crate::pipeline::{self, open_input, Observer, Opened, Processed, ReadOptions};
+use crate::pipeline::{open_input, Observer, Opened, Processed, ReadOptions, Source};
 use crate::read::{self as reader, Progress};
 use crate::report::{FileReport, Status};
 use crate::schema::validate::{Reject, RejectReason};
@@ -47,14 +47,6 @@ impl Default for LoadOptions {
             max_reject_ratio: None,
         }
     }
-}
-
-/// Where a load's rows come from.
-enum Source {
-    /// A JSON export, through the pipeline.
-    Records(reader::Records),
-    /// A lake part, rows already validated.
-    Lake(lake::read::Part),
 }
 
 /// Opens a load's input again, for a second reading.
@@ -170,7 +162,9 @@ impl Loader {
             self.connect_again();
         }
         match self.load_one(path, observer) {
-            Err(e) if e.kind() == crate::ErrorKind::Database => {
+            Err(e)
+                if !matches!(e, Error::Failed { .. }) && e.kind() == crate::ErrorKind::Database =>
+            {
                 let mut report = FileReport::new(path, "", None, Status::Failed);
                 report.error = Some(e.to_string());
                 Err(Error::Failed {
@@ -230,19 +224,12 @@ impl Loader {
                 again.then(|| reader::sha256_file(path)).transpose()?
             }
         };
-        let (source, dataset, progress, sha_handle) = if is_parquet(path) {
-            let part = lake::read::Part::open(path, &self.opts.read)?;
-            let dataset = part.dataset().clone();
-            (Source::Lake(part), dataset, Default::default(), None)
-        } else {
-            let Opened {
-                records,
-                dataset,
-                progress,
-                sha256,
-            } = open_input(path, &self.opts.read, pre.is_none())?;
-            (Source::Records(records), dataset, progress, sha256)
-        };
+        let Opened {
+            source,
+            dataset,
+            progress,
+            sha256: sha_handle,
+        } = open_input(path, &self.opts.read, pre.is_none())?;
         self.ensure_tables(&dataset)?;
         let table = qualified(&self.opts.schema, &dataset.table);
         let table_name = format!("{}.{}", self.opts.schema, dataset.table);
@@ -257,11 +244,8 @@ impl Loader {
             ..self.opts.read.clone()
         };
         let reopen = || -> Result<(Source, Option<reader::Sha256Handle>)> {
-            if is_parquet(path) {
-                return Ok((Source::Lake(lake::read::Part::open(path, &read)?), None));
-            }
             let opened = open_input(path, &read, true)?;
-            Ok((Source::Records(opened.records), opened.sha256))
+            Ok((opened.source, opened.sha256))
         };
         let outcome = self.load_in_transaction(
             source,
@@ -301,7 +285,7 @@ impl Loader {
         let mut outcome = self.ledger.failed(&mut self.client, report, error);
         // The connection was lost with the load: a new one records it, once the server answers
         // again (a restarting server takes a few seconds).
-        if outcome.is_err() && self.client.is_closed() && self.connect_again() {
+        if outcome.is_err() && self.connect_again() {
             outcome = self.ledger.failed(&mut self.client, report, error);
         }
         match outcome {
@@ -833,12 +817,7 @@ impl Copy<'_> {
             }
             write(&kept)
         };
-        match source {
-            Source::Records(records) => {
-                pipeline::run(records, dataset, self.workers, &enc, &mut sink)?
-            }
-            Source::Lake(part) => part.run(&enc, &mut sink)?,
-        }
+        source.run(dataset, self.workers, &enc, &mut sink)?;
         write(TRAILER)?;
         let outcome = match failed {
             Some(e) => Err(e),

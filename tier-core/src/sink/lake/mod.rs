@@ -35,7 +35,7 @@ use super::dedup::{FirstSeen, Seen};
 use super::ledger::LedgerLine;
 use super::postgres::LoadOptions;
 use crate::error::{Error, Result};
-use crate::pipeline::{self, open_input, Observer, Opened, Processed};
+use crate::pipeline::{open_input, Observer, Opened, Processed, Source};
 use crate::read::sha256_file;
 use crate::report::{FileReport, Status};
 use crate::schema::timestamp::{format_date, Timestamp};
@@ -374,7 +374,7 @@ impl Lake {
             None
         };
         let Opened {
-            records,
+            source,
             dataset,
             progress,
             sha256: sha_handle,
@@ -409,7 +409,7 @@ impl Lake {
         };
 
         observer.started(path, size, progress.clone());
-        let written = self.write_parts(records, &dataset, load_id, &dir, &mut report, observer);
+        let written = self.write_parts(source, &dataset, load_id, &dir, &mut report, observer);
         observer.finished(path);
         if let Some(h) = sha_handle {
             report.sha256 = h.hex();
@@ -517,7 +517,7 @@ impl Lake {
     /// Runs the pipeline into Parquet parts under `dir`; fills the report's counts.
     fn write_parts(
         &self,
-        records: crate::read::Records,
+        source: Source,
         dataset: &Dataset,
         load_id: i64,
         dir: &Path,
@@ -546,8 +546,7 @@ impl Lake {
         let mut held = 0usize;
         let conflict_reason = RejectReason::ConflictingDuplicate.to_string();
         let path = PathBuf::from(&report.path);
-        let outcome = pipeline::run(
-            records,
+        let outcome = source.run(
             dataset,
             self.opts.read.workers,
             &enc,
