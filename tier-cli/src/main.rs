@@ -16,7 +16,7 @@ use tier_core::driver::{self, Destination};
 use tier_core::generate::{self, GenerateOptions};
 use tier_core::LoadOptions;
 use tier_core::ReadOptions;
-use tier_core::{Error, FileReport, Registry, Report, Status};
+use tier_core::{Error, FileReport, Registry, Report};
 
 /// Load JSON exports of event streams into typed PostgreSQL tables, accounting for every record.
 #[derive(Parser)]
@@ -177,7 +177,8 @@ struct LoadArgs {
     /// Empty the target table first, in the same transaction.
     #[arg(long)]
     replace: bool,
-    /// Roll a file's load back (exit 3) when more than this share of its records is rejected.
+    /// Roll a file's load back (exit 3) when more than this share of its records is rejected
+    /// (default: only when every record is; 1 never).
     #[arg(long)]
     max_reject_ratio: Option<f64>,
     /// Files loaded at once, each on its own connection.
@@ -219,6 +220,10 @@ struct CheckArgs {
     /// Files checked at once.
     #[arg(short, long, default_value_t = 1)]
     jobs: usize,
+    /// Fail a file (exit 3) when more than this share of its records is rejected, as a load
+    /// would (default: only when every record is).
+    #[arg(long)]
+    max_reject_ratio: Option<f64>,
 }
 
 #[derive(Args)]
@@ -439,13 +444,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
         replace: args.replace,
         max_reject_ratio: args.max_reject_ratio,
     };
-    if let Some(r) = opts.max_reject_ratio {
-        if !(0.0..=1.0).contains(&r) {
-            return Err(Error::Usage(format!(
-                "--max-reject-ratio must be between 0 and 1, not {r}"
-            )));
-        }
-    }
+    ratio_in_range(opts.max_reject_ratio)?;
     if args.lake.is_none() {
         tier_core::db::ddl::check_schema_name(&opts.schema)?;
     }
@@ -463,27 +462,35 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
     let report = Report::new(reports);
     log_results(&report);
     print_report(&report, args.common.report);
+    Ok(finish(&report, failed, opts.max_reject_ratio))
+}
+
+fn ratio_in_range(ratio: Option<f64>) -> Result<(), Error> {
+    match ratio {
+        Some(r) if !(0.0..=1.0).contains(&r) => Err(Error::Usage(format!(
+            "--max-reject-ratio must be between 0 and 1, not {r}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// How a run ends: a failure first, else exit 3 when the quality gate stopped a file (each
+/// such file logged).
+fn finish(report: &Report, failed: Option<Outcome>, max_reject_ratio: Option<f64>) -> Outcome {
     let mut gate = false;
-    // Failed without an error of its own: stopped by the quality gate.
-    for f in report
+    for e in report
         .files
         .iter()
-        .filter(|f| f.status == Status::Failed && f.error.is_none())
+        .filter_map(|f| f.gate_error(max_reject_ratio))
     {
-        let e = Error::QualityGate {
-            path: PathBuf::from(&f.path),
-            records: f.records,
-            rejected: f.rejected,
-            max_ratio: opts.max_reject_ratio.unwrap_or(0.0),
-        };
         logging::error(&e.to_string());
         gate = true;
     }
-    Ok(match failed {
+    match failed {
         Some(f) => f,
         None if gate => Outcome::Gate,
         None => Outcome::Ok,
-    })
+    }
 }
 
 /// The reports of the files that succeeded, and how the failures end the run (each logged):
@@ -520,13 +527,14 @@ fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     let files = inputs(&args.paths, &args.common)?;
     let bars =
         progress::Bars::with_rejects(args.common.progress, args.common.rejects_out.as_deref())?;
-    let results = driver::check_files(&files, &opts, args.jobs, &bars);
+    ratio_in_range(args.max_reject_ratio)?;
+    let results = driver::check_files(&files, &opts, args.max_reject_ratio, args.jobs, &bars);
     bars.flush()?;
     let (reports, failed) = split(results);
     let report = Report::new(reports);
     log_results(&report);
     print_report(&report, args.common.report);
-    Ok(failed.unwrap_or(Outcome::Ok))
+    Ok(finish(&report, failed, args.max_reject_ratio))
 }
 
 fn loads(args: LoadsArgs) -> Result<Outcome, Error> {

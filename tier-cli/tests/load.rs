@@ -361,8 +361,32 @@ fn quality_gate_rolls_back_and_exits_3() {
     let db = TestDb::new();
     let run = db.load(&[s(&file), "--max-reject-ratio", "0.01", "--report", "json"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
-    assert_eq!(run.json()["files"][0]["status"], "failed");
+    let f = &run.json()["files"][0];
+    assert_eq!(f["status"], "failed");
+    // Nothing loaded; what would have, in its own field.
+    assert_eq!(f["loaded"], 0, "{f}");
+    let n = |k: &str| f[k].as_u64().unwrap();
+    assert!(n("rolled_back") > 0);
+    assert_eq!(
+        n("records"),
+        n("rolled_back") + n("duplicates") + n("rejected")
+    );
     assert!(run.stderr.contains("weather.json"), "{}", run.stderr);
+    assert_eq!(
+        db.count("SELECT * FROM tier_loads WHERE status = 'failed' AND loaded = 0"),
+        1
+    );
+    // check agrees, given the same ratio.
+    let check = tier(&[
+        "check",
+        s(&file),
+        "--max-reject-ratio",
+        "0.01",
+        "--report",
+        "json",
+    ]);
+    assert_eq!(check.code, 3, "{}", check.stderr);
+    assert_eq!(check.json()["files"][0]["status"], "failed");
     assert_eq!(db.count("SELECT * FROM weather"), 0);
     assert_eq!(db.count("SELECT * FROM weather_rejects"), 0);
     assert_eq!(
@@ -716,4 +740,33 @@ fn a_number_numeric_cannot_hold_rejects_its_record_only() {
     let run = from_lake.load(&[s(&lake), "--datasets", s(&defs)]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(from_lake.count("SELECT * FROM rides"), 8);
+}
+
+/// A file whose every record is rejected (read as the wrong dataset) fails, in load, check and
+/// the lake alike, unless `--max-reject-ratio 1` allows it; keys kept in `_extra` are counted
+/// for the records that pass only.
+#[test]
+fn a_file_whose_every_record_is_rejected_fails_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(dir.path(), "weather.json", "weather", 50, 8, 0.0);
+    let db = TestDb::new();
+    let wrong = ["--dataset", "track_events", "--report", "json"];
+    let run = db.load(&[&[s(&file)][..], &wrong].concat());
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let f = &run.json()["files"][0];
+    assert_eq!(f["status"], "failed");
+    assert_eq!(f["rejected"], 50);
+    assert!(run.stderr.contains("every one of them"), "{}", run.stderr);
+    assert!(run.stderr.contains("--dataset"), "{}", run.stderr);
+    assert_eq!(f["unknown_fields"], serde_json::json!({}), "{f}");
+    assert_eq!(db.count("SELECT * FROM track_events_rejects"), 0);
+    let check = tier(&[&["check", s(&file)][..], &wrong].concat());
+    assert_eq!(check.code, 3, "{}", check.stderr);
+    let lake = dir.path().join("lake");
+    let r = tier(&[&["load", "--lake", s(&lake), s(&file)][..], &wrong].concat());
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let allowed = db.load(&[&[s(&file), "--max-reject-ratio", "1"][..], &wrong].concat());
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    assert_eq!(allowed.json()["files"][0]["status"], "succeeded");
+    assert_eq!(db.count("SELECT * FROM track_events_rejects"), 50);
 }

@@ -12,7 +12,9 @@ use crate::schema::row::Row;
 use crate::schema::validate;
 use crate::schema::Dataset;
 
-/// Reads and validates one file; hands every reject to the observer when it wants them.
+/// Reads and validates one file; hands every reject to the observer when it wants them. The
+/// quality gate of a load applies ([`FileReport::gate`]): `max_reject_ratio`, or by default a
+/// file whose every record is rejected, is `failed`.
 ///
 /// ```
 /// use tier_core::check::check;
@@ -21,11 +23,16 @@ use crate::schema::Dataset;
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("weather.json");
 /// std::fs::write(&path, "[{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"},\n42,\n").unwrap();
-/// let report = check(&path, &ReadOptions::default(), &tier_core::Quiet).unwrap();
+/// let report = check(&path, &ReadOptions::default(), None, &tier_core::Quiet).unwrap();
 /// assert_eq!((report.records, report.loaded, report.rejected), (2, 1, 1));
 /// assert_eq!(report.reject_reasons["not_an_object"], 1);
 /// ```
-pub fn check(path: &Path, opts: &ReadOptions, observer: &dyn Observer) -> Result<FileReport> {
+pub fn check(
+    path: &Path,
+    opts: &ReadOptions,
+    max_reject_ratio: Option<f64>,
+    observer: &dyn Observer,
+) -> Result<FileReport> {
     let started = Instant::now();
     let Opened {
         source,
@@ -49,7 +56,7 @@ pub fn check(path: &Path, opts: &ReadOptions, observer: &dyn Observer) -> Result
     });
     observer.finished(path);
     result?;
-    let report = FileReport {
+    let mut report = FileReport {
         sha256: sha.map(|h| h.hex()).unwrap_or_default(),
         bytes: progress.bytes(),
         records: totals.records,
@@ -61,6 +68,7 @@ pub fn check(path: &Path, opts: &ReadOptions, observer: &dyn Observer) -> Result
         ..FileReport::new(path, &dataset.name, None, Status::Checked)
     };
     report.warn_if_mostly_rejected();
+    report.gate(max_reject_ratio);
     Ok(report)
 }
 

@@ -111,13 +111,15 @@ pub fn load_files(
     }
 }
 
-/// Checks `files` (no database), `jobs` at once; one outcome per file, in order.
+/// Checks `files` (no database), `jobs` at once, with the quality gate of a load; one outcome
+/// per file, in order.
 pub fn check_files(
     files: &[PathBuf],
     opts: &ReadOptions,
+    max_reject_ratio: Option<f64>,
     jobs: usize,
     observer: &dyn Observer,
 ) -> Vec<Result<FileReport>> {
-    let one = |_: &mut (), p: &Path| check::check(p, opts, observer);
+    let one = |_: &mut (), p: &Path| check::check(p, opts, max_reject_ratio, observer);
     spread(files, jobs, || Ok(()), one).unwrap_or_else(|e| vec![Err(e)])
 }

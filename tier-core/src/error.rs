@@ -98,8 +98,9 @@ pub enum Error {
         /// What differs.
         detail: String,
     },
-    /// The share of rejected records was above `--max-reject-ratio`; the load was rolled back.
-    #[error("{path}: {rejected} of {records} records rejected, above the allowed ratio {max_ratio}; the load was rolled back")]
+    /// The share of rejected records was above `--max-reject-ratio` (by default: every record
+    /// was rejected); the load was rolled back.
+    #[error("{}: {rejected} of {records} records rejected, {}; the load was rolled back", path.display(), gate_text(*max_ratio))]
     QualityGate {
         /// The file concerned.
         path: PathBuf,
@@ -107,8 +108,8 @@ pub enum Error {
         records: u64,
         /// Records rejected.
         rejected: u64,
-        /// The ratio allowed.
-        max_ratio: f64,
+        /// The ratio allowed, if one was given.
+        max_ratio: Option<f64>,
     },
     /// The work was stopped from outside (Ctrl-C); what was begun was rolled back.
     #[error("interrupted")]
@@ -232,6 +233,16 @@ impl ErrorKind {
             ErrorKind::QualityGate | ErrorKind::NoEmbedded => 3,
             _ => 1,
         }
+    }
+}
+
+/// What the quality gate allowed, for its message.
+fn gate_text(max_ratio: Option<f64>) -> String {
+    match max_ratio {
+        Some(r) => format!("above the allowed ratio {r}"),
+        None => "every one of them (is it of another dataset? --dataset names it; \
+                 --max-reject-ratio 1 allows it)"
+            .into(),
     }
 }
 

@@ -39,6 +39,10 @@ impl fmt::Display for Status {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The report of one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileReport {
@@ -57,6 +61,10 @@ pub struct FileReport {
     pub records: u64,
     /// Records written to the target table.
     pub loaded: u64,
+    /// Records that would have been loaded, when the quality gate rolled the load back (then
+    /// `records = rolled_back + duplicates + rejected` and `loaded` is 0).
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub rolled_back: u64,
     /// Records skipped as duplicates.
     pub duplicates: u64,
     /// Records written to the rejects table.
@@ -99,6 +107,7 @@ impl FileReport {
             bytes: 0,
             records: 0,
             loaded: 0,
+            rolled_back: 0,
             duplicates: 0,
             rejected: 0,
             reject_reasons: BTreeMap::new(),
@@ -110,6 +119,45 @@ impl FileReport {
             load_id: None,
             seconds: 0.0,
         }
+    }
+
+    /// The quality gate, once the file's counts are known: more than `max_ratio` of its records
+    /// rejected (with no ratio given: every one of them) fails the file. Its rows are then not
+    /// loaded: `loaded` moves to `rolled_back`. Returns whether the gate stopped it.
+    ///
+    /// ```
+    /// use tier_core::{FileReport, Status};
+    /// let mut r = FileReport::new("w.json".as_ref(), "weather", None, Status::Succeeded);
+    /// (r.records, r.loaded, r.rejected) = (10, 6, 4);
+    /// assert!(!r.gate(None) && !r.gate(Some(0.5)));
+    /// assert!(r.gate(Some(0.3)));
+    /// assert_eq!((r.status, r.loaded, r.rolled_back), (Status::Failed, 0, 6));
+    /// let mut all = FileReport::new("w.json".as_ref(), "weather", None, Status::Succeeded);
+    /// (all.records, all.rejected) = (3, 3);
+    /// assert!(!all.clone().gate(Some(1.0)) && all.gate(None));
+    /// ```
+    pub fn gate(&mut self, max_ratio: Option<f64>) -> bool {
+        let over = self.records > 0
+            && match max_ratio {
+                Some(max) => self.rejected as f64 / self.records as f64 > max,
+                None => self.rejected == self.records,
+            };
+        if over {
+            self.status = Status::Failed;
+            self.rolled_back += self.loaded;
+            self.loaded = 0;
+        }
+        over
+    }
+
+    /// The error of a file the quality gate stopped, if it did.
+    pub fn gate_error(&self, max_ratio: Option<f64>) -> Option<crate::Error> {
+        (self.status == Status::Failed && self.error.is_none()).then(|| crate::Error::QualityGate {
+            path: std::path::PathBuf::from(&self.path),
+            records: self.records,
+            rejected: self.rejected,
+            max_ratio,
+        })
     }
 
     /// Logs a warning when most of the file's records were rejected for their shape or values:

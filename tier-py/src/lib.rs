@@ -129,22 +129,24 @@ fn load(
 
 /// Reads and validates files, without a database; `jobs` files at once.
 #[pyfunction]
-#[pyo3(signature = (paths, dataset=None, datasets=None, jobs=1))]
+#[pyo3(signature = (paths, dataset=None, datasets=None, jobs=1, max_reject_ratio=None))]
 fn check(
     py: Python<'_>,
     paths: Paths,
     dataset: Option<String>,
     datasets: Option<Paths>,
     jobs: usize,
+    max_reject_ratio: Option<f64>,
 ) -> PyResult<Py<PyAny>> {
     let opts = read_options(py, dataset, datasets)?;
     let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
         let (files, single) = expand(paths)?;
-        Ok((driver::check_files(&files, &opts, jobs, cancel), single))
+        let results = driver::check_files(&files, &opts, max_reject_ratio, jobs, cancel);
+        Ok((results, single))
     });
     logging::drain(py);
     let (results, single) = outcome?.map_err(|e| raise(py, e))?;
-    reports(py, results, single, None)
+    reports(py, results, single, max_reject_ratio)
 }
 
 /// The valid rows of a file: iterate for dicts (once), or hand it to pyarrow, polars or DuckDB

@@ -1,10 +1,8 @@
 //! The report of a file, as a frozen Python object, and how a run's reports are returned.
 
-use std::path::PathBuf;
-
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use tier_core::{Error, FileReport, Status};
+use tier_core::{Error, FileReport};
 
 use crate::errors::raise;
 
@@ -18,6 +16,7 @@ pub struct Report {
     bytes: u64,
     records: u64,
     loaded: u64,
+    rolled_back: u64,
     duplicates: u64,
     rejected: u64,
     reject_reasons: std::collections::BTreeMap<String, u64>,
@@ -41,6 +40,7 @@ impl From<FileReport> for Report {
             bytes: r.bytes,
             records: r.records,
             loaded: r.loaded,
+            rolled_back: r.rolled_back,
             duplicates: r.duplicates,
             rejected: r.rejected,
             reject_reasons: r.reject_reasons,
@@ -83,13 +83,10 @@ pub fn reports(
     let mut first: Option<PyErr> = None;
     for r in results {
         match r {
-            Ok(rep) if rep.status == Status::Failed && first.is_none() => {
-                let err = Error::QualityGate {
-                    path: PathBuf::from(&rep.path),
-                    records: rep.records,
-                    rejected: rep.rejected,
-                    max_ratio: max_reject_ratio.unwrap_or(0.0),
-                };
+            Ok(rep) if first.is_none() && rep.gate_error(max_reject_ratio).is_some() => {
+                let err = rep
+                    .gate_error(max_reject_ratio)
+                    .expect("checked in the guard");
                 let exc = raise(py, err);
                 exc.value(py).setattr("report", Report::from(rep))?;
                 first = Some(exc);

@@ -190,14 +190,6 @@ fn with_slots<'a>(
     if n > max {
         return None;
     }
-    for (key, _) in &extras {
-        match unknown.get_mut(key.as_ref()) {
-            Some(c) => *c += 1,
-            None => {
-                unknown.insert(key.to_string(), 1);
-            }
-        }
-    }
     let raw = &bytes[..n];
     let reject = |reason: RejectReason| Some((n, Err(Reject::at(index, raw, reason))));
     let mut values = Vec::with_capacity(columns.len());
@@ -218,6 +210,15 @@ fn with_slots<'a>(
             Err(JsonbError::Numeric) => return reject(RejectReason::OutOfRange("_extra".into())),
         }
     };
+    // Kept in `_extra`: counted for the records that pass only.
+    for (key, _) in &extras {
+        match unknown.get_mut(key.as_ref()) {
+            Some(c) => *c += 1,
+            None => {
+                unknown.insert(key.to_string(), 1);
+            }
+        }
+    }
     Some((
         n,
         Ok(Row {

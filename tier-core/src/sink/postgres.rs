@@ -372,12 +372,9 @@ impl Loader {
         report.rejected = totals.rejected() + conflicting;
         report.duplicates = totals.valid - conflicting - loaded;
 
-        if let Some(max) = opts.max_reject_ratio {
-            if report.records > 0 && report.rejected as f64 / report.records as f64 > max {
-                drop(tx);
-                report.status = Status::Failed;
-                return Ok(());
-            }
+        if report.gate(opts.max_reject_ratio) {
+            drop(tx);
+            return Ok(());
         }
         report.status = Status::Succeeded;
         ledger.finish(&mut tx, report, plan.load_id)?;

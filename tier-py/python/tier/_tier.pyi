@@ -44,6 +44,9 @@ class Report:
     @property
     def loaded(self) -> int: ...
     @property
+    def rolled_back(self) -> int:
+        """Rows that would have loaded, when the quality gate rolled the load back."""
+    @property
     def duplicates(self) -> int: ...
     @property
     def rejected(self) -> int: ...
@@ -134,10 +137,20 @@ def load(
     """Loads files and directories' files, ``jobs`` at once: one report per file, in order."""
 @overload
 def check(  # type: ignore[overload-overlap]
-    paths: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None, jobs: int = 1
+    paths: _Path,
+    dataset: Optional[str] = None,
+    datasets: Optional[_Paths] = None,
+    jobs: int = 1,
+    max_reject_ratio: Optional[float] = None,
 ) -> Report: ...
 @overload
-def check(paths: Sequence[_Path], dataset: Optional[str] = None, datasets: Optional[_Paths] = None, jobs: int = 1) -> list[Report]: ...
+def check(
+    paths: Sequence[_Path],
+    dataset: Optional[str] = None,
+    datasets: Optional[_Paths] = None,
+    jobs: int = 1,
+    max_reject_ratio: Optional[float] = None,
+) -> list[Report]: ...
 def read(
     path: _Path, dataset: Optional[str] = None, datasets: Optional[_Paths] = None, batch_size: int = 65536
 ) -> Reader:

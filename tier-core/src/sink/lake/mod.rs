@@ -452,12 +452,10 @@ impl Lake {
         };
         report.seconds = started.elapsed().as_secs_f64();
         report.warn_if_mostly_rejected();
-        if let Some(max) = self.opts.max_reject_ratio {
-            if report.records > 0 && report.rejected as f64 / report.records as f64 > max {
-                report.status = Status::Failed;
-                fail(&mut line, "quality gate: too many rejects".into())?;
-                return Ok(report);
-            }
+        if report.gate(self.opts.max_reject_ratio) {
+            line.loaded = 0;
+            fail(&mut line, "quality gate: too many rejects".into())?;
+            return Ok(report);
         }
         // The same content committed meanwhile, or before under another name: skipped. Runs
         // that load the same content at once commit one at a time; the later one skips.
