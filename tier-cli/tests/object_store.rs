@@ -106,7 +106,7 @@ fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
     let local = [dir.path().join("a.json"), dir.path().join("b.json")];
     let read = ReadOptions::default();
     let counts = |files: &[PathBuf]| -> Vec<(u64, u64, String)> {
-        driver::check_files(files, &read, 1, &Quiet)
+        driver::check_files(files, &read, None, 1, &Quiet)
             .into_iter()
             .map(|r| r.unwrap())
             .map(|r| (r.records, r.rejected, r.sha256))
