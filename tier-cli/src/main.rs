@@ -287,6 +287,8 @@ enum Outcome {
     Usage,
     /// The embedded server does not run (`tier db status`).
     NotRunning,
+    /// Ctrl-C stopped the run (exit 130, as shells expect).
+    Interrupted,
 }
 
 fn main() -> ExitCode {
@@ -317,6 +319,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Gate) => ExitCode::from(3),
         Ok(Outcome::Usage) => ExitCode::from(2),
         Ok(Outcome::NotRunning) => ExitCode::from(3),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
             logging::error(&e.to_string());
             ExitCode::from(e.kind().exit_code())
@@ -498,9 +501,12 @@ fn finish(report: &Report, failed: Option<Outcome>, max_reject_ratio: Option<f64
 fn split(results: Vec<Result<FileReport, Error>>) -> (Vec<FileReport>, Option<Outcome>) {
     let mut reports = Vec::new();
     let mut failed = None;
+    let mut interrupted = false;
     for r in results {
         match r {
             Ok(rep) => reports.push(rep),
+            // Files not started after Ctrl-C: said once.
+            Err(Error::Interrupted) => interrupted = true,
             Err(e) => {
                 logging::error(&e.to_string());
                 // A load that failed after it started is in the report too, with its error.
@@ -511,13 +517,19 @@ fn split(results: Vec<Result<FileReport, Error>>) -> (Vec<FileReport>, Option<Ou
                     }
                     e => e,
                 };
-                if e.is_usage() {
+                if matches!(e, Error::Interrupted) {
+                    interrupted = true;
+                } else if e.is_usage() {
                     failed = Some(Outcome::Usage);
                 } else {
                     failed.get_or_insert(Outcome::Failed);
                 }
             }
         }
+    }
+    if interrupted {
+        logging::error("interrupted: what was begun was rolled back");
+        failed = Some(Outcome::Interrupted);
     }
     (reports, failed)
 }

@@ -122,10 +122,15 @@ impl Observer for Bars {
             .insert(path.to_path_buf(), (bar, progress, 0));
     }
 
-    fn records(&self, path: &Path, n: u64) -> tier_core::Result<()> {
+    fn stopped(&self) -> tier_core::Result<()> {
         if STOP.load(Ordering::Relaxed) {
             return Err(tier_core::Error::Interrupted);
         }
+        Ok(())
+    }
+
+    fn records(&self, path: &Path, n: u64) -> tier_core::Result<()> {
+        self.stopped()?;
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((bar, progress, count)) = bars.get_mut(path) {
             *count += n;

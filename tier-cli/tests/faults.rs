@@ -45,7 +45,8 @@ fn start_load(db: &TestDb, url: &str, file: &std::path::Path) -> Child {
 /// naming the file, the file in the JSON report as `failed` with its error.
 fn assert_failed(child: Child, file: &std::path::Path, why: &str) -> serde_json::Value {
     let out: Run = child.wait_with_output().unwrap().into();
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    let code = if why == "interrupted" { 130 } else { 1 };
+    assert_eq!(out.code, code, "{}", out.stderr);
     assert!(out.stderr.contains(s(file)), "{}", out.stderr);
     assert!(!out.stderr.contains("allowed ratio"), "{}", out.stderr);
     let f = out.json()["files"][0].clone();
@@ -169,8 +170,14 @@ fn ctrl_c_rolls_the_load_back_and_records_it_failed() {
     let f = assert_failed(child, &file, "interrupted");
     assert_eq!(f["loaded"], 0);
     assert_eq!(db.count("SELECT * FROM track_events"), 0);
+    // The failed row names the content, and when the load began.
+    let sha = f["sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64, "{f}");
     assert_eq!(
-        db.count("SELECT * FROM tier_loads WHERE status = 'failed'"),
+        db.count(&format!(
+            "SELECT * FROM tier_loads WHERE status = 'failed' AND sha256 = '{sha}' \
+             AND bytes > 0 AND started_at < finished_at - interval '10 milliseconds'"
+        )),
         1
     );
     assert_eq!(
@@ -358,4 +365,51 @@ fn files_after_an_outage_wait_for_the_server_and_each_is_in_the_report() {
     assert!(loaded > 140);
     assert_eq!(db.count("SELECT * FROM weather"), loaded);
     cluster.stop().unwrap();
+}
+
+/// Ctrl-C while the file is read a second time (the staged route into a populated table) stops
+/// the load too: exit 130, nothing committed.
+#[test]
+fn ctrl_c_during_the_second_reading_rolls_the_load_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_events(dir.path());
+    let db = TestDb::new();
+    // Some of the file's rows in the table already: the direct copy is refused, then the
+    // file is read again into a staging table.
+    let head: String = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .take(2000)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let part = dir.path().join("part").join("track_events.json");
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, head + "\n").unwrap();
+    assert_eq!(db.load(&[s(&part)]).code, 0);
+    let before = db.count("SELECT * FROM track_events");
+    let child = tier_cmd()
+        .args(["load", "--database-url", &db.url, "--progress", "never"])
+        .args(["--report", "json", s(&file)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.count(
+        "SELECT * FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'COPY%tier_stage%'",
+    ) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second reading was never seen"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill() on the pid of a child we started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_failed(child, &file, "interrupted");
+    assert_eq!(db.count("SELECT * FROM track_events"), before);
 }

@@ -87,7 +87,10 @@ pub fn load_files(
             files,
             jobs,
             || Loader::connect(database_url.as_deref(), opts.clone()),
-            |l, p| l.load_file(p, observer),
+            |l, p| {
+                observer.stopped()?;
+                l.load_file(p, observer)
+            },
         ),
         Destination::Lake(root) if crate::read::object::is_url(root) => {
             let url = crate::read::object::Url::parse(root)?;
@@ -95,7 +98,10 @@ pub fn load_files(
                 files,
                 jobs,
                 || RemoteLake::open(&url, opts.clone()),
-                |l, p| l.load_file(p, observer),
+                |l, p| {
+                    observer.stopped()?;
+                    l.load_file(p, observer)
+                },
             )
         }
         Destination::Lake(root) => {
@@ -105,7 +111,10 @@ pub fn load_files(
                 files,
                 jobs,
                 || Lake::open(root, opts.clone()),
-                |l, p| l.load_file(p, observer),
+                |l, p| {
+                    observer.stopped()?;
+                    l.load_file(p, observer)
+                },
             )
         }
     }
@@ -120,6 +129,9 @@ pub fn check_files(
     jobs: usize,
     observer: &dyn Observer,
 ) -> Vec<Result<FileReport>> {
-    let one = |_: &mut (), p: &Path| check::check(p, opts, max_reject_ratio, observer);
+    let one = |_: &mut (), p: &Path| {
+        observer.stopped()?;
+        check::check(p, opts, max_reject_ratio, observer)
+    };
     spread(files, jobs, || Ok(()), one).unwrap_or_else(|e| vec![Err(e)])
 }

@@ -226,11 +226,13 @@ impl ErrorKind {
     }
 
     /// The exit code of the command line: 2 for usage, 3 for the quality gate or no embedded
-    /// database, else 1.
+    /// database, 130 when interrupted, else 1.
     pub fn exit_code(self) -> u8 {
         match self {
             k if k.is_usage() => 2,
             ErrorKind::QualityGate | ErrorKind::NoEmbedded => 3,
+            // As shells report a command ended by SIGINT.
+            ErrorKind::Interrupted => 130,
             _ => 1,
         }
     }

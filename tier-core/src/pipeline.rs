@@ -48,10 +48,14 @@ impl Default for ReadOptions {
 pub trait Observer: Sync {
     /// A file starts: its size if known, and a live count of the bytes read.
     fn started(&self, _path: &Path, _size: Option<u64>, _progress: Arc<Progress>) {}
-    /// More records of the file were processed.
     /// More records of the file were processed. An error stops the work on the file (its load
     /// is rolled back): an observer may stop a run this way (Ctrl-C).
     fn records(&self, _path: &Path, _n: u64) -> Result<()> {
+        self.stopped()
+    }
+    /// Whether the work should stop (Ctrl-C): an error ([`crate::Error::Interrupted`]) then,
+    /// looked at between batches, between a load's phases and while the server works.
+    fn stopped(&self) -> Result<()> {
         Ok(())
     }
     /// Whether the rejects found while reading should be handed to [`Observer::reject`].
@@ -69,6 +73,14 @@ pub trait Observer: Sync {
 /// An observer that ignores everything.
 pub struct Quiet;
 impl Observer for Quiet {}
+
+/// Another observer's stop, and nothing else of it (for a second reading of a file).
+pub struct StopOnly<'a>(pub &'a dyn Observer);
+impl Observer for StopOnly<'_> {
+    fn stopped(&self) -> Result<()> {
+        self.0.stopped()
+    }
+}
 
 /// Where the records of an input come from.
 pub enum Source {

@@ -122,7 +122,7 @@ impl FileReport {
     }
 
     /// The quality gate, once the file's counts are known: more than `max_ratio` of its records
-    /// rejected (with no ratio given: every one of them) fails the file. Its rows are then not
+    /// rejected (with no ratio given: every one of them, for its shape or values) fails the file. Its rows are then not
     /// loaded: `loaded` moves to `rolled_back`. Returns whether the gate stopped it.
     ///
     /// ```
@@ -137,10 +137,17 @@ impl FileReport {
     /// assert!(!all.clone().gate(Some(1.0)) && all.gate(None));
     /// ```
     pub fn gate(&mut self, max_ratio: Option<f64>) -> bool {
+        // By default only a file none of whose records is of the dataset: conflicting
+        // duplicates are records of the dataset.
+        let conflicting = self
+            .reject_reasons
+            .get(&RejectReason::ConflictingDuplicate.to_string())
+            .copied()
+            .unwrap_or(0);
         let over = self.records > 0
             && match max_ratio {
                 Some(max) => self.rejected as f64 / self.records as f64 > max,
-                None => self.rejected == self.records,
+                None => self.rejected.saturating_sub(conflicting) == self.records,
             };
         if over {
             self.status = Status::Failed;

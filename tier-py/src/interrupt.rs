@@ -3,7 +3,6 @@
 //! is told to stop (its loads roll back at their next batch) and the exception is raised once
 //! it has.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use tier_core::{Error, Observer};
 pub struct Cancel(AtomicBool);
 
 impl Observer for Cancel {
-    fn records(&self, _path: &Path, _n: u64) -> tier_core::Result<()> {
+    fn stopped(&self) -> tier_core::Result<()> {
         if self.0.load(Ordering::Relaxed) {
             Err(Error::Interrupted)
         } else {
@@ -27,6 +26,18 @@ impl Observer for Cancel {
 
 /// Runs `work` (given the observer to pass to the core) so that Ctrl-C stops it.
 pub fn run<T: Send>(py: Python<'_>, work: impl FnOnce(&Cancel) -> T + Send) -> PyResult<T> {
+    match run_keeping(py, work)? {
+        (value, None) => Ok(value),
+        (_, Some(interrupt)) => Err(interrupt),
+    }
+}
+
+/// Runs `work` as [`run`] does, and returns what it did even when Ctrl-C stopped it, with the
+/// interrupt to raise (so a caller can say what was committed before it).
+pub fn run_keeping<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&Cancel) -> T + Send,
+) -> PyResult<(T, Option<PyErr>)> {
     let cancel = Cancel::default();
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
@@ -45,7 +56,7 @@ pub fn run<T: Send>(py: Python<'_>, work: impl FnOnce(&Cancel) -> T + Send) -> P
         loop {
             let got = py.detach(|| recv(Some(Duration::from_millis(100))));
             match got {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok((v, None)),
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(pyo3::exceptions::PyRuntimeError::new_err(
                         "the work stopped",
@@ -56,8 +67,10 @@ pub fn run<T: Send>(py: Python<'_>, work: impl FnOnce(&Cancel) -> T + Send) -> P
             crate::logging::drain(py);
             if let Err(e) = py.check_signals() {
                 cancel.0.store(true, Ordering::Relaxed);
-                let _ = py.detach(|| recv(None));
-                return Err(e);
+                return match py.detach(|| recv(None)) {
+                    Ok(v) => Ok((v, Some(e))),
+                    Err(_) => Err(e),
+                };
             }
         }
     })

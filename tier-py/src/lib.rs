@@ -115,15 +115,22 @@ fn load(
         Some(dir) => Destination::Lake(dir),
         None => Destination::Postgres { database_url },
     };
-    let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
+    let (outcome, interrupt) = interrupt::run_keeping(py, |cancel| -> Result<_, Error> {
         let (files, single) = expand(paths)?;
         Ok((
             driver::load_files(&files, &dest, &opts, jobs, cancel)?,
             single,
         ))
-    });
+    })?;
     logging::drain(py);
-    let (results, single) = outcome?.map_err(|e| raise(py, e))?;
+    if let Some(interrupt) = interrupt {
+        return Err(report::interrupted(
+            py,
+            interrupt,
+            outcome.ok().map(|o| o.0),
+        ));
+    }
+    let (results, single) = outcome.map_err(|e| raise(py, e))?;
     reports(py, results, single, max_reject_ratio)
 }
 

@@ -119,3 +119,37 @@ pub fn reports(
     .into_any()
     .unbind())
 }
+
+/// The `KeyboardInterrupt` of a load stopped by Ctrl-C. Files committed before it stopped are
+/// named in its message and their reports are in its `reports` attribute: the caller must not
+/// take the interrupt for "nothing was loaded".
+pub fn interrupted(
+    py: Python<'_>,
+    interrupt: PyErr,
+    results: Option<Vec<Result<FileReport, Error>>>,
+) -> PyErr {
+    let committed: Vec<FileReport> = results
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|r| r.status == tier_core::Status::Succeeded)
+        .collect();
+    if committed.is_empty() {
+        return interrupt;
+    }
+    let names: Vec<&str> = committed.iter().map(|r| r.path.as_str()).collect();
+    let exc = pyo3::exceptions::PyKeyboardInterrupt::new_err(format!(
+        "interrupted after {} file(s) committed: {}",
+        committed.len(),
+        names.join(", ")
+    ));
+    let list: Vec<Report> = committed.into_iter().map(Report::from).collect();
+    if let Ok(list) = list
+        .into_iter()
+        .map(|r| Py::new(py, r))
+        .collect::<PyResult<Vec<_>>>()
+    {
+        let _ = exc.value(py).setattr("reports", list);
+    }
+    exc
+}

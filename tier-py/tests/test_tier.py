@@ -213,3 +213,35 @@ def test_infer_proposes_a_definition_that_loads_the_file(db: Db, tmp_path: Path)
     assert report.loaded == 2
     with pytest.raises(tier.InputNotFoundError):
         tier.infer(tmp_path / "missing.json")
+
+
+def test_an_interrupt_after_the_commit_says_what_committed(db: Db, tmp_path: Path) -> None:
+    """Ctrl-C in the last moments of a load: the exception never hides a committed file."""
+    import os
+    import signal
+    import time
+
+    tier.load(generate(tmp_path / "weather.json", "weather", 5, 1), database_url=db.url)
+    committed_seen = False
+    for i in range(8):
+        path = generate(tmp_path / f"weather_{i}.json", "weather", 3, 100 + i)
+        timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
+        timer.start()
+        returned = False
+        try:
+            tier.load(path, database_url=db.url)
+            returned = True
+            timer.join()
+            time.sleep(0.1)
+        except KeyboardInterrupt as e:
+            timer.join()
+            if returned:
+                continue  # the signal came after the call returned: try again
+            rows = db.count(f"SELECT * FROM tier_loads WHERE source = '{path}' AND status = 'succeeded'")
+            if "committed" in str(e):
+                committed_seen = True
+                assert rows == 1
+                assert [r.path for r in e.reports] == [str(path)]  # type: ignore[attr-defined]
+            else:
+                assert rows == 0
+    assert committed_seen, "no interrupt came after a commit"

@@ -199,13 +199,22 @@ impl Ledger {
     }
 
     /// Records a failed attempt (after its transaction was rolled back); returns its id.
-    pub fn failed(&self, c: &mut impl GenericClient, r: &FileReport, error: &str) -> Result<i64> {
+    pub fn failed(
+        &self,
+        c: &mut impl GenericClient,
+        r: &FileReport,
+        error: &str,
+        started_at: std::time::SystemTime,
+    ) -> Result<i64> {
+        let started = started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         let row = c.query_one(
             &format!(
                 "INSERT INTO {} (dataset, target_table, source, sha256, bytes, records, loaded, \
-                 duplicates, rejected, status, finished_at, error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'failed', clock_timestamp(), $10) \
-                 RETURNING load_id",
+                 duplicates, rejected, status, started_at, finished_at, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'failed', to_timestamp($11), \
+                 clock_timestamp(), $10) RETURNING load_id",
                 self.table
             ),
             &[
@@ -219,6 +228,7 @@ impl Ledger {
                 &(r.duplicates as i64),
                 &(r.rejected as i64),
                 &error,
+                &started,
             ],
         )?;
         Ok(row.get(0))

@@ -208,6 +208,7 @@ impl Loader {
 
     fn load_one(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         let stdin = path.as_os_str() == "-";
         // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
         // like one loaded before (same name and size) is hashed first, so that a re-run is
@@ -263,14 +264,20 @@ impl Loader {
             Ok(()) => {
                 report.warn_if_mostly_rejected();
                 if report.status == Status::Failed {
-                    self.record_failure(&mut report, "quality gate: too many rejects");
+                    self.record_failure(&mut report, "quality gate: too many rejects", started_at);
                 }
                 Ok(report)
             }
             Err(e) => {
                 report.status = Status::Failed;
                 report.error = Some(e.to_string());
-                self.record_failure(&mut report, &e.to_string());
+                if report.sha256.is_empty() && !stdin {
+                    // Stopped before the reading was done: the ledger still names the content.
+                    if let Ok((sha, bytes)) = reader::sha256_file(path) {
+                        (report.sha256, report.bytes) = (sha, bytes);
+                    }
+                }
+                self.record_failure(&mut report, &e.to_string(), started_at);
                 Err(Error::Failed {
                     report: Box::new(report),
                     source: Box::new(e),
@@ -281,12 +288,21 @@ impl Loader {
 
     /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
     /// when the loader's was lost.
-    fn record_failure(&mut self, report: &mut FileReport, error: &str) {
-        let mut outcome = self.ledger.failed(&mut self.client, report, error);
+    fn record_failure(
+        &mut self,
+        report: &mut FileReport,
+        error: &str,
+        started_at: std::time::SystemTime,
+    ) {
+        let mut outcome = self
+            .ledger
+            .failed(&mut self.client, report, error, started_at);
         // The connection was lost with the load: a new one records it, once the server answers
         // again (a restarting server takes a few seconds).
         if outcome.is_err() && self.connect_again() {
-            outcome = self.ledger.failed(&mut self.client, report, error);
+            outcome = self
+                .ledger
+                .failed(&mut self.client, report, error, started_at);
         }
         match outcome {
             Ok(id) => report.load_id = Some(id),
@@ -312,74 +328,119 @@ impl Loader {
         let opts = self.opts.clone();
         let ledger = self.ledger.clone();
         let mut tx = self.client.transaction()?;
-        tx.batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL client_min_messages = warning")?;
-        let Some(plan) = plan(
-            &mut tx,
-            &opts,
-            &ledger,
-            dataset,
-            table,
-            report,
-            reopen.is_some(),
-        )?
-        else {
-            return Ok(());
-        };
-        let mut staged = stage(
-            &mut tx, source, dataset, table, &plan, &opts, report, observer,
-        )?;
-        if let Some(h) = &sha_handle {
-            report.sha256 = h.hex();
-            report.bytes = progress.bytes();
-        }
-        if let (true, Some(reopen)) = (staged.refused, reopen) {
-            // Rows of the file are in the table: loaded before under another name (then the
-            // content's lock skips it now, without a second reading), or overlapping rows.
+        let token = tx.cancel_token();
+        // Ctrl-C cancels what the server is doing for the load (a COPY, a merge, an index
+        // build, a wait for a lock), and the load rolls back.
+        watching(&token, observer, move || {
+            tx.batch_execute(
+                "SET LOCAL work_mem = '256MB'; SET LOCAL client_min_messages = warning",
+            )?;
+            let Some(plan) = plan(
+                &mut tx,
+                &opts,
+                &ledger,
+                dataset,
+                table,
+                report,
+                reopen.is_some(),
+            )?
+            else {
+                return Ok(());
+            };
+            let mut staged = stage(
+                &mut tx, source, dataset, table, &plan, &opts, report, observer,
+            )?;
+            if let Some(h) = &sha_handle {
+                report.sha256 = h.hex();
+                report.bytes = progress.bytes();
+            }
+            if let (true, Some(reopen)) = (staged.refused, reopen) {
+                // Rows of the file are in the table: loaded before under another name (then the
+                // content's lock skips it now, without a second reading), or overlapping rows.
+                if sha_handle.is_some() {
+                    if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                        return skipped(tx, report, id);
+                    }
+                }
+                let again = reopen()?;
+                let workers = opts.read.workers;
+                let first = (&*report, staged);
+                staged = restage(&mut tx, again, (dataset, &plan), workers, first, observer)?;
+            }
+            let totals = &staged.totals;
+            report.records = totals.records;
+            report.reject_reasons = totals.reasons.clone();
+            report.unknown_fields = totals
+                .unknown
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
+            let (loaded, conflicts_in_table) =
+                apply(&mut tx, dataset, &opts, table, &rejects, &staged)?;
+            log::debug!("{}: rows settled", report.path);
             if sha_handle.is_some() {
+                // Hashed while reading: the content's lock and the skip come now. (Taken after the
+                // insert, so that no load holds it while waiting for a table taken alone.)
                 if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                    // Loaded already (by a load that ran at the same time, or with another name).
                     return skipped(tx, report, id);
                 }
             }
-            staged = restage(&mut tx, reopen()?, dataset, &plan, &opts, report, staged)?;
-        }
-        let totals = &staged.totals;
-        report.records = totals.records;
-        report.reject_reasons = totals.reasons.clone();
-        report.unknown_fields = totals
-            .unknown
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
-        let (loaded, conflicts_in_table) =
-            apply(&mut tx, dataset, &opts, table, &rejects, &staged)?;
-        log::debug!("{}: rows settled", report.path);
-        if sha_handle.is_some() {
-            // Hashed while reading: the content's lock and the skip come now. (Taken after the
-            // insert, so that no load holds it while waiting for a table taken alone.)
-            if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
-                // Loaded already (by a load that ran at the same time, or with another name).
-                return skipped(tx, report, id);
+            let conflicting = staged.conflicts + conflicts_in_table;
+            if conflicting > 0 {
+                report
+                    .reject_reasons
+                    .insert(RejectReason::ConflictingDuplicate.to_string(), conflicting);
             }
-        }
-        let conflicting = staged.conflicts + conflicts_in_table;
-        if conflicting > 0 {
-            report
-                .reject_reasons
-                .insert(RejectReason::ConflictingDuplicate.to_string(), conflicting);
-        }
-        report.loaded = loaded;
-        report.rejected = totals.rejected() + conflicting;
-        report.duplicates = totals.valid - conflicting - loaded;
+            report.loaded = loaded;
+            report.rejected = totals.rejected() + conflicting;
+            report.duplicates = totals.valid - conflicting - loaded;
 
-        if report.gate(opts.max_reject_ratio) {
-            drop(tx);
-            return Ok(());
+            if report.gate(opts.max_reject_ratio) {
+                drop(tx);
+                return Ok(());
+            }
+            // The last moment Ctrl-C rolls the load back.
+            observer.stopped()?;
+            report.status = Status::Succeeded;
+            ledger.finish(&mut tx, report, plan.load_id)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
+
+/// Runs `work` while a watcher cancels the connection's statement in progress as soon as the
+/// observer says stop; a statement so cancelled is [`Error::Interrupted`].
+fn watching<T>(
+    token: &postgres::CancelToken,
+    observer: &dyn Observer,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if observer.stopped().is_err() {
+                    if let Err(e) = token.cancel_query(postgres::NoTls) {
+                        log::debug!("could not cancel the statement: {e}");
+                    }
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let outcome = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        outcome
+    });
+    match outcome {
+        Err(e) if observer.stopped().is_err() && !matches!(e, Error::Interrupted) => {
+            log::debug!("stopped: {e}");
+            Err(Error::Interrupted)
         }
-        report.status = Status::Succeeded;
-        ledger.finish(&mut tx, report, plan.load_id)?;
-        tx.commit()?;
-        Ok(())
+        outcome => outcome,
     }
 }
 
@@ -648,11 +709,10 @@ fn stage(
 fn restage(
     tx: &mut Transaction<'_>,
     (source, sha): (Source, Option<reader::Sha256Handle>),
-    dataset: &Dataset,
-    plan: &Plan,
-    opts: &LoadOptions,
-    report: &FileReport,
-    first: Staged,
+    (dataset, plan): (&Dataset, &Plan),
+    workers: usize,
+    (report, first): (&FileReport, Staged),
+    observer: &dyn Observer,
 ) -> Result<Staged> {
     tx.batch_execute(&ddl::stage_ddl(dataset, dataset.key.is_some()))?;
     let copy = Copy {
@@ -662,10 +722,16 @@ fn restage(
         strip_raw: false,
         bulk: false,
         freeze: false,
-        workers: opts.read.workers,
+        workers,
         path: Path::new(&report.path),
     };
-    let again = copy.run(tx, source, &crate::pipeline::Quiet, None, false)?;
+    let again = copy.run(
+        tx,
+        source,
+        &crate::pipeline::StopOnly(observer),
+        None,
+        false,
+    )?;
     if sha.is_some_and(|h| h.hex() != report.sha256) || again.rows != first.rows {
         return Err(Error::Input {
             path: report.path.clone().into(),
