@@ -113,6 +113,10 @@ fn rerun_is_skipped_and_force_adds_no_duplicate() {
     assert_eq!(replaced["files"][0]["loaded"].as_u64().unwrap(), loaded);
     assert_eq!(db.count("SELECT * FROM track_events") as u64, loaded);
     assert_eq!(db.count("SELECT DISTINCT _load_id FROM track_events"), 1);
+    // The replaced loads' rejects went with their rows.
+    let rejected = replaced["files"][0]["rejected"].as_i64().unwrap();
+    assert!(rejected > 0);
+    assert_eq!(db.count("SELECT * FROM track_events_rejects"), rejected);
     // The loads whose rows --replace removed no longer count as loaded.
     assert_eq!(
         db.count("SELECT * FROM tier_loads WHERE status = 'succeeded'"),
@@ -769,4 +773,29 @@ fn a_file_whose_every_record_is_rejected_fails_unless_allowed() {
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
     assert_eq!(allowed.json()["files"][0]["status"], "succeeded");
     assert_eq!(db.count("SELECT * FROM track_events_rejects"), 50);
+}
+
+/// Every file's dataset is told before any is loaded: files of no known dataset stop the run
+/// before it loads the good ones, each named with why; an empty file is said to be empty.
+#[test]
+fn files_of_no_known_dataset_stop_the_run_before_anything_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), "weather.json", "weather", 20, 1, 0.0);
+    std::fs::write(dir.path().join("events.json"), "{\"a\":1}\n").unwrap();
+    std::fs::write(dir.path().join("nothing.json"), "").unwrap();
+    let db = TestDb::new();
+    let run = db.load(&[s(dir.path())]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was loaded"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("events.json: cannot tell"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing.json: empty"), "{}", run.stderr);
+    assert!(run.stderr.contains("--dataset"), "{}", run.stderr);
+    assert_eq!(
+        db.count("SELECT * FROM pg_tables WHERE tablename = 'weather'"),
+        0
+    );
 }

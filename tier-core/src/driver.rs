@@ -82,6 +82,7 @@ pub fn load_files(
     jobs: usize,
     observer: &dyn Observer,
 ) -> Result<Vec<Result<FileReport>>> {
+    tell_datasets(files, &opts.read)?;
     match dest {
         Destination::Postgres { database_url } => spread(
             files,
@@ -117,6 +118,27 @@ pub fn load_files(
                 },
             )
         }
+    }
+}
+
+/// Tells the dataset of every file before any is loaded: a run does not load some of its files
+/// and then stop at one whose dataset cannot be told. Standard input is told when it is read.
+fn tell_datasets(files: &[PathBuf], opts: &ReadOptions) -> Result<()> {
+    if opts.dataset.is_some() {
+        return Ok(());
+    }
+    let mut unknown = Vec::new();
+    for f in files.iter().filter(|f| f.as_os_str() != "-") {
+        match crate::pipeline::open_input(f, opts, false) {
+            Err(e) if e.kind() == crate::ErrorKind::UnknownDataset => unknown.push(e),
+            // Any other trouble is the file's load's own, reported with it.
+            _ => {}
+        }
+    }
+    match unknown.len() {
+        0 => Ok(()),
+        1 => Err(unknown.remove(0)),
+        _ => Err(crate::Error::Datasets(unknown)),
     }
 }
 

@@ -30,13 +30,18 @@ pub enum Error {
     #[error("{0}: no *.json, *.json.gz, *.jsonl, *.ndjson or *.parquet files in this directory")]
     NoInputs(PathBuf),
     /// The dataset of a file could not be told from its keys or its name.
-    #[error("{}: cannot tell the dataset from its keys or its name; name it (one of {known})", path.display())]
+    #[error("{}: {}; name it with --dataset (one of {known})", path.display(), if *empty { "empty, and its name tells no dataset" } else { "cannot tell the dataset from its keys or its name" })]
     UnknownDataset {
         /// The file concerned.
         path: PathBuf,
         /// The names of the known datasets, separated by `|`.
         known: String,
+        /// Whether the file holds nothing but blanks.
+        empty: bool,
     },
+    /// The datasets of some of a load's files could not be told; nothing was loaded.
+    #[error("the dataset of {} of the files cannot be told; nothing was loaded:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    Datasets(Vec<Error>),
     /// A file whose name points to one dataset while its records carry another's key prefix.
     #[error("{}: the file's name says {by_name} but its records are {by_keys}; rename it or name its dataset", path.display())]
     Stranger {
@@ -162,7 +167,9 @@ impl Error {
             },
             Error::NoInputs(_) => ErrorKind::Input,
             Error::Input { .. } => ErrorKind::Parse,
-            Error::UnknownDataset { .. } | Error::Stranger { .. } => ErrorKind::UnknownDataset,
+            Error::UnknownDataset { .. } | Error::Stranger { .. } | Error::Datasets(_) => {
+                ErrorKind::UnknownDataset
+            }
             Error::InvalidDataset { .. } | Error::Usage(_) => ErrorKind::Usage,
             Error::Definition { .. } => ErrorKind::Definition,
             Error::Database { .. } | Error::IncompatibleTable { .. } => ErrorKind::Database,

@@ -210,6 +210,7 @@ impl Registry {
             (None, None) => Err(Error::UnknownDataset {
                 path: path.to_path_buf(),
                 known: self.names().join("|"),
+                empty: head.iter().all(u8::is_ascii_whitespace),
             }),
         }
     }

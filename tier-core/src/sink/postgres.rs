@@ -577,7 +577,9 @@ fn plan(
     )?;
     report.load_id = Some(load_id);
     if opts.replace {
-        tx.batch_execute(&format!("TRUNCATE {table}"))?;
+        // The replaced loads' rejects go with their rows: every record stays counted once.
+        let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
+        tx.batch_execute(&format!("TRUNCATE {table}, {rejects}"))?;
         // Their rows are gone: those files must not be skipped as loaded any more.
         ledger.superseded(tx, &short_table, load_id)?;
     }
