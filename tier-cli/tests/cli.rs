@@ -440,7 +440,7 @@ fn hostile_connection_settings_and_samples_neither_panic_nor_hang() {
     // SAFETY: mkfifo on a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32, &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         (
             "postgresql://u:s3cret@127.0.0.1:1/x?sslmode=%aé",
             &[],
@@ -464,6 +464,13 @@ fn hostile_connection_settings_and_samples_neither_panic_nor_hang() {
             &[],
             1,
             "127.0.0.1",
+        ),
+        // No port in the URL: PGPORT's, as psql takes it.
+        (
+            "postgresql://u:s3cret@127.0.0.1/x",
+            &[("PGPORT", "1")],
+            1,
+            ":1/",
         ),
     ];
     for (url, envs, code, needle) in cases {

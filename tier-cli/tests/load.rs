@@ -450,6 +450,17 @@ fn hostile_schema_name_is_refused_and_odd_ones_are_quoted() {
         0
     );
     assert_eq!(tier(&["schema", "--schema", schema]).code, 2);
+    // Names PostgreSQL reserves: refused before connecting.
+    let run = tier(&[
+        "load",
+        s(&file),
+        "--schema",
+        "pg_temp2",
+        "--database-url",
+        "postgresql://u@127.0.0.1:1/x",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("reserved"), "{}", run.stderr);
     // Mixed case and `$` are fine, and quoted wherever they are used.
     let odd = "Analytics$2";
     let run = db.load(&[s(&file), "--schema", odd]);

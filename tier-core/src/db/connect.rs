@@ -342,6 +342,35 @@ pub fn complete(config: &mut Config, mut ours: BTreeMap<String, String>) -> Resu
             }
         }
     }
+    // libpq's environment fills in what neither the string nor a service said.
+    if config.get_hosts().is_empty() {
+        if let Some(h) = var("PGHOST") {
+            config.host(&h);
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(p) = var("PGPORT") {
+            let port = p
+                .parse()
+                .map_err(|_| Error::Usage(format!("PGPORT `{p}` is not a port number")))?;
+            config.port(port);
+        }
+    }
+    if config.get_user().is_none() {
+        if let Some(u) = var("PGUSER") {
+            config.user(&u);
+        }
+    }
+    if config.get_dbname().is_none() {
+        if let Some(d) = var("PGDATABASE") {
+            config.dbname(&d);
+        }
+    }
+    if config.get_password().is_none() {
+        if let Some(pw) = var("PGPASSWORD") {
+            config.password(pw);
+        }
+    }
     let pick = |k: &str, env: &str| ours.get(k).cloned().or_else(|| var(env));
     let tls = Tls {
         mode: match pick("sslmode", "PGSSLMODE") {
@@ -384,10 +413,49 @@ pub fn complete(config: &mut Config, mut ours: BTreeMap<String, String>) -> Resu
 /// ```
 pub fn parse(conn: &str) -> Result<(Config, Tls)> {
     let (rest, ours) = split_params(conn);
+    let rest = with_env_port(&rest);
     let mut config = Config::from_str(&rest)
         .map_err(|e| Error::Usage(format!("not a valid PostgreSQL connection string ({e})")))?;
     let tls = complete(&mut config, ours)?;
     Ok((config, tls))
+}
+
+/// A URL whose hosts name no port gets `PGPORT`'s, as libpq gives it (the driver would take
+/// 5432).
+fn with_env_port(conn: &str) -> String {
+    let (Some(port), Some(after)) = (
+        var("PGPORT"),
+        conn.strip_prefix("postgres://")
+            .or_else(|| conn.strip_prefix("postgresql://")),
+    ) else {
+        return conn.to_string();
+    };
+    let start = conn.len() - after.len();
+    let end = start + after.find(['/', '?']).unwrap_or(after.len());
+    let authority = &conn[start..end];
+    let hosts_at = authority.rfind('@').map_or(0, |i| i + 1);
+    let hosts = &authority[hosts_at..];
+    if hosts.is_empty() || port.parse::<u16>().is_err() {
+        return conn.to_string();
+    }
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .map(|h| {
+            // A port follows the host, after `]` for an IPv6 address.
+            let tail = h.rsplit(']').next().unwrap_or(h);
+            if tail.contains(':') {
+                h.to_string()
+            } else {
+                format!("{h}:{port}")
+            }
+        })
+        .collect();
+    format!(
+        "{}{}{}",
+        &conn[..start + hosts_at],
+        hosts.join(","),
+        &conn[end..]
+    )
 }
 
 /// Connects to a configured server without TLS (the embedded server's Unix socket).

@@ -26,6 +26,11 @@ pub fn check_schema_name(name: &str) -> crate::Result<()> {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
         && name.len() <= 63;
+    if ok && name.to_ascii_lowercase().starts_with("pg_") {
+        return Err(crate::Error::Usage(format!(
+            "schema name `{name}`: names beginning with pg_ are reserved by PostgreSQL"
+        )));
+    }
     if ok {
         Ok(())
     } else {
