@@ -169,4 +169,41 @@ fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
     }
     let bad = tier(&["check", "s3:///key"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
+
+    // A lake that is not there: one line and exit 1, naming the bucket when it is the bucket.
+    let none = tier(&["loads", "--lake", "s3://nobucket/lake"]);
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    assert!(
+        none.stderr.contains("bucket nobucket does not exist"),
+        "{}",
+        none.stderr
+    );
+    let empty = tier(&["loads", "--lake", "s3://raw/nolake"]);
+    assert_eq!(empty.code, 1, "{}", empty.stderr);
+    assert!(empty.stderr.contains("no lake"), "{}", empty.stderr);
+    let into = tier(&[
+        "load",
+        "s3://raw/in/day/b.json",
+        "--lake",
+        "s3://nobucket/lake",
+    ]);
+    assert_eq!(into.code, 1, "{}", into.stderr);
+    assert!(
+        into.stderr.contains("bucket nobucket does not exist"),
+        "{}",
+        into.stderr
+    );
+    // A plain-HTTP endpoint needs AWS_ALLOW_HTTP, and is told so.
+    let http_only = tier_cmd()
+        .env_remove("AWS_ALLOW_HTTP")
+        .args(["check", "s3://raw/in/day/b.json"])
+        .output()
+        .unwrap();
+    let http_only = Run::from(http_only);
+    assert_eq!(http_only.code, 2, "{}", http_only.stderr);
+    assert!(
+        http_only.stderr.contains("AWS_ALLOW_HTTP"),
+        "{}",
+        http_only.stderr
+    );
 }

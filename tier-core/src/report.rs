@@ -292,8 +292,9 @@ impl Report {
         let t = &self.totals;
         let _ = writeln!(
             s,
-            "total: {} files, {} records: {} loaded, {} duplicates, {} rejected",
+            "total: {} file{}, {} records: {} loaded, {} duplicates, {} rejected",
             self.files.len(),
+            if self.files.len() == 1 { "" } else { "s" },
             t.records,
             t.loaded,
             t.duplicates,

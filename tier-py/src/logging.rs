@@ -28,22 +28,12 @@ impl Log for Queue {
     fn flush(&self) {}
 }
 
-/// Installs the bridge at the level of Python's `tier` logger.
-pub fn install(py: Python<'_>) -> PyResult<()> {
-    let level: u32 = py
-        .import("logging")?
-        .call_method1("getLogger", ("tier",))?
-        .call_method0("getEffectiveLevel")?
-        .extract()?;
-    let filter = match level {
-        0..=10 => LevelFilter::Debug,
-        11..=20 => LevelFilter::Info,
-        21..=30 => LevelFilter::Warn,
-        _ => LevelFilter::Error,
-    };
+/// Installs the bridge. Records down to debug are queued; Python's `tier` logger decides, as
+/// each is handed to it, whether it is emitted: its level may be set after `import tier`.
+pub fn install(_py: Python<'_>) -> PyResult<()> {
     // Another logger may be installed already (an embedding program's): leave it.
     if log::set_logger(&Queue).is_ok() {
-        log::set_max_level(filter);
+        log::set_max_level(LevelFilter::Debug);
     }
     Ok(())
 }

@@ -119,3 +119,35 @@ def test_copies_of_one_task_load_once(tmp_path: Path, spark: Any, db: Db) -> Non
     assert sorted(r["status"] for r in lake) == ["skipped", "succeeded"]
     parts = sorted((tmp_path / "lake").rglob("*.parquet"))
     assert len(parts) == len(next(r for r in lake if r["status"] == "succeeded")["parts"])
+
+
+def test_executors_without_tier_get_one_clear_error(tmp_path: Path) -> None:
+    """A Python for the executors that cannot import tier: one UsageError saying what to do."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "tier.py").write_text("raise ModuleNotFoundError(\"No module named 'tier'\", name='tier')\n")
+    python = tmp_path / "python-without-tier"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={shadow} exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    script = (
+        "import os, sys\n"
+        "from pyspark.sql import SparkSession\n"
+        "import tier, tier.spark\n"
+        "s = SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')"
+        ".config('spark.driver.host', '127.0.0.1').getOrCreate()\n"
+        "s.sparkContext.setLogLevel('OFF')\n"
+        "try:\n"
+        "    tier.spark.load(s, [sys.argv[1]], lake=sys.argv[2])\n"
+        "except tier.UsageError as e:\n"
+        "    print('USAGE:', e)\n"
+    )
+    data = generate(tmp_path / "weather.json", "weather", 5, 1)
+    env = dict(os.environ, PYSPARK_PYTHON=str(python), SPARK_LOCAL_IP="127.0.0.1")
+    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(data), str(tmp_path / "lake")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert "USAGE: the Spark executors cannot import tier" in out.stdout, out.stdout + out.stderr
+    assert "PYSPARK_PYTHON" in out.stdout
+    assert not (tmp_path / "lake").exists()

@@ -245,3 +245,15 @@ def test_an_interrupt_after_the_commit_says_what_committed(db: Db, tmp_path: Pat
             else:
                 assert rows == 0
     assert committed_seen, "no interrupt came after a commit"
+
+
+def test_logging_follows_the_level_set_after_import(db: Db, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The usual order: `import tier` first, the logging level set later (in main())."""
+    import logging
+
+    path = generate(tmp_path / "weather.json", "weather", 5, 3)
+    tier.load(path, database_url=db.url)
+    caplog.set_level(logging.INFO, logger="tier")
+    report = tier.load(path, database_url=db.url)
+    assert report.status == "skipped"
+    assert any("skipped" in r.getMessage() and r.levelno == logging.INFO for r in caplog.records), caplog.records

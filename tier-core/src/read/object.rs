@@ -110,6 +110,14 @@ impl Bucket {
     pub fn of(url: &Url) -> Result<Bucket> {
         // The TLS of HTTPS endpoints uses the same provider as PostgreSQL connections.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            let allowed = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1");
+            if endpoint.starts_with("http://") && !allowed {
+                return Err(Error::Usage(format!(
+                    "{url}: the endpoint {endpoint} is plain HTTP; set AWS_ALLOW_HTTP=true to use it"
+                )));
+            }
+        }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
         if std::env::var_os("AWS_REGION").is_none()
             && std::env::var_os("AWS_DEFAULT_REGION").is_none()
@@ -372,13 +380,13 @@ fn not_found(url: &Url) -> Error {
 fn failure(url: &Url, e: object_store::Error) -> Error {
     let text = e.to_string();
     let (kind, what) = match &e {
-        object_store::Error::NotFound { .. } => {
-            (io::ErrorKind::NotFound, "no such object".to_string())
-        }
         _ if text.contains("NoSuchBucket") => (
             io::ErrorKind::NotFound,
             format!("the bucket {} does not exist", url.bucket),
         ),
+        object_store::Error::NotFound { .. } => {
+            (io::ErrorKind::NotFound, "no such object".to_string())
+        }
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => (
             io::ErrorKind::PermissionDenied,

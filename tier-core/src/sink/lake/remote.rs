@@ -41,8 +41,20 @@ impl RemoteLake {
         })
     }
 
-    /// The ledger's lines, as the bucket holds them.
+    /// The ledger's lines, as the bucket holds them. A prefix with no ledger is no lake (a
+    /// missing bucket is said to be missing).
     pub fn ledger(&self) -> Result<Vec<crate::sink::ledger::LedgerLine>> {
+        let key = self.url.join(LEDGER).key;
+        if self.bucket.get(&key)?.is_none() {
+            self.bucket.list(&self.url.key)?;
+            return Err(crate::Error::io(
+                self.url.to_path(),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no lake here (no _tier/loads.jsonl)",
+                ),
+            ));
+        }
         let local = self.local()?;
         super::read_ledger(&local.path().join(LEDGER))
     }
