@@ -30,7 +30,8 @@ check=$(secs "$tier" check --progress never "$out/events-$n.json"); check_rss=$(
 check_big=$(secs "$tier" check --progress never "$out/events-$big.json"); check_big_rss=$(rss_mb)
 
 export TIER_HOME="$(pwd)/$out/home"
-chmod 755 "$out" "$(pwd)"
+# The benchmark's own server, stopped when the script ends however it ends.
+trap '"$tier" -q db stop >/dev/null 2>&1 || true' EXIT
 "$tier" -q db start >/dev/null
 admin=$("$tier" db url)
 url=${admin/\/tier\?//bench?}

@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-postgres.sh
-cargo build --release --quiet --bin tier
+if [ ! -x target/release/tier ]; then
+  echo "building tier (release): the first build takes about 10 minutes on 2 cores…" >&2
+fi
+cargo build --release --locked --bin tier
 tier=target/release/tier
 "$tier" load data/
 "$tier" -q db psql -X -c "SELECT 'track_events' AS table_name, count(*) AS rows FROM track_events

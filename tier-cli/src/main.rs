@@ -34,9 +34,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load files, or every *.json, *.json.gz, *.jsonl, *.ndjson of a directory (default data/).
+    /// Load files, or every *.json, *.json.gz, *.jsonl, *.ndjson, *.parquet of a directory
+    /// (default data/).
     Load(LoadArgs),
-    /// Read and validate only, without a database.
+    /// Read and validate only, without a database (the quality gate of a load applies).
     Check(CheckArgs),
     /// Print the DDL of the tables, a dataset's definition, or propose a definition.
     Schema(SchemaArgs),
@@ -230,8 +231,6 @@ struct CheckArgs {
 struct GenerateArgs {
     /// A built-in dataset: track_events or weather.
     dataset: String,
-    #[command(flatten)]
-    definitions: Definitions,
     /// How many records.
     #[arg(long)]
     records: u64,
@@ -604,7 +603,7 @@ fn generate_file(args: GenerateArgs) -> Result<Outcome, Error> {
     if !(0.0..=1.0).contains(&args.defect_rate) {
         return Err(Error::Usage("--defect-rate must be between 0 and 1".into()));
     }
-    let dataset = args.definitions.registry()?.get(&args.dataset)?;
+    let dataset = Registry::builtin().get(&args.dataset)?;
     if !generate::supports(&dataset) {
         return Err(Error::Usage(format!(
             "tier generate makes data for the built-in datasets only, not {dataset}"
