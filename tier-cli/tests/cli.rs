@@ -527,3 +527,59 @@ fn an_output_that_is_an_input_is_refused() {
         }
     }
 }
+
+/// `check` finds the duplicates within a file as `load` and the lake do, and writes the
+/// conflicting ones with the other rejects.
+#[test]
+fn check_counts_as_load_does_and_writes_conflicting_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/weather.json");
+    let rejects = dir.path().join("rejects.jsonl");
+    let check = tier(&[
+        "check",
+        s(&sample),
+        "--report",
+        "json",
+        "--rejects-out",
+        s(&rejects),
+    ]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let lake = tier(&[
+        "load",
+        s(&sample),
+        "--lake",
+        s(&dir.path().join("lake")),
+        "--report",
+        "json",
+    ]);
+    assert_eq!(lake.code, 0, "{}", lake.stderr);
+    let (c, l) = (&check.json()["files"][0], &lake.json()["files"][0]);
+    for k in [
+        "records",
+        "loaded",
+        "duplicates",
+        "rejected",
+        "reject_reasons",
+    ] {
+        assert_eq!(c[k], l[k], "{k}");
+    }
+    let conflicting = c["reject_reasons"]["conflicting_duplicate"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        conflicting > 0 && c["duplicates"].as_u64().unwrap() > 0,
+        "{c}"
+    );
+    let lines = std::fs::read_to_string(&rejects).unwrap();
+    assert_eq!(
+        lines.lines().count() as u64,
+        c["rejected"].as_u64().unwrap()
+    );
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("\"conflicting_duplicate\""))
+            .count() as u64,
+        conflicting
+    );
+}

@@ -5,12 +5,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::pipeline::{open_input, NoPayload, Observer, Opened, Processed, ReadOptions, Source};
+use crate::pipeline::{open_input, Encode, Observer, Opened, Processed, ReadOptions, Source};
 use crate::read::Records;
 use crate::report::{FileReport, Status};
 use crate::schema::row::Row;
 use crate::schema::validate;
+use crate::schema::validate::{Reject, RejectReason};
 use crate::schema::Dataset;
+use crate::sink::dedup::{FirstSeen, HashEncoder, Seen};
 
 /// Reads and validates one file; hands every reject to the observer when it wants them. The
 /// quality gate of a load applies ([`FileReport::gate`]): `max_reject_ratio`, or by default a
@@ -25,6 +27,10 @@ use crate::schema::Dataset;
 /// std::fs::write(&path, "[{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"},\n42,\n").unwrap();
 /// let report = check(&path, &ReadOptions::default(), None, &tier_core::Quiet).unwrap();
 /// assert_eq!((report.records, report.loaded, report.rejected), (2, 1, 1));
+/// // Within the file, duplicates are found as a load finds them.
+/// std::fs::write(&path, "{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"}\n".repeat(3)).unwrap();
+/// let report = check(&path, &ReadOptions::default(), None, &tier_core::Quiet).unwrap();
+/// assert_eq!((report.records, report.loaded, report.duplicates), (3, 1, 2));
 /// assert_eq!(report.reject_reasons["not_an_object"], 1);
 /// ```
 pub fn check(
@@ -42,27 +48,59 @@ pub fn check(
     } = open_input(path, opts, true)?;
     let size = std::fs::metadata(path).ok().map(|m| m.len());
     observer.started(path, size, progress.clone());
-    let enc = NoPayload {
-        keep_rejects: observer.wants_rejects(),
-    };
+    // Duplicates within the file are found as a load finds them: by the hashes of typed rows.
+    let keep = observer.wants_rejects();
+    let enc = HashEncoder::new(&dataset, keep);
+    let mut seen = FirstSeen::new(&dataset);
+    let (mut kept, mut conflicts) = (0u64, 0u64);
     let mut totals = Processed::default();
     let result = source.run(&dataset, opts.workers, &enc, &mut |batch: &Processed| {
         totals.absorb(batch);
         observer.records(path, batch.records)?;
-        batch
-            .rejects
-            .iter()
-            .try_for_each(|r| observer.reject(path, r))
+        for r in &batch.rejects {
+            observer.reject(path, r)?;
+        }
+        let mut b = &batch.payload[..];
+        while !b.is_empty() {
+            let (index, row, key, raw, rest) = if keep {
+                HashEncoder::decode_raw(b)
+            } else {
+                HashEncoder::decode(b)
+            };
+            b = rest;
+            match seen.see_hashed(key, row) {
+                Seen::First => kept += 1,
+                Seen::Duplicate => {}
+                Seen::Conflict => {
+                    conflicts += 1;
+                    if keep {
+                        let reject = Reject {
+                            index,
+                            reason: RejectReason::ConflictingDuplicate,
+                            raw: String::from_utf8_lossy(raw).into_owned(),
+                        };
+                        observer.reject(path, &reject)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     });
     observer.finished(path);
     result?;
+    let invalid = totals.rejected();
+    let mut reasons = totals.reasons;
+    if conflicts > 0 {
+        reasons.insert(RejectReason::ConflictingDuplicate.to_string(), conflicts);
+    }
     let mut report = FileReport {
         sha256: sha.map(|h| h.hex()).unwrap_or_default(),
         bytes: progress.bytes(),
         records: totals.records,
-        loaded: totals.valid,
-        rejected: totals.rejected(),
-        reject_reasons: totals.reasons,
+        loaded: kept,
+        duplicates: totals.valid - kept - conflicts,
+        rejected: invalid + conflicts,
+        reject_reasons: reasons,
         unknown_fields: totals.unknown.into_iter().collect::<BTreeMap<_, _>>(),
         seconds: started.elapsed().as_secs_f64(),
         ..FileReport::new(path, &dataset.name, None, Status::Checked)
@@ -72,7 +110,8 @@ pub fn check(
     Ok(report)
 }
 
-/// The valid rows of one input, in order, one at a time (rejects are skipped).
+/// The valid rows of one input, in order, one at a time (rejects and duplicates within the
+/// file are skipped, as a load skips them).
 ///
 /// ```
 /// let dir = std::env::temp_dir().join("tier-doc-rows");
@@ -86,6 +125,10 @@ pub struct Rows {
     records: Records,
     dataset: Dataset,
     unknown: HashMap<String, u64>,
+    /// Duplicates within the file are left out, as a load leaves them out.
+    seen: FirstSeen,
+    hashes: HashEncoder,
+    scratch: Vec<u8>,
 }
 
 impl Rows {
@@ -102,8 +145,11 @@ impl Rows {
         };
         Ok(Rows {
             records,
+            seen: FirstSeen::new(&dataset),
+            hashes: HashEncoder::new(&dataset, false),
             dataset,
             unknown: HashMap::new(),
+            scratch: Vec::new(),
         })
     }
 
@@ -124,7 +170,12 @@ impl Iterator for Rows {
                 Err(e) => return Some(Err(e)),
             };
             if let Ok(row) = validate::validate(&self.dataset, &rec, &mut self.unknown) {
-                return Some(Ok(row.into_owned()));
+                self.scratch.clear();
+                self.hashes.row(&row, &[], &mut self.scratch);
+                let (_, hash, key, _, _) = HashEncoder::decode(&self.scratch);
+                if self.seen.see_hashed(key, hash) == Seen::First {
+                    return Some(Ok(row.into_owned()));
+                }
             }
         }
     }

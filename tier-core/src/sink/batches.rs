@@ -13,8 +13,10 @@ use arrow_schema::{ArrowError, SchemaRef};
 
 use super::arrow::{copy_fields, rejects_schema, rows_schema, Builder};
 use super::copy::CopyEncoder;
+use super::dedup::{FirstSeen, Seen};
 use crate::error::{Error, Result};
 use crate::pipeline::{open_input, Opened, Processed, ReadOptions};
+use crate::schema::validate::RejectReason;
 use crate::schema::Dataset;
 
 /// Which records of a file a [`Batches`] reader yields.
@@ -72,7 +74,13 @@ impl Batches {
         let workers = opts.workers;
         let d = dataset.clone();
         let worker = std::thread::spawn(move || {
-            let enc = CopyEncoder::new(&d, 0, false);
+            // Duplicates within the file are left out, and conflicting ones are rejects, as a
+            // load does: the rejects need the rows' raw text for them.
+            let keyed = d.key.is_some();
+            let enc = CopyEncoder::new(&d, 0, keyed && what == Records::Rejects);
+            let mut seen = FirstSeen::new(&d);
+            let ncols = d.columns.len();
+            let conflict = RejectReason::ConflictingDuplicate.to_string();
             let mut builder = match what {
                 Records::Rows => Builder::rows(&d),
                 Records::Rejects => Builder::rejects(),
@@ -84,15 +92,31 @@ impl Batches {
             let outcome = source
                 .run(&d, workers, &enc, &mut |batch: &Processed| {
                     let mut fields = Vec::new();
-                    let mut b = match what {
-                        Records::Rows => &batch.payload[..],
-                        Records::Rejects => &batch.reject_payload[..],
-                    };
+                    let mut b = &batch.payload[..];
                     while !b.is_empty() {
                         b = copy_fields(b, &mut fields);
-                        builder.push(&fields);
+                        match (seen.see(&fields), what) {
+                            (Seen::First, Records::Rows) => builder.push(&fields),
+                            (Seen::Conflict, Records::Rejects) => builder.push(&[
+                                fields[ncols + 1],
+                                fields[ncols + 2],
+                                Some(conflict.as_bytes()),
+                                fields[ncols + 4],
+                            ]),
+                            _ => continue,
+                        }
                         if builder.len() >= batch_size {
                             emit(&mut builder)?;
+                        }
+                    }
+                    if what == Records::Rejects {
+                        let mut b = &batch.reject_payload[..];
+                        while !b.is_empty() {
+                            b = copy_fields(b, &mut fields);
+                            builder.push(&fields);
+                            if builder.len() >= batch_size {
+                                emit(&mut builder)?;
+                            }
                         }
                     }
                     Ok(())

@@ -59,7 +59,8 @@ fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(&(-1i32).to_be_bytes());
 }
 
-fn jsonb(out: &mut Vec<u8>, text: &str) {
+/// Encodes a `jsonb` value given as JSON text.
+pub fn jsonb(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&(text.len() as i32 + 1).to_be_bytes());
     out.push(1);
     out.extend_from_slice(text.as_bytes());

@@ -8,6 +8,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use xxhash_rust::xxh3::xxh3_128;
 
+use crate::pipeline::Encode;
+use crate::schema::row::Row;
+use crate::schema::validate::Reject;
 use crate::schema::Dataset;
 
 /// What a row is, next to the rows of its file seen before it.
@@ -97,11 +100,7 @@ impl FirstSeen {
                 .unwrap_or([0; 16]),
         );
         let Some(key_at) = &self.key_at else {
-            return if self.rows.insert(hash) {
-                Seen::First
-            } else {
-                Seen::Duplicate
-            };
+            return self.see_hashed(0, hash);
         };
         self.key_bytes.clear();
         for &i in key_at {
@@ -110,7 +109,21 @@ impl FirstSeen {
                 .extend_from_slice(&(f.len() as u32).to_be_bytes());
             self.key_bytes.extend_from_slice(f);
         }
-        match self.keys.entry(xxh3_128(&self.key_bytes)) {
+        let key = xxh3_128(&self.key_bytes);
+        self.see_hashed(key, hash)
+    }
+
+    /// Takes note of a row by its key's hash (ignored without a key) and its own, as
+    /// [`HashEncoder`] gives them, and says what it is.
+    pub fn see_hashed(&mut self, key: u128, hash: u128) -> Seen {
+        if self.key_at.is_none() {
+            return if self.rows.insert(hash) {
+                Seen::First
+            } else {
+                Seen::Duplicate
+            };
+        }
+        match self.keys.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) if *e.get() == hash => Seen::Duplicate,
             std::collections::hash_map::Entry::Occupied(_) => Seen::Conflict,
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -118,5 +131,108 @@ impl FirstSeen {
                 Seen::First
             }
         }
+    }
+}
+
+/// Encodes each valid row as what [`FirstSeen`] needs of it, and no more (for a check, which
+/// writes no rows): `[index: i64][row hash: u128][key hash: u128]`, then, when rejects are kept,
+/// `[raw length: u32][raw]`, all big-endian. The hashes are those of a load's COPY fields, so a
+/// check finds the duplicates a load finds.
+pub struct HashEncoder {
+    key_at: Vec<usize>,
+    keep_rejects: bool,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl HashEncoder {
+    /// An encoder for rows of `dataset`; with `keep_rejects`, rows carry their raw text (a
+    /// conflicting duplicate is a reject to hand on) and batches keep their rejects.
+    pub fn new(dataset: &Dataset, keep_rejects: bool) -> HashEncoder {
+        HashEncoder {
+            key_at: dataset
+                .key
+                .iter()
+                .flatten()
+                .filter_map(|k| dataset.column_index(k))
+                .collect(),
+            keep_rejects,
+        }
+    }
+
+    /// Reads one encoded row back: its index, row hash, key hash and raw text, and the rest.
+    pub fn decode(b: &[u8]) -> (u64, u128, u128, &[u8], &[u8]) {
+        let num = |r: std::ops::Range<usize>| b.get(r).unwrap_or(&[]);
+        let index = u64::from_be_bytes(num(0..8).try_into().unwrap_or([0; 8]));
+        let row = u128::from_be_bytes(num(8..24).try_into().unwrap_or([0; 16]));
+        let key = u128::from_be_bytes(num(24..40).try_into().unwrap_or([0; 16]));
+        (index, row, key, &[], b.get(40..).unwrap_or(&[]))
+    }
+
+    /// Reads one encoded row back, with its raw text (rows encoded keeping rejects).
+    pub fn decode_raw(b: &[u8]) -> (u64, u128, u128, &[u8], &[u8]) {
+        let (index, row, key, _, rest) = HashEncoder::decode(b);
+        let len = u32::from_be_bytes(
+            rest.get(..4)
+                .unwrap_or(&[0; 4])
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
+        let end = (4 + len as usize).min(rest.len());
+        (
+            index,
+            row,
+            key,
+            rest.get(4..end).unwrap_or(&[]),
+            &rest[end..],
+        )
+    }
+}
+
+impl Encode for HashEncoder {
+    fn keep_rejects(&self) -> bool {
+        self.keep_rejects
+    }
+
+    fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        let (hash, key) = SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            for v in &row.values {
+                super::copy::value(&mut s, v);
+            }
+            match &row.extra {
+                Some(e) => super::copy::jsonb(&mut s, e),
+                None => s.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+            let hash = xxh3_128(&s);
+            if self.key_at.is_empty() {
+                return (hash, 0);
+            }
+            s.clear();
+            for &i in &self.key_at {
+                // As `FirstSeen::see` takes a key from COPY fields: a null is empty.
+                match &row.values[i] {
+                    crate::schema::row::Value::Null => s.extend_from_slice(&0u32.to_be_bytes()),
+                    v => super::copy::value(&mut s, v),
+                }
+            }
+            (hash, xxh3_128(&s))
+        });
+        let at = out.len();
+        out.extend_from_slice(&(row.index as i64).to_be_bytes());
+        out.extend_from_slice(&hash.to_be_bytes());
+        out.extend_from_slice(&key.to_be_bytes());
+        if self.keep_rejects {
+            out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+            out.extend_from_slice(raw);
+        }
+        Some(at)
+    }
+
+    fn reject(&self, _: &Reject, _: &mut Vec<u8>) -> Option<usize> {
+        None
     }
 }
