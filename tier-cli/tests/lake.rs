@@ -252,6 +252,13 @@ fn the_lake_loads_into_postgres_as_the_json_does() {
             fingerprint(&from_json, table),
             "{table}"
         );
+        // The rejects come along: every record stays accounted for.
+        let rejects = |db: &TestDb| {
+            db.count(&format!(
+                "SELECT _record_index, reason FROM {table}_rejects GROUP BY 1, 2"
+            ))
+        };
+        assert_eq!(rejects(&from_lake), rejects(&from_json), "{table}_rejects");
     }
     // Loaded again from the lake: every part skipped by its SHA-256.
     let again = from_lake.load(&[s(&lake), "--datasets", s(&defs), "--report", "json"]);
@@ -494,22 +501,32 @@ fn check_reads_lake_parts_as_load_does() {
     let lake = dir.path().join("lake");
     let run = lake_load(&lake, &[s(&data)]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let loaded: u64 = run.json()["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["loaded"].as_u64().unwrap())
-        .sum();
+    let sum = |k: &str| -> u64 {
+        run.json()["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f[k].as_u64().unwrap())
+            .sum()
+    };
+    let (loaded, rejected) = (sum("loaded"), sum("rejected"));
     let check = tier(&["check", s(&lake), "--report", "json"]);
     assert_eq!(check.code, 0, "{}", check.stderr);
     let files = check.json()["files"].as_array().unwrap().clone();
     assert!(files.len() >= 2);
-    let mut records = 0;
+    let (mut records, mut rejects) = (0, 0);
     for f in &files {
-        assert!(f["path"].as_str().unwrap().ends_with(".parquet"), "{f}");
-        assert_eq!(f["rejected"], 0, "{f}");
+        let path = f["path"].as_str().unwrap();
+        assert!(path.ends_with(".parquet"), "{f}");
         assert_eq!(f["sha256"].as_str().unwrap().len(), 64, "{f}");
-        records += f["records"].as_u64().unwrap();
+        assert_eq!(f["status"], "checked", "{f}");
+        if path.contains("_rejects/") {
+            rejects += f["rejected"].as_u64().unwrap();
+        } else {
+            assert_eq!(f["rejected"], 0, "{f}");
+            records += f["records"].as_u64().unwrap();
+        }
     }
+    assert_eq!(rejects, rejected);
     assert_eq!(records, loaded);
 }

@@ -50,6 +50,7 @@ pub fn check(
     observer.started(path, size, progress.clone());
     // Duplicates within the file are found as a load finds them: by the hashes of typed rows.
     let keep = observer.wants_rejects();
+    let gated = !source.is_rejects();
     let enc = HashEncoder::new(&dataset, keep);
     let mut seen = FirstSeen::new(&dataset);
     let (mut kept, mut conflicts) = (0u64, 0u64);
@@ -105,8 +106,10 @@ pub fn check(
         seconds: started.elapsed().as_secs_f64(),
         ..FileReport::new(path, &dataset.name, None, Status::Checked)
     };
-    report.warn_if_mostly_rejected();
-    report.gate(max_reject_ratio);
+    if gated {
+        report.warn_if_mostly_rejected();
+        report.gate(max_reject_ratio);
+    }
     Ok(report)
 }
 

@@ -91,6 +91,12 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether the source holds rejects only (a lake's rejects part): they were judged by the
+    /// quality gate when they were read first, and are not judged again.
+    pub fn is_rejects(&self) -> bool {
+        matches!(self, Source::Part(p) if p.is_rejects())
+    }
+
     /// Hands the source's outcomes, encoded by `enc`, to `sink` in batches, in input order.
     pub fn run(
         self,
@@ -237,6 +243,11 @@ impl Processed {
     /// Encodes a row whose record index is already final (rows read back from the lake).
     pub fn push_row(&mut self, row: Row<'_>, raw: &[u8], enc: &dyn Encode) {
         self.push(Ok(row), raw, enc);
+    }
+
+    /// Encodes a reject whose record index is already final (a lake's rejects read back).
+    pub fn push_reject(&mut self, reject: Reject, enc: &dyn Encode) {
+        self.push(Err(reject), &[], enc);
     }
 
     /// Encodes the outcome of the record that comes next in this batch.

@@ -558,7 +558,7 @@ impl Records {
 /// Lists the inputs of the given paths: files as they are; a directory (or an `s3://` prefix)
 /// expands, at any depth,
 /// to its `*.json`, `*.json.gz`, `*.jsonl`, `*.ndjson` and `*.parquet` files (hidden files and
-/// folders, and a lake's `_tier` and `*_rejects` folders, passed over), sorted. `globs`, when
+/// folders, and a lake's `_tier` folder, passed over), sorted. `globs`, when
 /// given, keep only the files of directories whose name or path below the directory matches
 /// one of them (`*.json`, `2024-*/**`).
 pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>> {
@@ -610,9 +610,10 @@ pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>
     Ok(out)
 }
 
-/// Whether a folder of a walk is entered: not hidden, not a lake's `_tier` or `*_rejects`.
+/// Whether a folder of a walk is entered: not hidden, not a lake's `_tier`. (A lake's
+/// `<table>_rejects` folders are: their parts load into the rejects tables.)
 fn entered(name: &str) -> bool {
-    !name.starts_with('.') && name != "_tier" && !name.ends_with("_rejects")
+    !name.starts_with('.') && name != "_tier"
 }
 
 /// Whether a file is an input: not hidden, with an input's ending (in any case: `.JSON` too).

@@ -57,6 +57,32 @@ impl fmt::Display for RejectReason {
     }
 }
 
+impl std::str::FromStr for RejectReason {
+    type Err = String;
+
+    /// Reads a reason code back (`out_of_range:currently_humidity`), as the rejects tables and
+    /// the lake's rejects parts hold them.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (code, column) = match s.split_once(':') {
+            Some((code, column)) => (code, Some(column.to_string())),
+            None => (s, None),
+        };
+        Ok(match (code, column) {
+            ("malformed_json", None) => RejectReason::MalformedJson,
+            ("not_an_object", None) => RejectReason::NotAnObject,
+            ("record_too_large", None) => RejectReason::RecordTooLarge,
+            ("conflicting_duplicate", None) => RejectReason::ConflictingDuplicate,
+            ("missing_field", Some(c)) => RejectReason::MissingField(c),
+            ("invalid_type", Some(c)) => RejectReason::InvalidType(c),
+            ("invalid_timestamp", Some(c)) => RejectReason::InvalidTimestamp(c),
+            ("non_finite", Some(c)) => RejectReason::NonFinite(c),
+            ("out_of_range", Some(c)) => RejectReason::OutOfRange(c),
+            ("invalid_value", Some(c)) => RejectReason::InvalidValue(c),
+            _ => return Err(format!("`{s}` is not a reject reason")),
+        })
+    }
+}
+
 impl serde::Serialize for RejectReason {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

@@ -248,8 +248,9 @@ impl Loader {
             let opened = open_input(path, &read, true)?;
             Ok((opened.source, opened.sha256))
         };
+        let gated = !source.is_rejects();
         let outcome = self.load_in_transaction(
-            source,
+            (source, gated),
             &dataset,
             &table,
             &mut report,
@@ -262,7 +263,9 @@ impl Loader {
         report.seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok(()) => {
-                report.warn_if_mostly_rejected();
+                if gated {
+                    report.warn_if_mostly_rejected();
+                }
                 if report.status == Status::Failed {
                     self.record_failure(&mut report, "quality gate: too many rejects", started_at);
                 }
@@ -316,7 +319,7 @@ impl Loader {
     #[allow(clippy::too_many_arguments)]
     fn load_in_transaction(
         &mut self,
-        source: Source,
+        (source, gated): (Source, bool),
         dataset: &Dataset,
         table: &str,
         report: &mut FileReport,
@@ -397,7 +400,7 @@ impl Loader {
             report.rejected = totals.rejected() + conflicting;
             report.duplicates = totals.valid - conflicting - loaded;
 
-            if report.gate(opts.max_reject_ratio) {
+            if gated && report.gate(opts.max_reject_ratio) {
                 drop(tx);
                 return Ok(());
             }

@@ -409,6 +409,7 @@ impl Lake {
         };
 
         observer.started(path, size, progress.clone());
+        let gated = !source.is_rejects();
         let written = self.write_parts(source, &dataset, load_id, &dir, &mut report, observer);
         observer.finished(path);
         if let Some(h) = sha_handle {
@@ -451,8 +452,10 @@ impl Lake {
             }
         };
         report.seconds = started.elapsed().as_secs_f64();
-        report.warn_if_mostly_rejected();
-        if report.gate(self.opts.max_reject_ratio) {
+        if gated {
+            report.warn_if_mostly_rejected();
+        }
+        if gated && report.gate(self.opts.max_reject_ratio) {
             line.loaded = 0;
             fail(&mut line, "quality gate: too many rejects".into())?;
             return Ok(report);

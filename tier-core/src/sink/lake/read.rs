@@ -10,8 +10,10 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Encode, Processed, ReadOptions};
 use crate::schema::row::{Row, Value};
 use crate::schema::timestamp::format_date;
+use crate::schema::validate::Reject;
 use crate::schema::Dataset;
 use crate::sink::arrow::{check_schema, BatchRows};
+use arrow_array::RecordBatch;
 
 /// Whether a path names a Parquet file.
 pub fn is_parquet(path: &Path) -> bool {
@@ -24,6 +26,8 @@ pub struct Part {
     path: PathBuf,
     dataset: Dataset,
     reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    /// A part of `<table>_rejects`: rejects with their reasons, no rows.
+    rejects: bool,
 }
 
 /// The table a part belongs to: the first folder above it that is not a `date=` partition.
@@ -44,14 +48,16 @@ impl Part {
             path: path.to_path_buf(),
             detail,
         };
+        let folder = table_folder(path).unwrap_or_default();
+        let rejects = folder.ends_with("_rejects");
+        let table = folder.strip_suffix("_rejects").unwrap_or(&folder);
         let dataset = match &opts.dataset {
             Some(d) => d.clone(),
             None => {
-                let folder = table_folder(path).unwrap_or_default();
                 opts.datasets
                     .all()
                     .iter()
-                    .find(|d| d.table == folder)
+                    .find(|d| d.table == table)
                     .cloned()
                     .ok_or_else(|| {
                         refuse(format!(
@@ -71,8 +77,12 @@ impl Part {
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| refuse(format!("not a Parquet file ({e})")))?;
-        check_schema(&dataset, builder.schema())
-            .map_err(|m| refuse(format!("not a lake file of dataset {}: {m}", dataset.name)))?;
+        let checked = if rejects {
+            check_rejects_schema(builder.schema())
+        } else {
+            check_schema(&dataset, builder.schema())
+        };
+        checked.map_err(|m| refuse(format!("not a lake file of dataset {}: {m}", dataset.name)))?;
         let reader = builder
             .with_batch_size(8192)
             .build()
@@ -81,7 +91,13 @@ impl Part {
             path: path.to_path_buf(),
             dataset,
             reader,
+            rejects,
         })
+    }
+
+    /// Whether the part holds rejects (it is a part of `<table>_rejects`).
+    pub fn is_rejects(&self) -> bool {
+        self.rejects
     }
 
     /// The part's dataset.
@@ -103,6 +119,10 @@ impl Part {
                 path: self.path.clone(),
                 detail: e.to_string(),
             })?;
+            if self.rejects {
+                sink(&rejects_of(&self.path, &batch, enc)?)?;
+                continue;
+            }
             let rows = BatchRows::new(&self.dataset, &batch).ok_or_else(|| Error::Input {
                 path: self.path.clone(),
                 detail: "a batch without the dataset's columns".into(),
@@ -118,6 +138,60 @@ impl Part {
         }
         Ok(())
     }
+}
+
+/// The rejects of a batch of a rejects part, with their indexes, reasons and raw texts.
+fn rejects_of(path: &Path, batch: &RecordBatch, enc: &dyn Encode) -> Result<Processed> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    let bad = |detail: String| Error::Input {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let col = |n: &str| {
+        batch
+            .column_by_name(n)
+            .ok_or_else(|| bad(format!("column {n} is missing")))
+    };
+    let (index, reason, raw) = (col("_record_index")?, col("reason")?, col("raw")?);
+    let (index, reason, raw) = (
+        index.as_primitive::<Int64Type>(),
+        reason.as_string::<i32>(),
+        raw.as_string::<i32>(),
+    );
+    let mut out = Processed::default();
+    for i in 0..batch.num_rows() {
+        let reason = reason.value(i).parse().map_err(bad)?;
+        let reject = Reject {
+            index: index.value(i) as u64,
+            reason,
+            raw: raw.value(i).to_string(),
+        };
+        out.push_reject(reject, enc);
+    }
+    Ok(out)
+}
+
+/// Whether a Parquet schema is that of a lake's rejects parts.
+fn check_rejects_schema(found: &arrow_schema::Schema) -> std::result::Result<(), String> {
+    for f in crate::sink::arrow::rejects_schema().fields() {
+        if f.name() == "_load_id" {
+            continue;
+        }
+        match found.field_with_name(f.name()) {
+            Err(_) => return Err(format!("column {} is missing", f.name())),
+            Ok(g) if g.data_type() != f.data_type() => {
+                return Err(format!(
+                    "column {} is {}, not {}",
+                    f.name(),
+                    g.data_type(),
+                    f.data_type()
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A JSON text of a row's values (for a rejects table's `raw`).
