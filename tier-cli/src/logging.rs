@@ -10,21 +10,67 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use tier_core::FileReport;
 
-/// Where records go, and from which level.
+/// Where records go, from which level, and in which format.
 struct Logger {
     stderr: env_filter::Filter,
     file: Option<Mutex<File>>,
+    json: bool,
 }
 
-fn line(level: &str, target: &str, message: &str) -> String {
+fn now() -> tier_core::Timestamp {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
-    format!(
-        "[{} {level:<5} {target}] {message}\n",
-        tier_core::Timestamp(now)
-    )
+    tier_core::Timestamp(now)
+}
+
+/// One record as a line: `[time LEVEL target] message`, or one JSON object.
+fn line(level: &str, target: &str, message: &str) -> String {
+    if LOGGER.get().is_some_and(|l| l.json) {
+        let mut o = serde_json::json!({
+            "time": now().to_string(),
+            "level": level,
+            "target": target,
+            "message": message,
+        });
+        if let Some(report) = REPORT.with(|r| r.borrow_mut().take()) {
+            if let (Some(o), serde_json::Value::Object(fields)) = (o.as_object_mut(), report) {
+                o.extend(fields);
+            }
+        }
+        return o.to_string() + "\n";
+    }
+    format!("[{} {level:<5} {target}] {message}\n", now())
+}
+
+thread_local! {
+    /// The report of the file whose result is being logged (its fields join the JSON line).
+    static REPORT: std::cell::RefCell<Option<serde_json::Value>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Logs a file's result as an info record: one line of text, or (with `--log-format json`) one
+/// JSON object holding the report's fields.
+pub fn file_result(f: &FileReport) {
+    if LOGGER.get().is_some_and(|l| l.json) {
+        let fields = serde_json::to_value(f).ok();
+        REPORT.with(|r| *r.borrow_mut() = fields);
+    }
+    log::info!(
+        "{}: {}, {} records: {} loaded, {} duplicates, {} rejected{}",
+        tier_core::report::visible(&f.path),
+        f.status,
+        f.records,
+        f.loaded,
+        f.duplicates,
+        f.rejected,
+        f.error
+            .as_deref()
+            .map(|e| format!(" ({})", tier_core::report::visible(e)))
+            .unwrap_or_default()
+    );
+    REPORT.with(|r| r.borrow_mut().take());
 }
 
 impl Log for Logger {
@@ -55,8 +101,9 @@ impl Log for Logger {
 
 static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
 
-/// Sets the logger up: `RUST_LOG` wins, else `-v`/`-q` choose the level of standard error.
-pub fn init(verbose: u8, quiet: bool, file: Option<&Path>) -> io::Result<()> {
+/// Sets the logger up: `RUST_LOG` wins, else `-v`/`-q` choose the level of standard error;
+/// `json` writes each record as one JSON object.
+pub fn init(verbose: u8, quiet: bool, file: Option<&Path>, json: bool) -> io::Result<()> {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -82,6 +129,7 @@ pub fn init(verbose: u8, quiet: bool, file: Option<&Path>) -> io::Result<()> {
     let logger = LOGGER.get_or_init(|| Logger {
         stderr: filter.build(),
         file,
+        json,
     });
     let max = if logger.file.is_some() {
         logger.stderr.filter().max(LevelFilter::Info)
@@ -102,7 +150,11 @@ pub fn error(message: &str) {
         message.push_str("\n  ");
         message.push_str(&tier_core::report::visible(l.trim_start()));
     }
-    eprintln!("tier: {message}");
+    if LOGGER.get().is_some_and(|l| l.json) {
+        eprint!("{}", line("ERROR", "tier", &message));
+    } else {
+        eprintln!("tier: {message}");
+    }
     if let Some(f) = LOGGER.get().and_then(|l| l.file.as_ref()) {
         let _ = f
             .lock()

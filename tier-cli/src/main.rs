@@ -5,6 +5,7 @@
 
 mod logging;
 mod progress;
+mod watch;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,18 @@ struct Cli {
     /// Only errors on standard error.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// The log's format: lines of text, or one JSON object per record (a file's report fields
+    /// with its result).
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -45,6 +56,9 @@ enum Command {
     Generate(GenerateArgs),
     /// Print the ledger: the last loads, newest first.
     Loads(LoadsArgs),
+    /// Watch directories or s3:// prefixes and load each file that lands, exactly once, with
+    /// any number of watchers.
+    Watch(watch::WatchArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -72,14 +86,14 @@ enum ProgressMode {
 
 /// Where dataset definitions come from.
 #[derive(Args)]
-struct Definitions {
+pub(crate) struct Definitions {
     /// A dataset definition (.toml) or a directory of them; repeatable (also $TIER_DATASETS).
     #[arg(long = "datasets", value_name = "PATH")]
     datasets: Vec<PathBuf>,
 }
 
 impl Definitions {
-    fn registry(&self) -> Result<Registry, Error> {
+    pub(crate) fn registry(&self) -> Result<Registry, Error> {
         Registry::from_env(&self.datasets)
     }
 }
@@ -276,7 +290,7 @@ enum DbAction {
 }
 
 /// How a run ended.
-enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     /// Some files failed (each already reported on standard error).
     Failed,
@@ -301,14 +315,24 @@ fn main() -> ExitCode {
     let log_file = match &cli.command {
         Command::Load(a) => a.common.log_file.clone(),
         Command::Check(a) => a.common.log_file.clone(),
+        Command::Watch(a) => a.log_file.clone(),
         _ => None,
     };
+    // A watcher is a service: its log says what it does, file by file.
+    let verbose = match &cli.command {
+        Command::Watch(_) => cli.verbose + 1,
+        _ => cli.verbose,
+    };
+    let json = cli.log_format == LogFormat::Json;
     if let Err(e) = outputs_apart_from_inputs(&cli.command) {
         logging::error(&e.to_string());
         return ExitCode::from(e.kind().exit_code());
     }
-    progress::stop_on_ctrl_c();
-    if let Err(e) = logging::init(cli.verbose, cli.quiet, log_file.as_deref()) {
+    match &cli.command {
+        Command::Watch(_) => progress::stop_on_signals(),
+        _ => progress::stop_on_ctrl_c(),
+    }
+    if let Err(e) = logging::init(verbose, cli.quiet, log_file.as_deref(), json) {
         eprintln!("tier: {e}");
         return ExitCode::from(1);
     }
@@ -367,6 +391,7 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Schema(args) => schema(args),
         Command::Generate(args) => generate_file(args),
         Command::Loads(args) => loads(args),
+        Command::Watch(args) => watch::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "tier", &mut std::io::stdout());
@@ -387,21 +412,7 @@ fn inputs(paths: &[PathBuf], common: &Common) -> Result<Vec<PathBuf>, Error> {
 
 /// Each file's result as an info record (in the log file, and on standard error with `-v`).
 fn log_results(report: &Report) {
-    for f in &report.files {
-        log::info!(
-            "{}: {}, {} records: {} loaded, {} duplicates, {} rejected{}",
-            tier_core::report::visible(&f.path),
-            f.status,
-            f.records,
-            f.loaded,
-            f.duplicates,
-            f.rejected,
-            f.error
-                .as_deref()
-                .map(|e| format!(" ({})", tier_core::report::visible(e)))
-                .unwrap_or_default()
-        );
-    }
+    report.files.iter().for_each(logging::file_result);
 }
 
 fn print_report(report: &Report, format: ReportFormat) {

@@ -18,7 +18,8 @@ use crate::ProgressMode;
 /// A file's bar, its live byte count, and the records seen so far.
 type Bar = (ProgressBar, Arc<Progress>, u64);
 
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by the first Ctrl-C (or, for a watcher, SIGTERM).
+pub static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_sigint(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
@@ -26,6 +27,28 @@ extern "C" fn on_sigint(_: libc::c_int) {
     // SAFETY: signal() is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+extern "C" fn on_stop_signal(signal: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+    }
+}
+
+/// A watcher's stop: SIGTERM or SIGINT takes no new file and lets the loads in progress end
+/// (within a grace the watcher sets); the same signal again ends the process.
+pub fn stop_on_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic and resets the disposition.
+        unsafe {
+            libc::signal(
+                signal,
+                on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub mod read;
 pub mod report;
 pub mod schema;
 pub mod sink;
+pub mod watch;
 
 pub use arrow_array;
 pub use error::{Error, ErrorKind, Result};

@@ -64,8 +64,8 @@ pub fn run_keeping<T: Send>(
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            crate::logging::drain(py);
-            if let Err(e) = py.check_signals() {
+            let raised = crate::logging::drain(py).map_or_else(|| py.check_signals(), Err);
+            if let Err(e) = raised {
                 cancel.0.store(true, Ordering::Relaxed);
                 return match py.detach(|| recv(None)) {
                     Ok(v) => Ok((v, Some(e))),

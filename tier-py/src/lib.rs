@@ -122,7 +122,9 @@ fn load(
             single,
         ))
     })?;
-    logging::drain(py);
+    if let Some(e) = logging::drain(py) {
+        return Err(e);
+    }
     if let Some(interrupt) = interrupt {
         return Err(report::interrupted(
             py,
@@ -134,7 +136,8 @@ fn load(
     reports(py, results, single, max_reject_ratio)
 }
 
-/// Reads and validates files, without a database; `jobs` files at once.
+/// Reads and validates files, without a database; `jobs` files at once. With
+/// `max_reject_ratio`, a file above it raises `QualityGateError` as a load would.
 #[pyfunction]
 #[pyo3(signature = (paths, dataset=None, datasets=None, jobs=1, max_reject_ratio=None))]
 fn check(
@@ -148,10 +151,14 @@ fn check(
     let opts = read_options(py, dataset, datasets)?;
     let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
         let (files, single) = expand(paths)?;
-        let results = driver::check_files(&files, &opts, max_reject_ratio, jobs, cancel);
+        // The quality gate only when asked for: a check reports, it does not raise by default.
+        let gate = max_reject_ratio.or(Some(1.0));
+        let results = driver::check_files(&files, &opts, gate, jobs, cancel);
         Ok((results, single))
     });
-    logging::drain(py);
+    if let Some(e) = logging::drain(py) {
+        return Err(e);
+    }
     let (results, single) = outcome?.map_err(|e| raise(py, e))?;
     reports(py, results, single, max_reject_ratio)
 }
@@ -301,7 +308,9 @@ fn schema(
 #[pyo3(signature = (path, name=None, sample=10000))]
 fn infer(py: Python<'_>, path: PathBuf, name: Option<String>, sample: usize) -> PyResult<String> {
     let outcome = py.detach(|| tier_core::schema::infer::infer(&path, name.as_deref(), sample));
-    logging::drain(py);
+    if let Some(e) = logging::drain(py) {
+        return Err(e);
+    }
     outcome.map_err(|e| raise(py, e))
 }
 

@@ -38,17 +38,20 @@ pub fn install(_py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// Hands the queued records to `logging.getLogger("tier")`.
-pub fn drain(py: Python<'_>) {
+/// Hands the queued records to `logging.getLogger("tier")`, which emits those its level lets
+/// through. An exception raised meanwhile (a `KeyboardInterrupt` from a handler that ran during
+/// a call into Python) is returned, never swallowed.
+pub fn drain(py: Python<'_>) -> Option<PyErr> {
     let records = std::mem::take(&mut *QUEUE.lock().unwrap_or_else(|e| e.into_inner()));
     if records.is_empty() {
-        return;
+        return None;
     }
-    let Ok(logger) = py
+    let logger = match py
         .import("logging")
         .and_then(|l| l.call_method1("getLogger", ("tier",)))
-    else {
-        return;
+    {
+        Ok(l) => l,
+        Err(e) => return Some(e),
     };
     for (level, message) in records {
         let n = match level {
@@ -57,6 +60,16 @@ pub fn drain(py: Python<'_>) {
             Level::Info => 20,
             Level::Debug | Level::Trace => 10,
         };
-        let _ = logger.call_method1("log", (n, message));
+        let emitted = logger
+            .call_method1("isEnabledFor", (n,))
+            .and_then(|on| on.is_truthy())
+            .and_then(|on| match on {
+                true => logger.call_method1("log", (n, message)).map(|_| ()),
+                false => Ok(()),
+            });
+        if let Err(e) = emitted {
+            return Some(e);
+        }
     }
+    None
 }

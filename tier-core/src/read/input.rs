@@ -562,10 +562,7 @@ impl Records {
 /// given, keep only the files of directories whose name or path below the directory matches
 /// one of them (`*.json`, `2024-*/**`).
 pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>> {
-    let patterns = globs
-        .iter()
-        .map(|g| glob::Pattern::new(g).map_err(|e| Error::Usage(format!("glob `{g}`: {e}"))))
-        .collect::<Result<Vec<_>>>()?;
+    let patterns = patterns(globs)?;
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
@@ -574,14 +571,7 @@ pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>
         }
         if super::object::is_url(p) {
             out.extend(super::object::expand(p, |rel| {
-                wanted(rel)
-                    && (patterns.is_empty()
-                        || patterns.iter().any(|g| {
-                            g.matches_path(rel)
-                                || rel
-                                    .file_name()
-                                    .is_some_and(|n| g.matches_path(Path::new(n)))
-                        }))
+                wanted(rel) && matches_globs(&patterns, rel, rel)
             })?);
             continue;
         }
@@ -589,15 +579,7 @@ pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>
         if meta.is_dir() {
             let mut found = Vec::new();
             list_dir(p, &mut found)?;
-            if !patterns.is_empty() {
-                found.retain(|f| {
-                    let rel = f.strip_prefix(p).unwrap_or(f);
-                    let name = f.file_name().map(Path::new).unwrap_or(rel);
-                    patterns
-                        .iter()
-                        .any(|g| g.matches_path(rel) || g.matches_path(name))
-                });
-            }
+            found.retain(|f| matches_globs(&patterns, f.strip_prefix(p).unwrap_or(f), f));
             if found.is_empty() {
                 return Err(Error::NoInputs(p.clone()));
             }
@@ -608,6 +590,73 @@ pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>
         }
     }
     Ok(out)
+}
+
+/// A file (or object) of a listing: its path, size and when it was last written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The path (or `s3://` URL).
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
+}
+
+/// The inputs under a directory or an `s3://` prefix, as [`expand_inputs`] finds them, with
+/// their sizes and modification times; an empty directory is no error (an inbox waiting for
+/// files). A file gone between the listing and its look is left out.
+pub fn list_inputs(source: &Path, globs: &[String]) -> Result<Vec<Listed>> {
+    if super::object::is_url(source) {
+        let mut url = source.to_string_lossy().into_owned();
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        let patterns = patterns(globs)?;
+        let listed = super::object::listing(Path::new(&url), |rel| {
+            wanted(rel) && matches_globs(&patterns, rel, rel)
+        })?;
+        return Ok(listed
+            .into_iter()
+            .map(|(path, size, modified)| Listed {
+                path,
+                size,
+                modified,
+            })
+            .collect());
+    }
+    let files = match expand_inputs(&[source.to_path_buf()], globs) {
+        Ok(files) => files,
+        Err(Error::NoInputs(_)) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(files
+        .into_iter()
+        .filter_map(|path| {
+            let meta = std::fs::metadata(&path).ok()?;
+            Some(Listed {
+                size: meta.len(),
+                modified: meta.modified().ok()?,
+                path,
+            })
+        })
+        .collect())
+}
+
+fn patterns(globs: &[String]) -> Result<Vec<glob::Pattern>> {
+    globs
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| Error::Usage(format!("glob `{g}`: {e}"))))
+        .collect()
+}
+
+/// Whether a file whose path below its directory is `rel` is kept by the globs (all when none).
+fn matches_globs(patterns: &[glob::Pattern], rel: &Path, full: &Path) -> bool {
+    let name = full.file_name().map(Path::new).unwrap_or(rel);
+    patterns.is_empty()
+        || patterns
+            .iter()
+            .any(|g| g.matches_path(rel) || g.matches_path(name))
 }
 
 /// Whether a folder of a walk is entered: not hidden, not a lake's `_tier`. (A lake's

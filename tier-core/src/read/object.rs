@@ -9,6 +9,7 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
@@ -155,12 +156,23 @@ impl Bucket {
 
     /// The keys under a prefix (as a folder: `prefix/…`), with their sizes, sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .list_modified(prefix)?
+            .into_iter()
+            .map(|(k, size, _)| (k, size))
+            .collect())
+    }
+
+    /// The keys under a prefix with their sizes and when they were last written, sorted.
+    pub fn list_modified(&self, prefix: &str) -> Result<Vec<(String, u64, SystemTime)>> {
         let k = Key::from(prefix);
         let mut out = Vec::new();
         let mut stream = self.store.list((!prefix.is_empty()).then_some(&k));
         while let Some(meta) = self.rt.block_on(stream.next()) {
             let meta = meta.map_err(|e| failure(&self.url(&k), e))?;
-            out.push((meta.location.to_string(), meta.size));
+            let millis = meta.last_modified.timestamp_millis().max(0) as u64;
+            let modified = UNIX_EPOCH + std::time::Duration::from_millis(millis);
+            out.push((meta.location.to_string(), meta.size, modified));
         }
         out.sort();
         Ok(out)
@@ -325,6 +337,35 @@ pub fn size(path: &Path) -> Result<u64> {
     Bucket::of(&url)?
         .size(&url.key)?
         .ok_or_else(|| not_found(&url))
+}
+
+/// The objects under a URL (as a folder) that `wanted` keeps, by their keys relative to it,
+/// with their sizes and when they were last written; none is no error (an empty inbox).
+pub fn listing(
+    path: &Path,
+    wanted: impl Fn(&Path) -> bool,
+) -> Result<Vec<(PathBuf, u64, SystemTime)>> {
+    let url = Url::parse(path)?;
+    let bucket = Bucket::of(&url)?;
+    Ok(bucket
+        .list_modified(&url.key)?
+        .into_iter()
+        .filter(|(key, _, _)| {
+            let rel = key
+                .strip_prefix(&url.key)
+                .unwrap_or(key)
+                .trim_start_matches('/');
+            wanted(Path::new(rel))
+        })
+        .map(|(key, size, modified)| {
+            let path = Url {
+                bucket: url.bucket.clone(),
+                key,
+            }
+            .to_path();
+            (path, size, modified)
+        })
+        .collect())
 }
 
 /// The objects a URL names: the object itself when there is one at its key, else every object

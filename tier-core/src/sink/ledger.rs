@@ -101,6 +101,38 @@ impl Ledger {
         Ok(row.get(0))
     }
 
+    /// Of these sources, the loads that settled them for good, as (source, bytes, finished at
+    /// in seconds since 1970): succeeded, or failed by their content (not by the database or
+    /// an interrupt, which are worth another try). One query for many files.
+    pub fn settled(
+        &self,
+        c: &mut impl GenericClient,
+        sources: &[String],
+    ) -> Result<Vec<(String, u64, f64)>> {
+        let exists: bool = c
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.table])?
+            .get(0);
+        if !exists || sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = c.query(
+            &format!(
+                "SELECT source, bytes, extract(epoch FROM coalesce(finished_at, started_at))::float8 \
+                 FROM {} WHERE source = ANY($1) AND (status = 'succeeded' OR (status = 'failed' \
+                 AND error NOT LIKE 'database:%' AND error <> 'interrupted'))",
+                self.table
+            ),
+            &[&sources],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let bytes: Option<i64> = r.get(1);
+                (r.get(0), bytes.unwrap_or(0) as u64, r.get(2))
+            })
+            .collect())
+    }
+
     /// The last `limit` loads, newest first; only those into `table` (qualified, or unqualified
     /// in this ledger's schema) when given.
     pub fn list(
