@@ -170,6 +170,34 @@ fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
     let bad = tier(&["check", "s3:///key"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 
+    // A watcher over the bucket's prefix: its objects load once; an empty prefix is no error.
+    let watched = TestDb::new();
+    for _ in 0..2 {
+        let w = tier(&[
+            "watch",
+            "s3://raw/in/",
+            "--database-url",
+            &watched.url,
+            "--once",
+            "--settle",
+            "0",
+        ]);
+        assert_eq!(w.code, 0, "{}", w.stderr);
+    }
+    assert_eq!(watched.count("SELECT * FROM tier_loads"), 2);
+    assert_eq!(
+        watched.count("SELECT 1 FROM track_events") + watched.count("SELECT 1 FROM weather"),
+        loaded as i64
+    );
+    let empty = tier(&[
+        "watch",
+        "s3://raw/nothing/",
+        "--database-url",
+        &watched.url,
+        "--once",
+    ]);
+    assert_eq!(empty.code, 0, "{}", empty.stderr);
+
     // A lake that is not there: one line and exit 1, naming the bucket when it is the bucket.
     let none = tier(&["loads", "--lake", "s3://nobucket/lake"]);
     assert_eq!(none.code, 1, "{}", none.stderr);

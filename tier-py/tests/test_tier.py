@@ -258,3 +258,53 @@ def test_logging_follows_the_level_set_after_import(db: Db, tmp_path: Path, capl
     report = tier.load(path, database_url=db.url)
     assert report.status == "skipped"
     assert any("skipped" in r.getMessage() and r.levelno == logging.INFO for r in caplog.records), caplog.records
+
+
+def test_watch_metrics_equal_the_ledger(db: Db, tmp_path: Path) -> None:
+    """`tier watch --metrics-addr`: /metrics parses, and its counters equal the ledger."""
+    import time
+    import urllib.request
+
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from conftest import free_port
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        generate(inbox / f"weather_{i}.json", "weather", 50, 10 + i, defects=0.1)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(TIER_BIN), "watch", str(inbox), "--database-url", db.url, "--interval", "0.1",
+         "--settle", "0", "--metrics-addr", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if db.count("SELECT * FROM tier_loads") == 3:
+                    break
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.1)
+        time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as r:
+            assert r.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
+            text = r.read().decode()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("tier_files_total", (("status", "succeeded"),))] == 3
+    loaded = int(db.scalar("SELECT sum(loaded) FROM tier_loads"))
+    rejected = int(db.scalar("SELECT sum(rejected) FROM tier_loads"))
+    assert samples[("tier_records_total", (("dataset", "weather"), ("outcome", "loaded")))] == loaded
+    assert samples[("tier_records_total", (("dataset", "weather"), ("outcome", "rejected")))] == rejected
+    assert samples[("tier_backlog_files", ())] == 0
+    assert samples[("tier_lag_seconds_count", ())] == 3
