@@ -244,7 +244,15 @@ fn chaos_watchers_killed_and_a_server_restarted_lose_nothing_and_load_nothing_tw
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
-    let distinct = files(&inbox, 40, 400, 1000);
+    // scripts/chaos.sh runs it longer, over more files.
+    let env = |k: &str, default: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (seconds, n) = (env("TIER_CHAOS_SECONDS", 12), env("TIER_CHAOS_FILES", 40));
+    let distinct = files(&inbox, n, 400, 1000);
     for f in &distinct[..6] {
         let copy = inbox.join(format!(
             "again_{}",
@@ -275,14 +283,14 @@ fn chaos_watchers_killed_and_a_server_restarted_lose_nothing_and_load_nothing_tw
     let mut kills = 0;
     let started = Instant::now();
     let mut restarted = false;
-    while started.elapsed() < Duration::from_secs(12) {
+    while started.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_millis(100 + next(400)));
         let i = next(3) as usize;
         watchers[i].kill().unwrap();
         watchers[i].wait().unwrap();
         kills += 1;
         watchers[i] = watcher(&url, &inbox, &[]);
-        if !restarted && started.elapsed() > Duration::from_secs(5) {
+        if !restarted && started.elapsed() > Duration::from_secs(seconds / 2) {
             let pg_ctl = tier_core::db::embedded::find_binary("pg_ctl").unwrap();
             let mut restart = if unsafe { libc::geteuid() } == 0 {
                 let mut c = std::process::Command::new("runuser");

@@ -56,7 +56,8 @@ pub fn run_keeping<T: Send>(
         loop {
             let got = py.detach(|| recv(Some(Duration::from_millis(100))));
             match got {
-                Ok(v) => return Ok((v, None)),
+                // A signal that came while the work ran is raised here, with what it did.
+                Ok(v) => return Ok((v, py.check_signals().err())),
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(pyo3::exceptions::PyRuntimeError::new_err(
                         "the work stopped",

@@ -222,6 +222,8 @@ def test_an_interrupt_after_the_commit_says_what_committed(db: Db, tmp_path: Pat
     import signal
     import time
 
+    # Python's own handler (another library's, Spark's, may be installed by earlier tests).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     tier.load(generate(tmp_path / "weather.json", "weather", 5, 1), database_url=db.url)
     committed_seen = False
     for i in range(8):
