@@ -228,6 +228,7 @@ pub fn watch(
     let mut outcome = Watched::default();
     let mut backoff = Duration::from_secs(1);
     while !stop.load(Ordering::Relaxed) {
+        let began = Instant::now();
         let round = round(
             opts,
             dest,
@@ -254,7 +255,9 @@ pub fn watch(
                 if opts.once && !r.waiting {
                     break;
                 }
-                opts.interval
+                // Listings a period apart, however long the loads took (none when they took
+                // longer: files landed meanwhile wait no more).
+                opts.interval.saturating_sub(began.elapsed())
             }
             Err(e) => {
                 metrics.set_healthy(false);
@@ -332,14 +335,19 @@ fn round(
         }
         backlog += 1;
         bytes += f.size as i64;
-        // An object is whole once listed; a local file once it held still long enough.
-        let settled = remote || {
-            let entry = state.settling.entry(k).or_insert((f.size, f.modified, now));
-            if (entry.0, entry.1) != (f.size, f.modified) {
-                *entry = (f.size, f.modified, now);
-            }
-            now.duration_since(entry.2) >= opts.settle
-        };
+        // An object is whole once listed; a local file once it held still long enough: since
+        // its modification time (nothing changed it since), or since this watcher saw it so.
+        let settled = remote
+            || SystemTime::now()
+                .duration_since(f.modified)
+                .is_ok_and(|held| held >= opts.settle)
+            || {
+                let entry = state.settling.entry(k).or_insert((f.size, f.modified, now));
+                if (entry.0, entry.1) != (f.size, f.modified) {
+                    *entry = (f.size, f.modified, now);
+                }
+                now.duration_since(entry.2) >= opts.settle
+            };
         if settled {
             ready.push(f);
         } else {
