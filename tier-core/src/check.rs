@@ -27,11 +27,11 @@ use crate::sink::dedup::{FirstSeen, HashEncoder, Seen};
 /// std::fs::write(&path, "[{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"},\n42,\n").unwrap();
 /// let report = check(&path, &ReadOptions::default(), None, &tier_core::Quiet).unwrap();
 /// assert_eq!((report.records, report.loaded, report.rejected), (2, 1, 1));
+/// assert_eq!(report.reject_reasons["not_an_object"], 1);
 /// // Within the file, duplicates are found as a load finds them.
 /// std::fs::write(&path, "{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"}\n".repeat(3)).unwrap();
 /// let report = check(&path, &ReadOptions::default(), None, &tier_core::Quiet).unwrap();
 /// assert_eq!((report.records, report.loaded, report.duplicates), (3, 1, 2));
-/// assert_eq!(report.reject_reasons["not_an_object"], 1);
 /// ```
 pub fn check(
     path: &Path,

@@ -43,7 +43,8 @@ impl Metrics {
     /// ```
     /// let m = tier_core::watch::Metrics::new();
     /// let text = m.encode();
-    /// assert!(text.contains("# TYPE tier_files counter") && text.contains("tier_backlog_files 0"));
+    /// assert!(text.contains("tier_files_total{status=\"failed\"} 0"));
+    /// assert!(text.contains("# TYPE tier_backlog_files gauge") && text.contains("tier_backlog_files 0"));
     /// assert!(m.healthy());
     /// ```
     pub fn new() -> Metrics {
@@ -57,6 +58,10 @@ impl Metrics {
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 16));
         let last_commit = Gauge::<f64, AtomicU64>::default();
         registry.register("tier_files", "Files handled, by status", files.clone());
+        // Every status from the start, at 0: an alert on `failed` needs the series.
+        for status in ["succeeded", "skipped", "failed"] {
+            files.get_or_create(&vec![("status".to_string(), status.to_string())]);
+        }
         registry.register(
             "tier_records",
             "Records read, by dataset and outcome (loaded, duplicate, rejected)",
