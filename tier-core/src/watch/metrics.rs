@@ -60,7 +60,7 @@ impl Metrics {
         registry.register("tier_files", "Files handled, by status", files.clone());
         // Every status from the start, at 0: an alert on `failed` needs the series.
         for status in ["succeeded", "skipped", "failed"] {
-            files.get_or_create(&vec![("status".to_string(), status.to_string())]);
+            let _ = files.get_or_create(&vec![("status".to_string(), status.to_string())]);
         }
         registry.register(
             "tier_records",
