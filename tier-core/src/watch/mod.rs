@@ -161,6 +161,20 @@ impl Worker {
         }
     }
 
+    /// Whether the ledger settled this file after it was listed (another watcher loaded it while
+    /// this one went down its list): one query, asked of PostgreSQL only.
+    fn done_elsewhere(&mut self, schema: &str, f: &Listed) -> bool {
+        if !matches!(self, Worker::Postgres(_)) {
+            return false;
+        }
+        let source = f.path.display().to_string();
+        self.settled(schema, std::slice::from_ref(&source))
+            .is_ok_and(|rows| {
+                rows.iter()
+                    .any(|(_, b, at)| *b == f.size && *at + 1.0 >= secs(f.modified))
+            })
+    }
+
     /// Of these sources, the loads that settled them: (source, bytes, finished at).
     fn settled(&mut self, schema: &str, sources: &[String]) -> Result<Vec<(String, u64, f64)>> {
         let lines = match self {
@@ -386,9 +400,11 @@ fn round(
     let queue = Mutex::new(ready.into_iter());
     let results: Mutex<Vec<(Listed, Result<FileReport>)>> = Mutex::new(Vec::new());
     let broken: Mutex<Option<Error>> = Mutex::new(None);
+    let done_elsewhere: Mutex<Vec<Listed>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for w in workers.iter_mut() {
             let (queue, results, broken) = (&queue, &results, &broken);
+            let done_elsewhere = &done_elsewhere;
             s.spawn(move || {
                 let Some(worker) = w.as_mut() else { return };
                 loop {
@@ -398,6 +414,15 @@ fn round(
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                     let Some(f) = next else { return };
                     match worker.claim(&f.path) {
+                        // Loaded by another watcher since the listing: nothing to read again.
+                        Ok(true) if worker.done_elsewhere(&load.schema, &f) => {
+                            worker.release(&f.path);
+                            done_elsewhere
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(f);
+                            continue;
+                        }
                         Ok(true) => {}
                         Ok(false) => continue, // another watcher has it
                         Err(e) => {
@@ -443,6 +468,13 @@ fn round(
             // Failed by its content: recorded, and taken again only when it changes.
             _ => round.failed += 1,
         }
+        state.settling.remove(&key(&f.path));
+        state.handled.insert(key(&f.path), (f.size, f.modified));
+    }
+    for f in done_elsewhere
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
         state.settling.remove(&key(&f.path));
         state.handled.insert(key(&f.path), (f.size, f.modified));
     }
