@@ -810,3 +810,40 @@ fn files_of_no_known_dataset_stop_the_run_before_anything_loads() {
         0
     );
 }
+
+/// `--log-format json`: every line of the log is one JSON object; a file's line holds its
+/// report's fields.
+#[test]
+fn the_log_as_json_lines_holds_each_files_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(dir.path(), "weather.json", "weather", 50, 9, 0.1);
+    let db = TestDb::new();
+    let run: Run = tier_cmd()
+        .env_remove("RUST_LOG")
+        .args([
+            "load",
+            "--database-url",
+            &db.url,
+            "--progress",
+            "never",
+            "-v",
+        ])
+        .args(["--log-format", "json", s(&file)])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let file_line = lines
+        .iter()
+        .find(|l| l["path"] == s(&file))
+        .expect("a line with the file's report");
+    assert_eq!(file_line["level"], "INFO");
+    assert_eq!(file_line["status"], "succeeded");
+    assert_eq!(file_line["records"], 50);
+    assert!(file_line["time"].is_string() && file_line["message"].is_string());
+}
