@@ -197,23 +197,7 @@ fn a_server_restarted_mid_copy_is_a_failed_load_recorded_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = big_events(dir.path());
     let child = start_load(&db, &url, &file);
-    let pg_ctl = tier_core::db::embedded::find_binary("pg_ctl").unwrap();
-    let mut restart = if unsafe { libc::geteuid() } == 0 {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-        c
-    } else {
-        std::process::Command::new(&pg_ctl)
-    };
-    let ok = restart
-        .arg("-D")
-        .arg(cluster.data_dir())
-        .args(["-m", "immediate", "-w", "restart"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    restart_at_once(&cluster);
     assert_failed(child, &file, "");
     assert_eq!(db.count("SELECT * FROM track_events"), 0);
     assert_eq!(

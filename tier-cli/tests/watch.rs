@@ -291,23 +291,7 @@ fn chaos_watchers_killed_and_a_server_restarted_lose_nothing_and_load_nothing_tw
         kills += 1;
         watchers[i] = watcher(&url, &inbox, &[]);
         if !restarted && started.elapsed() > Duration::from_secs(seconds / 2) {
-            let pg_ctl = tier_core::db::embedded::find_binary("pg_ctl").unwrap();
-            let mut restart = if unsafe { libc::geteuid() } == 0 {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-                c
-            } else {
-                std::process::Command::new(&pg_ctl)
-            };
-            let ok = restart
-                .arg("-D")
-                .arg(cluster.data_dir())
-                .args(["-m", "immediate", "-w", "restart"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(ok.success());
+            restart_at_once(&cluster);
             restarted = true;
         }
     }

@@ -185,3 +185,26 @@ pub fn home_dir(prefix: &str) -> tempfile::TempDir {
     .unwrap();
     home
 }
+
+/// Restarts an embedded cluster's server at once (`pg_ctl restart -m immediate`: a crash and a
+/// recovery), as the server's account.
+pub fn restart_at_once(cluster: &tier_core::db::embedded::Cluster) {
+    let pg_ctl = tier_core::db::embedded::find_binary("pg_ctl").unwrap();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let mut restart = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
+        c
+    } else {
+        Command::new(&pg_ctl)
+    };
+    let ok = restart
+        .arg("-D")
+        .arg(cluster.data_dir())
+        .args(["-m", "immediate", "-w", "restart"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}

@@ -232,7 +232,12 @@ pub fn copy_fields<'b>(mut b: &'b [u8], out: &mut Vec<Option<&'b [u8]>>) -> &'b 
 /// Checks that a lake file's schema holds a dataset's rows: every column of the definition with
 /// its type, `_extra` and `_record_index`. Names the first column that does not match.
 pub fn check_schema(dataset: &Dataset, found: &Schema) -> Result<(), String> {
-    let want = rows_schema(dataset);
+    check_fields(&rows_schema(dataset), found)
+}
+
+/// Checks that a schema has every field of `want` (but `_load_id`, which a lake does not need)
+/// with its type; names the first that does not match.
+pub fn check_fields(want: &Schema, found: &Schema) -> Result<(), String> {
     for f in want.fields() {
         if f.name() == "_load_id" {
             continue;

@@ -12,7 +12,7 @@ use crate::schema::row::{Row, Value};
 use crate::schema::timestamp::format_date;
 use crate::schema::validate::Reject;
 use crate::schema::Dataset;
-use crate::sink::arrow::{check_schema, BatchRows};
+use crate::sink::arrow::{check_fields, check_schema, BatchRows};
 use arrow_array::RecordBatch;
 
 /// Whether a path names a Parquet file.
@@ -78,7 +78,7 @@ impl Part {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| refuse(format!("not a Parquet file ({e})")))?;
         let checked = if rejects {
-            check_rejects_schema(builder.schema())
+            check_fields(&crate::sink::arrow::rejects_schema(), builder.schema())
         } else {
             check_schema(&dataset, builder.schema())
         };
@@ -170,28 +170,6 @@ fn rejects_of(path: &Path, batch: &RecordBatch, enc: &dyn Encode) -> Result<Proc
         out.push_reject(reject, enc);
     }
     Ok(out)
-}
-
-/// Whether a Parquet schema is that of a lake's rejects parts.
-fn check_rejects_schema(found: &arrow_schema::Schema) -> std::result::Result<(), String> {
-    for f in crate::sink::arrow::rejects_schema().fields() {
-        if f.name() == "_load_id" {
-            continue;
-        }
-        match found.field_with_name(f.name()) {
-            Err(_) => return Err(format!("column {} is missing", f.name())),
-            Ok(g) if g.data_type() != f.data_type() => {
-                return Err(format!(
-                    "column {} is {}, not {}",
-                    f.name(),
-                    g.data_type(),
-                    f.data_type()
-                ))
-            }
-            Ok(_) => {}
-        }
-    }
-    Ok(())
 }
 
 /// A JSON text of a row's values (for a rejects table's `raw`).
