@@ -847,3 +847,31 @@ fn the_log_as_json_lines_holds_each_files_report() {
     assert_eq!(file_line["records"], 50);
     assert!(file_line["time"].is_string() && file_line["message"].is_string());
 }
+
+/// Conflicting duplicates found against the table's rows reach `--rejects-out` too, also when
+/// the quality gate rolls the load back (then the file is their only trace).
+#[test]
+fn conflicts_with_the_table_reach_rejects_out_even_when_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |city: &str, t: f64| {
+        format!("{{\"weather_data.city\":\"{city}\",\"weather_data.date_time\":\"2019-06-04 14:05:13\",\"weather_data.currently_temperature\":{t}}}\n")
+    };
+    let a = dir.path().join("a_weather.json");
+    std::fs::write(&a, row("Oslo", 1.0) + &row("Rome", 2.0)).unwrap();
+    let b = dir.path().join("b_weather.json");
+    std::fs::write(&b, row("Oslo", 5.0) + &row("Rome", 6.0) + &row("Kyiv", 3.0)).unwrap();
+    let db = TestDb::new();
+    assert_eq!(db.load(&[s(&a)]).code, 0);
+    let out = dir.path().join("rejects.jsonl");
+    let run = db.load(&[s(&b), "--rejects-out", s(&out), "--max-reject-ratio", "0.5"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let lines = std::fs::read_to_string(&out).unwrap();
+    let conflicts: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains("conflicting_duplicate"))
+        .collect();
+    assert_eq!(conflicts.len(), 2, "{lines}");
+    assert!(conflicts.iter().any(|l| l.contains("Oslo")), "{lines}");
+    assert_eq!(db.count("SELECT * FROM weather"), 2);
+    assert_eq!(db.count("SELECT * FROM weather_rejects"), 0);
+}

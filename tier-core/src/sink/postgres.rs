@@ -379,8 +379,21 @@ impl Loader {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect();
             let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
+            let path = Path::new(&report.path).to_path_buf();
+            let mut on_conflict = |index: u64, raw: &str| {
+                if !observer.wants_rejects() {
+                    return Ok(());
+                }
+                let reject = Reject {
+                    index,
+                    reason: RejectReason::ConflictingDuplicate,
+                    raw: raw.to_string(),
+                };
+                observer.reject(&path, &reject)
+            };
+            let tables = (table, rejects.as_str());
             let (loaded, conflicts_in_table) =
-                apply(&mut tx, dataset, &opts, table, &rejects, &staged)?;
+                apply(&mut tx, dataset, &opts, tables, &staged, &mut on_conflict)?;
             log::debug!("{}: rows settled", report.path);
             if sha_handle.is_some() {
                 // Hashed while reading: the content's lock and the skip come now. (Taken after the
@@ -938,9 +951,9 @@ fn apply(
     tx: &mut Transaction<'_>,
     dataset: &Dataset,
     opts: &LoadOptions,
-    table: &str,
-    rejects: &str,
+    (table, rejects): (&str, &str),
     staged: &Staged,
+    on_conflict: &mut dyn FnMut(u64, &str) -> Result<()>,
 ) -> Result<(u64, u64)> {
     match staged.route {
         Route::Bulk => {
@@ -971,17 +984,30 @@ fn apply(
         .iter()
         .map(|k| format!("f.{}", quote_ident(k)))
         .collect();
+    // The conflicting rows go to the rejects table, and come back to be handed to the
+    // observer (`--rejects-out` shows them, also of a load the gate rolls back).
     let to_rejects = |conflicts: &str| {
         format!(
             "INSERT INTO {rejects} (_load_id, _record_index, reason, raw) \
-             SELECT _load_id, _record_index, '{}', _raw FROM {conflicts}",
+             SELECT _load_id, _record_index, '{}', _raw FROM {conflicts} \
+             RETURNING _record_index, raw",
             RejectReason::ConflictingDuplicate
         )
     };
+    let mut reject = |tx: &mut Transaction<'_>, sql: String| -> Result<u64> {
+        let rows = tx.query(&sql, &[])?;
+        for r in &rows {
+            let index: i64 = r.get(0);
+            let raw: String = r.get(1);
+            on_conflict(index as u64, &raw)?;
+        }
+        Ok(rows.len() as u64)
+    };
     // The first row of each key wins: the table's, else the file's first. Staged rows of that
     // key with other values are conflicting duplicates; the rest are inserted or duplicates.
-    let mut conflicting = tx.execute(
-        &format!(
+    let mut conflicting = reject(
+        tx,
+        format!(
             "WITH first AS (\
                SELECT DISTINCT ON ({keys}) {keys}, _row_hash FROM tier_stage \
                ORDER BY {keys}, _record_index), \
@@ -997,20 +1023,19 @@ fn apply(
             ft = eq("f", "t"),
             sw = eq("s", "w"),
         ),
-        &[],
     )?;
     let left = staged.rows - conflicting;
     let loaded = insert_new(tx, table, &short_table, &cols, &unique)?;
     if loaded < left {
         // Rows not inserted met a row of their key in the table: equal, or (a load that
         // committed it since the look above) with other values.
-        conflicting += tx.execute(
-            &to_rejects(&format!(
+        conflicting += reject(
+            tx,
+            to_rejects(&format!(
                 "(SELECT s.* FROM tier_stage s JOIN {table} t ON {} \
                  WHERE t._row_hash <> s._row_hash) c",
                 eq("t", "s")
             )),
-            &[],
         )?;
     }
     Ok((loaded, conflicting))
