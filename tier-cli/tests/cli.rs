@@ -585,3 +585,39 @@ fn check_counts_as_load_does_and_writes_conflicting_duplicates() {
         conflicting
     );
 }
+
+/// The same for a dataset without a key (whose rows are looked up on the workers).
+#[test]
+fn check_counts_unkeyed_duplicates_as_load_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(
+        dir.path(),
+        "track_events.json",
+        "track_events",
+        20_000,
+        5,
+        0.1,
+    );
+    let check = tier(&["check", s(&file), "--report", "json"]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let lake = tier(&[
+        "load",
+        s(&file),
+        "--lake",
+        s(&dir.path().join("lake")),
+        "--report",
+        "json",
+    ]);
+    assert_eq!(lake.code, 0, "{}", lake.stderr);
+    let (c, l) = (&check.json()["files"][0], &lake.json()["files"][0]);
+    assert!(c["duplicates"].as_u64().unwrap() > 0, "{c}");
+    for k in [
+        "records",
+        "loaded",
+        "duplicates",
+        "rejected",
+        "reject_reasons",
+    ] {
+        assert_eq!(c[k], l[k], "{k}");
+    }
+}
