@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_file_parses_and_wires_the_loader_to_postgres() -> None:
     compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "loader"}
+    assert set(services) == {"postgres", "loader", "watch"}
     assert "healthcheck" in services["postgres"]
     loader = services["loader"]
     assert loader["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -20,6 +20,18 @@ def test_compose_file_parses_and_wires_the_loader_to_postgres() -> None:
     assert loader["build"]["dockerfile"] == "docker/Dockerfile"
     assert (ROOT / loader["build"]["dockerfile"]).is_file()
     assert any(v.endswith(":/work/data") for v in loader["volumes"])
+
+
+def test_compose_watch_service_watches_the_inbox_with_metrics_and_health() -> None:
+    compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())
+    watch = compose["services"]["watch"]
+    assert watch["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert watch["command"][:2] == ["watch", "data/inbox"]
+    assert "--metrics-addr" in watch["command"]
+    assert any(v.endswith(":/work/data/inbox") for v in watch["volumes"])
+    assert (ROOT / "data" / "inbox").is_dir()
+    assert "/healthz" in " ".join(watch["healthcheck"]["test"])
+    assert watch["stop_signal"] == "SIGTERM"
 
 
 def test_dockerfile_builds_tier_in_two_stages() -> None:
