@@ -875,3 +875,21 @@ fn conflicts_with_the_table_reach_rejects_out_even_when_rolled_back() {
     assert_eq!(db.count("SELECT * FROM weather"), 2);
     assert_eq!(db.count("SELECT * FROM weather_rejects"), 0);
 }
+
+/// The ledger is indexed by source (a re-run's and a watcher's look-ups), also a ledger made
+/// before the index was.
+#[test]
+fn the_ledger_is_indexed_by_source_also_when_older() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = generate(dir.path(), "weather.json", "weather", 10, 1, 0.0);
+    let b = generate(dir.path(), "weather_2.json", "weather", 10, 2, 0.0);
+    let db = TestDb::new();
+    let index = "SELECT 1 WHERE to_regclass('tier_loads_source_idx') IS NOT NULL";
+    assert_eq!(db.load(&[s(&a)]).code, 0);
+    assert_eq!(db.count(index), 1);
+    db.client()
+        .batch_execute("DROP INDEX tier_loads_source_idx")
+        .unwrap();
+    assert_eq!(db.load(&[s(&b)]).code, 0);
+    assert_eq!(db.count(index), 1);
+}

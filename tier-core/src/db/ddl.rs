@@ -117,17 +117,22 @@ fn columns_sql(cols: &[(&str, &str, bool)]) -> String {
         .join(",\n")
 }
 
-/// The ledger's DDL in `schema`.
+/// The ledger's index by source: a re-run's look-up, and a watcher's, of many files at once.
+pub const LEDGER_SOURCE_INDEX: &str = "tier_loads_source_idx";
+
+/// The DDL of the ledger in `schema`.
 pub fn ledger_ddl(schema: &str) -> String {
     let t = qualified(schema, LEDGER);
     format!(
         "CREATE TABLE IF NOT EXISTS {t} (\n    \"load_id\" bigserial PRIMARY KEY,\n{}\n);\n\
-         CREATE INDEX IF NOT EXISTS {} ON {t} (\"sha256\", \"target_table\");\n",
+         CREATE INDEX IF NOT EXISTS {} ON {t} (\"sha256\", \"target_table\");\n\
+         CREATE INDEX IF NOT EXISTS {} ON {t} (\"source\");\n",
         columns_sql(&LEDGER_COLUMNS[1..]).replace(
             "\"started_at\" timestamptz NOT NULL",
             "\"started_at\" timestamptz NOT NULL DEFAULT now()"
         ),
         quote_ident("tier_loads_sha256_idx"),
+        quote_ident(LEDGER_SOURCE_INDEX),
     )
 }
 

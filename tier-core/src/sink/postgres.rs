@@ -129,11 +129,12 @@ impl Loader {
         let all_there: bool = tx
             .query_one(
                 "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
-                 AND to_regclass($3) IS NOT NULL",
+                 AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL",
                 &[
                     &qualified(&schema, ddl::LEDGER),
                     &qualified(&schema, &dataset.table),
                     &qualified(&schema, &ddl::rejects_table(dataset)),
+                    &qualified(&schema, ddl::LEDGER_SOURCE_INDEX),
                 ],
             )?
             .get(0);
