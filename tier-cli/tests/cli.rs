@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::*;
 
 #[test]
@@ -530,32 +532,14 @@ fn an_output_that_is_an_input_is_refused() {
     }
 }
 
-/// `check` finds the duplicates within a file as `load` and the lake do, and writes the
-/// conflicting ones with the other rejects.
-#[test]
-fn check_counts_as_load_does_and_writes_conflicting_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/weather.json");
-    let rejects = dir.path().join("rejects.jsonl");
-    let check = tier(&[
-        "check",
-        s(&sample),
-        "--report",
-        "json",
-        "--rejects-out",
-        s(&rejects),
-    ]);
+/// `check`'s report of `file` (with these extra arguments), after asserting that its counts are
+/// the lake's.
+fn check_as_the_lake(file: &Path, lake: &Path, extra: &[&str]) -> serde_json::Value {
+    let check = tier(&[&["check", s(file), "--report", "json"][..], extra].concat());
     assert_eq!(check.code, 0, "{}", check.stderr);
-    let lake = tier(&[
-        "load",
-        s(&sample),
-        "--lake",
-        s(&dir.path().join("lake")),
-        "--report",
-        "json",
-    ]);
-    assert_eq!(lake.code, 0, "{}", lake.stderr);
-    let (c, l) = (&check.json()["files"][0], &lake.json()["files"][0]);
+    let loaded = tier(&["load", s(file), "--lake", s(lake), "--report", "json"]);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    let (c, l) = (&check.json()["files"][0], &loaded.json()["files"][0]);
     for k in [
         "records",
         "loaded",
@@ -565,6 +549,21 @@ fn check_counts_as_load_does_and_writes_conflicting_duplicates() {
     ] {
         assert_eq!(c[k], l[k], "{k}");
     }
+    c.clone()
+}
+
+/// `check` finds the duplicates within a file as `load` and the lake do, and writes the
+/// conflicting ones with the other rejects.
+#[test]
+fn check_counts_as_load_does_and_writes_conflicting_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/weather.json");
+    let rejects = dir.path().join("rejects.jsonl");
+    let c = check_as_the_lake(
+        &sample,
+        &dir.path().join("lake"),
+        &["--rejects-out", s(&rejects)],
+    );
     let conflicting = c["reject_reasons"]["conflicting_duplicate"]
         .as_u64()
         .unwrap();
@@ -577,16 +576,13 @@ fn check_counts_as_load_does_and_writes_conflicting_duplicates() {
         lines.lines().count() as u64,
         c["rejected"].as_u64().unwrap()
     );
-    assert_eq!(
-        lines
-            .lines()
-            .filter(|l| l.contains("\"conflicting_duplicate\""))
-            .count() as u64,
-        conflicting
-    );
+    let conflicts = lines
+        .lines()
+        .filter(|l| l.contains("\"conflicting_duplicate\""));
+    assert_eq!(conflicts.count() as u64, conflicting);
 }
 
-/// The same for a dataset without a key (whose rows are looked up on the workers).
+/// The same for a dataset without a key.
 #[test]
 fn check_counts_unkeyed_duplicates_as_load_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -598,26 +594,6 @@ fn check_counts_unkeyed_duplicates_as_load_does() {
         5,
         0.1,
     );
-    let check = tier(&["check", s(&file), "--report", "json"]);
-    assert_eq!(check.code, 0, "{}", check.stderr);
-    let lake = tier(&[
-        "load",
-        s(&file),
-        "--lake",
-        s(&dir.path().join("lake")),
-        "--report",
-        "json",
-    ]);
-    assert_eq!(lake.code, 0, "{}", lake.stderr);
-    let (c, l) = (&check.json()["files"][0], &lake.json()["files"][0]);
+    let c = check_as_the_lake(&file, &dir.path().join("lake"), &[]);
     assert!(c["duplicates"].as_u64().unwrap() > 0, "{c}");
-    for k in [
-        "records",
-        "loaded",
-        "duplicates",
-        "rejected",
-        "reject_reasons",
-    ] {
-        assert_eq!(c[k], l[k], "{k}");
-    }
 }

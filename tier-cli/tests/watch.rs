@@ -196,39 +196,27 @@ fn a_lake_target_takes_what_lands() {
     std::fs::create_dir(&inbox).unwrap();
     files(&inbox, 3, 50, 7);
     let lake = dir.path().join("lake");
-    let run: Run = tier_cmd()
-        .args([
-            "watch",
-            s(&inbox),
-            "--lake",
-            s(&lake),
-            "--once",
-            "--settle",
-            "0",
-        ])
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let lines = std::fs::read_to_string(lake.join("_tier/loads.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 3);
+    let ledger_lines = || {
+        let run: Run = tier_cmd()
+            .args([
+                "watch",
+                s(&inbox),
+                "--lake",
+                s(&lake),
+                "--once",
+                "--settle",
+                "0",
+            ])
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let lines = std::fs::read_to_string(lake.join("_tier/loads.jsonl")).unwrap();
+        lines.lines().count()
+    };
+    assert_eq!(ledger_lines(), 3);
     // Again: nothing new.
-    let run: Run = tier_cmd()
-        .args([
-            "watch",
-            s(&inbox),
-            "--lake",
-            s(&lake),
-            "--once",
-            "--settle",
-            "0",
-        ])
-        .output()
-        .unwrap()
-        .into();
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let lines = std::fs::read_to_string(lake.join("_tier/loads.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 3);
+    assert_eq!(ledger_lines(), 3);
 }
 
 /// Three watchers on an inbox of files (some copies under new names, some defective), killed

@@ -85,18 +85,7 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
 #[test]
 #[ignore = "runs for TIER_FUZZ_SECONDS; scripts/fuzz.sh"]
 fn mutated_exports_keep_every_record_accounted_for() {
-    let seconds: u64 = std::env::var("TIER_FUZZ_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let seed: u64 = std::env::var("TIER_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let (seconds, seed) = (seconds(), seed());
     println!("fuzz: seed {seed} (TIER_FUZZ_SEED={seed} replays it), {seconds} s");
     let registry = Registry::builtin();
     let mut rng = Rng(seed);
