@@ -893,3 +893,27 @@ fn the_ledger_is_indexed_by_source_also_when_older() {
     assert_eq!(db.load(&[s(&b)]).code, 0);
     assert_eq!(db.count(index), 1);
 }
+
+/// Quiet by default, like psql: nothing but the report unless something is wrong; a log file
+/// (only when asked) holds each file's result whatever standard error shows.
+#[test]
+fn quiet_by_default_and_the_log_file_holds_each_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = generate(dir.path(), "weather.json", "weather", 20, 18, 0.0);
+    let log = dir.path().join("run.log");
+    let db = TestDb::new();
+    let run: Run = tier_cmd()
+        .env_remove("RUST_LOG")
+        .args(["load", "--progress", "never", "--database-url", &db.url])
+        .args(["--log-file", s(&log), s(&file)])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "", "nothing on standard error");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!("{}: succeeded, 20 records: 20 loaded", s(&file))),
+        "{text}"
+    );
+}
