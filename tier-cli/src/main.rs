@@ -478,7 +478,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
     Ok(finish(&report, failed, opts.max_reject_ratio))
 }
 
-fn ratio_in_range(ratio: Option<f64>) -> Result<(), Error> {
+pub(crate) fn ratio_in_range(ratio: Option<f64>) -> Result<(), Error> {
     match ratio {
         Some(r) if !(0.0..=1.0).contains(&r) => Err(Error::Usage(format!(
             "--max-reject-ratio must be between 0 and 1, not {r}"

@@ -90,11 +90,7 @@ pub(crate) fn run(args: WatchArgs) -> Result<Outcome, Error> {
         jobs: args.jobs,
         once: args.once,
     };
-    if let Some(r) = args.max_reject_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
-        return Err(Error::Usage(format!(
-            "--max-reject-ratio must be between 0 and 1, not {r}"
-        )));
-    }
+    crate::ratio_in_range(args.max_reject_ratio)?;
     let load = LoadOptions {
         read: ReadOptions {
             datasets: args.definitions.registry()?,

@@ -190,41 +190,37 @@ impl Sha256Handle {
 /// input opened with hashing would give them after its last record (for inputs read otherwise,
 /// as Parquet files are).
 pub fn hash_input(path: &Path) -> Result<(Arc<Progress>, Sha256Handle)> {
-    let inner: Box<dyn Read> = if super::object::is_url(path) {
-        Box::new(super::object::open(path)?)
-    } else {
-        Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
-    };
-    let counter = Arc::new(Progress::default());
-    let hasher = Arc::new(Mutex::new(Sha256::new()));
-    let mut tap = Tap {
-        inner,
-        counter: counter.clone(),
-        hasher: Some(hasher.clone()),
-    };
-    io::copy(&mut tap, &mut io::sink()).map_err(|e| Error::io(path, e))?;
-    Ok((counter, Sha256Handle(hasher)))
+    let mut h = Sha256::new();
+    let total = each_chunk(path, |b| h.update(b))?;
+    let progress = Arc::new(Progress::default());
+    progress.bytes.store(total, Ordering::Relaxed);
+    Ok((progress, Sha256Handle(Arc::new(Mutex::new(h)))))
 }
 
 /// The SHA-256 (hex) and size of a file, read in one pass.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let total = each_chunk(path, |b| h.update(b))?;
+    Ok((hex(&h.finalize()), total))
+}
+
+/// Reads a file or object through to its end, a chunk at a time; returns its size.
+fn each_chunk(path: &Path, mut each: impl FnMut(&[u8])) -> Result<u64> {
     let mut f: Box<dyn Read> = if super::object::is_url(path) {
         Box::new(super::object::open(path)?)
     } else {
         Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
     };
-    let mut h = Sha256::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut total = 0u64;
     loop {
         let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
         if n == 0 {
-            break;
+            return Ok(total);
         }
         total += n as u64;
-        h.update(&buf[..n]);
+        each(&buf[..n]);
     }
-    Ok((hex(&h.finalize()), total))
 }
 
 fn hex(bytes: &[u8]) -> String {

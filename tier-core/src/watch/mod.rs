@@ -96,6 +96,12 @@ fn key(path: &Path) -> u64 {
     xxhash_rust::xxh3::xxh3_64(path.as_os_str().as_encoded_bytes())
 }
 
+/// Whether a ledger row of `bytes`, finished at `at` (seconds), settled the listed file: its
+/// size, and no write to it since (a second of slack for coarse clocks).
+fn settles(f: &Listed, bytes: u64, at: f64) -> bool {
+    bytes == f.size && at + 1.0 >= secs(f.modified)
+}
+
 fn secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -169,10 +175,7 @@ impl Worker {
         }
         let source = f.path.display().to_string();
         self.settled(schema, std::slice::from_ref(&source))
-            .is_ok_and(|rows| {
-                rows.iter()
-                    .any(|(_, b, at)| *b == f.size && *at + 1.0 >= secs(f.modified))
-            })
+            .is_ok_and(|rows| rows.iter().any(|(_, b, at)| settles(f, *b, *at)))
     }
 
     /// Of these sources, the loads that settled them: (source, bytes, finished at).
@@ -385,11 +388,10 @@ fn round(
             });
         for f in chunk {
             let source = f.path.display().to_string();
-            let modified = secs(f.modified);
-            if settled.get(source.as_str()).is_some_and(|v| {
-                v.iter()
-                    .any(|(b, at)| *b == f.size && *at + 1.0 >= modified)
-            }) {
+            if settled
+                .get(source.as_str())
+                .is_some_and(|v| v.iter().any(|(b, at)| settles(f, *b, *at)))
+            {
                 state.handled.insert(key(&f.path), (f.size, f.modified));
             }
         }
