@@ -146,6 +146,33 @@ fn a_file_is_taken_once_it_held_still_for_the_settle_time() {
     );
 }
 
+/// A file that failed by its content is taken again by the same watcher once it changes.
+#[test]
+fn a_failed_file_is_taken_again_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let db = TestDb::new();
+    let mut child = watcher(&db.url, &inbox, &[]);
+    let path = inbox.join("weather.json");
+    std::fs::write(&path, "{\"x\":1}\n").unwrap();
+    let wait_for = |status: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ledger(&db).iter().any(|l| l.1 == status) {
+            assert!(Instant::now() < deadline, "no {status} load");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("failed");
+    std::thread::sleep(Duration::from_millis(1500));
+    let good = generate(dir.path(), "w.json", "weather", 20, 3, 0.0);
+    std::fs::copy(&good, &path).unwrap();
+    wait_for("succeeded");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(db.count("SELECT * FROM weather"), 20);
+}
+
 #[test]
 fn three_watchers_on_one_inbox_load_every_file_once() {
     let dir = tempfile::tempdir().unwrap();

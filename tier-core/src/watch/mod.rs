@@ -396,7 +396,7 @@ fn round(
             }
         }
     }
-    ready.retain(|f| !state.handled.contains_key(&key(&f.path)));
+    ready.retain(|f| state.handled.get(&key(&f.path)) != Some(&(f.size, f.modified)));
     ready.sort_by(|a, b| a.modified.cmp(&b.modified).then(a.path.cmp(&b.path)));
 
     let queue = Mutex::new(ready.into_iter());
