@@ -22,6 +22,7 @@ pub mod driver;
 pub mod error;
 mod fault;
 pub mod generate;
+pub mod iceberg;
 pub mod pipeline;
 pub mod read;
 pub mod report;

@@ -217,6 +217,33 @@ impl Bucket {
             .map_err(|e| failure(&self.url(&k), e))
     }
 
+    /// Creates a small object only if there is none at `key` (a conditional put): `false` when
+    /// another writer made it first.
+    pub fn create(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let k = Key::from(key);
+        let put = self.store.put_opts(
+            &k,
+            PutPayload::from(bytes),
+            PutOptions::from(PutMode::Create),
+        );
+        match self.rt.block_on(put) {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. },
+            ) => Ok(false),
+            Err(e) => Err(failure(&self.url(&k), e)),
+        }
+    }
+
+    /// Removes an object; one already gone is fine.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let k = Key::from(key);
+        match self.rt.block_on(self.store.delete(&k)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(failure(&self.url(&k), e)),
+        }
+    }
+
     /// Replaces a small object by `change` of its bytes (`None` when there is none yet), only
     /// if no other writer replaced it in between: a conditional put (`If-Match`, or
     /// `If-None-Match` to create), read and tried again when another writer won the race. Many

@@ -24,6 +24,7 @@ use std::sync::mpsc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ::arrow_array::RecordBatch;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -35,6 +36,7 @@ use super::dedup::{FirstSeen, Seen};
 use super::ledger::LedgerLine;
 use super::postgres::LoadOptions;
 use crate::error::{Error, Result};
+use crate::iceberg;
 use crate::pipeline::{open_input, Observer, Opened, Processed, Source};
 use crate::read::sha256_file;
 use crate::report::{FileReport, Status};
@@ -60,6 +62,72 @@ const PART_ROWS: usize = 4 << 20;
 struct Manifest {
     renames: Vec<(String, String)>,
     line: LedgerLine,
+    /// The Iceberg snapshots the load appends, one per table it wrote to.
+    #[serde(default)]
+    tables: Vec<TableAppend>,
+}
+
+/// A load's files appended to one Iceberg table.
+#[derive(Serialize, Deserialize)]
+struct TableAppend {
+    table: String,
+    columns: Vec<iceberg::Column>,
+    day_of: Option<String>,
+    files: Vec<iceberg::NewFile>,
+}
+
+/// The Iceberg columns of a dataset's lake table: its columns, then `_extra`, `_load_id`,
+/// `_record_index` (as [`super::arrow::rows_schema`] writes them).
+fn table_columns(dataset: &Dataset) -> Vec<iceberg::Column> {
+    let col = |name: &str, ty: &str, required: bool| iceberg::Column {
+        name: name.to_string(),
+        ty: ty.to_string(),
+        required,
+    };
+    let mut out: Vec<iceberg::Column> = dataset
+        .columns
+        .iter()
+        .map(|c| {
+            let ty = match c.ty {
+                ColumnType::Text | ColumnType::Jsonb => "string",
+                ColumnType::SmallInt | ColumnType::Integer => "int",
+                ColumnType::BigInt => "long",
+                ColumnType::Double => "double",
+                ColumnType::Boolean => "boolean",
+                ColumnType::Timestamptz => "timestamptz",
+                ColumnType::Date => "date",
+            };
+            col(&c.name, ty, c.required)
+        })
+        .collect();
+    out.push(col("_extra", "string", false));
+    out.push(col("_load_id", "long", true));
+    out.push(col("_record_index", "long", true));
+    out
+}
+
+/// The Iceberg columns of a rejects table.
+fn rejects_columns() -> Vec<iceberg::Column> {
+    [
+        ("_load_id", "long"),
+        ("_record_index", "long"),
+        ("reason", "string"),
+        ("raw", "string"),
+    ]
+    .into_iter()
+    .map(|(name, ty)| iceberg::Column {
+        name: name.into(),
+        ty: ty.into(),
+        required: true,
+    })
+    .collect()
+}
+
+/// The day partition of a part from its path (`…/date=2024-05-01/part-….parquet`).
+fn day_of_rel(rel: &str) -> Option<i32> {
+    rel.split('/')
+        .find_map(|p| p.strip_prefix("date="))
+        .and_then(crate::schema::timestamp::parse_date)
 }
 
 /// The ledger's lines of the lake at `root`: a directory, or an `s3://` URL. Reads only:
@@ -106,6 +174,9 @@ fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
 pub struct Lake {
     root: PathBuf,
     opts: LoadOptions,
+    /// Where the Iceberg tables are: this directory, or the bucket a remote lake uploads to.
+    store: iceberg::Store,
+    catalog: Box<dyn iceberg::Catalog>,
 }
 
 fn now() -> String {
@@ -178,6 +249,8 @@ impl Lake {
         let lake = Lake {
             root: root.to_path_buf(),
             opts,
+            store: iceberg::Store::of(root)?,
+            catalog: Box::new(iceberg::Hint),
         };
         fs::create_dir_all(lake.tmp()).map_err(io(&lake.tmp()))?;
         lake.recover()?;
@@ -321,6 +394,23 @@ impl Lake {
         }
         for d in &dirs {
             sync_dir(d)?;
+        }
+        if let iceberg::Store::Bucket(url, bucket) = &self.store {
+            for (_, rel) in &m.renames {
+                bucket.upload(&self.root.join(rel), &url.join(rel).key)?;
+            }
+        }
+        for t in &m.tables {
+            let append = iceberg::Append {
+                table: &t.table,
+                columns: &t.columns,
+                day_of: t.day_of.as_deref(),
+                files: t.files.clone(),
+                load_id: m.line.load_id,
+                sha256: &m.line.sha256,
+                source: &m.line.source,
+            };
+            iceberg::append(&self.store, &self.root, self.catalog.as_ref(), &append)?;
         }
         if !self.ledger()?.iter().any(|l| l.load_id == m.line.load_id) {
             self.append(&m.line)?;
@@ -479,6 +569,18 @@ impl Lake {
         }
         let sha16: String = report.sha256.chars().take(16).collect();
         let mut renames = Vec::new();
+        let mut rows = TableAppend {
+            table: dataset.table.clone(),
+            columns: table_columns(&dataset),
+            day_of: dataset.partition_by.clone(),
+            files: Vec::new(),
+        };
+        let mut rejected = TableAppend {
+            table: format!("{}_rejects", dataset.table),
+            columns: rejects_columns(),
+            day_of: None,
+            files: Vec::new(),
+        };
         for p in parts {
             let name = format!("part-{sha16}-{:04}.parquet", p.number);
             let rel = match &p.key {
@@ -492,13 +594,29 @@ impl Lake {
                 }
             };
             report.parts.push(rel.clone());
+            let table = match p.key {
+                Part::Rejects => &mut rejected,
+                Part::Rows(_) => &mut rows,
+            };
+            table.files.push(iceberg::NewFile {
+                day: day_of_rel(&rel),
+                rel: rel.clone(),
+            });
             let file = p.path.file_name().unwrap_or_default();
             renames.push((file.to_string_lossy().into_owned(), rel));
         }
         line.status = "succeeded".into();
         line.finished_at = now();
         line.parts = report.parts.clone();
-        let manifest = Manifest { renames, line };
+        let mut tables = vec![rows];
+        if !rejected.files.is_empty() {
+            tables.push(rejected);
+        }
+        let manifest = Manifest {
+            renames,
+            line,
+            tables,
+        };
         let mpath = dir.join("COMMIT");
         let text = serde_json::to_vec(&manifest).map_err(|e| Error::io(&mpath, e.into()))?;
         let mut f = File::create(&mpath).map_err(io(&mpath))?;
@@ -722,7 +840,13 @@ fn write_batches(
                 Part::Rows(_) => rows_schema.clone(),
             };
             let file = File::create(&path).map_err(io(&path))?;
-            let w = ArrowWriter::try_new(file, schema, Some(props.clone()))
+            // No Arrow schema in the footer: the Parquet types say it all (JSON columns are
+            // strings with the JSON logical type), and Iceberg readers refuse the Arrow JSON
+            // extension type that a stored Arrow schema would bring back.
+            let options = ArrowWriterOptions::new()
+                .with_properties(props.clone())
+                .with_skip_arrow_metadata(true);
+            let w = ArrowWriter::try_new_with_options(file, schema, options)
                 .map_err(parquet_error(&path))?;
             open.insert(key, (w, path, *number));
             *number += 1;

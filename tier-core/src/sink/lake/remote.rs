@@ -15,7 +15,7 @@ use super::Lake;
 use crate::error::Result;
 use crate::pipeline::Observer;
 use crate::read::object::{Bucket, Url};
-use crate::report::{FileReport, Status};
+use crate::report::FileReport;
 use crate::sink::postgres::LoadOptions;
 
 /// The ledger's key below the lake's prefix.
@@ -75,6 +75,8 @@ impl RemoteLake {
     pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
         let local = self.local()?;
         let mut lake = Lake::open(local.path(), self.opts.clone())?;
+        // Parts are uploaded, and the Iceberg tables committed, in the bucket.
+        lake.store = crate::iceberg::Store::Bucket(self.url.clone(), Bucket::of(&self.url)?);
         let ledger = lake.ledger()?;
         let before = ledger.len();
         // This load's id, reserved in the bucket so no other process hands it out, and given
@@ -93,14 +95,6 @@ impl RemoteLake {
         let next = local.path().join(NEXT_LOAD_ID);
         std::fs::write(&next, format!("{id}\n")).map_err(|e| crate::Error::io(&next, e))?;
         let outcome = lake.load_file(path, observer);
-        if let Ok(report) = &outcome {
-            if report.status == Status::Succeeded {
-                for rel in &report.parts {
-                    let key = self.url.join(rel).key;
-                    self.bucket.upload(&local.path().join(rel), &key)?;
-                }
-            }
-        }
         let new: Vec<_> = lake.ledger()?.into_iter().skip(before).collect();
         if !new.is_empty() {
             let mut lines = Vec::new();
