@@ -155,6 +155,9 @@ struct Common {
     /// Also write the rejects found while reading as JSON Lines to this file.
     #[arg(long)]
     rejects_out: Option<PathBuf>,
+    /// Read a lake table (an Iceberg table's folder) at this snapshot instead of its current one.
+    #[arg(long, value_name = "ID")]
+    snapshot: Option<i64>,
 }
 
 impl Common {
@@ -407,7 +410,7 @@ fn inputs(paths: &[PathBuf], common: &Common) -> Result<Vec<PathBuf>, Error> {
     } else {
         paths.to_vec()
     };
-    tier_core::read::expand_inputs(&paths, &common.globs)
+    tier_core::read::expand_inputs_at(&paths, &common.globs, common.snapshot)
 }
 
 /// Each file's result as an info record (in the log file, and on standard error with `-v`).

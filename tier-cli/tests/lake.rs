@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// Every file under `dir`, relative, sorted (the lake's own `_tier` folder left out).
+/// Every data file under `dir`, relative, sorted (the lake's own `_tier` folder and the
+/// tables' Iceberg `metadata` folders left out).
 fn visible(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(d).unwrap().flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if rel == "_tier" {
+            if rel == "_tier" || rel.ends_with("/metadata") {
                 continue;
             }
             if p.is_dir() {
@@ -269,9 +270,9 @@ fn the_lake_loads_into_postgres_as_the_json_does() {
     let rejects = std::fs::read_dir(lake.join("weather_rejects"))
         .unwrap()
         .flatten()
-        .next()
-        .unwrap()
-        .path();
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
     let foreign = dir.path().join("weather").join("foreign.parquet");
     std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
     std::fs::copy(&rejects, &foreign).unwrap();

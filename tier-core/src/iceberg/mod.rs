@@ -373,3 +373,35 @@ pub fn data_files(
     files.sort();
     Ok(files.iter().map(|f| Store::local_path(f)).collect())
 }
+
+/// When `path` (a folder or an `s3://` prefix) is an Iceberg table with a `version-hint.text`
+/// catalog, the data files of its current snapshot (or of `snapshot`); `None` when it is no
+/// such table.
+pub fn table_files(
+    path: &std::path::Path,
+    snapshot: Option<i64>,
+) -> Result<Option<Vec<std::path::PathBuf>>> {
+    let text = path.to_string_lossy();
+    let trimmed = std::path::Path::new(text.trim_end_matches('/'));
+    let (Some(parent), Some(name)) = (trimmed.parent(), trimmed.file_name()) else {
+        return Ok(None);
+    };
+    let name = name.to_string_lossy();
+    let is_url = crate::read::object::is_url(path);
+    if !is_url && !trimmed.join("metadata").is_dir() {
+        return Ok(None);
+    }
+    let parent = if parent.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        parent
+    };
+    if is_url && parent.as_os_str() == "s3:" {
+        return Ok(None); // a whole bucket
+    }
+    let store = Store::of(parent)?;
+    if Hint.current(&store, &name)?.is_none() {
+        return Ok(None);
+    }
+    data_files(&store, &Hint, &name, snapshot).map(Some)
+}

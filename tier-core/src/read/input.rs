@@ -558,12 +558,33 @@ impl Records {
 /// given, keep only the files of directories whose name or path below the directory matches
 /// one of them (`*.json`, `2024-*/**`).
 pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>> {
+    expand_inputs_at(paths, globs, None)
+}
+
+/// Lists the inputs of the given paths as [`expand_inputs`] does; a path that is an Iceberg
+/// table (a lake's table folder) stands for the data files of its current snapshot, or of
+/// snapshot `snapshot` when given (then every path must be a table).
+pub fn expand_inputs_at(
+    paths: &[PathBuf],
+    globs: &[String],
+    snapshot: Option<i64>,
+) -> Result<Vec<PathBuf>> {
     let patterns = patterns(globs)?;
     let mut out = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
             out.push(p.clone());
             continue;
+        }
+        if let Some(files) = crate::iceberg::table_files(p, snapshot)? {
+            out.extend(files);
+            continue;
+        }
+        if snapshot.is_some() {
+            return Err(Error::Usage(format!(
+                "{}: --snapshot names a snapshot of an Iceberg table, and this is none",
+                p.display()
+            )));
         }
         if super::object::is_url(p) {
             out.extend(super::object::expand(p, |rel| {
@@ -661,10 +682,12 @@ fn entered(name: &str) -> bool {
     !name.starts_with('.') && name != "_tier"
 }
 
-/// Whether a file is an input: not hidden, with an input's ending (in any case: `.JSON` too).
+/// Whether a file is an input: not hidden, with an input's ending (in any case: `.JSON` too),
+/// and not an Iceberg table's metadata file.
 fn is_input(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     !name.starts_with('.')
+        && !name.ends_with(".metadata.json")
         && [".json", ".json.gz", ".jsonl", ".ndjson", ".parquet"]
             .iter()
             .any(|ext| name.ends_with(ext))
@@ -702,8 +725,13 @@ fn list_dir_once(
         let os_name = f.file_name().unwrap_or_default();
         let name = os_name.to_string_lossy();
         if f.is_dir() {
-            if entered(&name) {
-                list_dir_once(&f, found, seen)?;
+            if !entered(&name) {
+                continue;
+            }
+            // A lake's table: the files of its current snapshot, not every file in its folder.
+            match crate::iceberg::table_files(&f, None)? {
+                Some(files) => found.extend(files),
+                None => list_dir_once(&f, found, seen)?,
             }
         } else if is_input(&name) {
             if os_name.to_str().is_none() {
