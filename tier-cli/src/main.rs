@@ -205,6 +205,10 @@ struct LoadArgs {
     /// Write Parquet to this lake directory instead of loading PostgreSQL.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["database_url", "replace"])]
     lake: Option<PathBuf>,
+    /// Keep the lake's Iceberg catalog, and its ledger, in this PostgreSQL database (a URL or
+    /// libpq settings) instead of its own files.
+    #[arg(long, value_name = "URL", requires = "lake")]
+    catalog_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -459,6 +463,7 @@ fn load(args: LoadArgs) -> Result<Outcome, Error> {
         force: args.force,
         replace: args.replace,
         max_reject_ratio: args.max_reject_ratio,
+        catalog_url: args.catalog_url.clone(),
     };
     ratio_in_range(opts.max_reject_ratio)?;
     if args.lake.is_none() {

@@ -27,6 +27,9 @@ pub(crate) struct WatchArgs {
     /// Write Parquet to this lake (directory or s3:// URL) instead of loading PostgreSQL.
     #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
     lake: Option<PathBuf>,
+    /// Keep the lake's Iceberg catalog, and its ledger, in this PostgreSQL database.
+    #[arg(long, value_name = "URL", requires = "lake")]
+    catalog_url: Option<String>,
     /// Seconds between two listings.
     #[arg(long, default_value_t = 1.0)]
     interval: f64,
@@ -98,6 +101,7 @@ pub(crate) fn run(args: WatchArgs) -> Result<Outcome, Error> {
         },
         schema: args.schema.clone(),
         max_reject_ratio: args.max_reject_ratio,
+        catalog_url: args.catalog_url.clone(),
         ..LoadOptions::default()
     };
     let dest = match &args.lake {

@@ -83,7 +83,7 @@ fn expand_paths(py: Python<'_>, paths: Paths) -> PyResult<Vec<std::ffi::OsString
 /// Loads files into PostgreSQL (the database chosen as the CLI chooses it), or into the lake at
 /// `lake`; `jobs` files at once.
 #[pyfunction]
-#[pyo3(signature = (paths, database_url=None, dataset=None, schema="public", force=false, replace=false, max_reject_ratio=None, datasets=None, lake=None, jobs=1))]
+#[pyo3(signature = (paths, database_url=None, dataset=None, schema="public", force=false, replace=false, max_reject_ratio=None, datasets=None, lake=None, jobs=1, catalog_url=None))]
 #[allow(clippy::too_many_arguments)]
 fn load(
     py: Python<'_>,
@@ -97,6 +97,7 @@ fn load(
     datasets: Option<Paths>,
     lake: Option<PathBuf>,
     jobs: usize,
+    catalog_url: Option<String>,
 ) -> PyResult<Py<PyAny>> {
     let opts = LoadOptions {
         read: read_options(py, dataset, datasets)?,
@@ -104,6 +105,7 @@ fn load(
         force,
         replace,
         max_reject_ratio,
+        catalog_url,
     };
     if lake.is_some() && (database_url.is_some() || replace) {
         return Err(raise(

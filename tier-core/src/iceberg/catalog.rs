@@ -25,12 +25,14 @@ pub trait Catalog: Send {
 /// also looks past it, as a hint written late may lag).
 pub struct Hint;
 
+/// The version of a metadata file: `v<N>.metadata.json`, or `<N>-<uuid>.metadata.json` as a
+/// SQL catalog names them (so a table of a SQL catalog reads without it, at its latest).
 fn version_of(rel: &str) -> Option<u64> {
-    let name = rel.rsplit('/').next()?;
-    name.strip_prefix('v')?
-        .strip_suffix(".metadata.json")?
-        .parse()
-        .ok()
+    let name = rel.rsplit('/').next()?.strip_suffix(".metadata.json")?;
+    match name.strip_prefix('v') {
+        Some(n) => n.parse().ok(),
+        None => name.split('-').next()?.parse().ok(),
+    }
 }
 
 impl Catalog for Hint {
@@ -45,10 +47,16 @@ impl Catalog for Hint {
             // No hint (or a stale one): the highest version present.
             _ => {
                 let names = store.names(&format!("{table}/metadata"))?;
-                match names.iter().filter_map(|n| version_of(n)).max() {
-                    Some(n) => n,
-                    None => return Ok(None),
+                let Some(latest) = names.iter().filter_map(|n| version_of(n)).max() else {
+                    return Ok(None);
+                };
+                if let Some(name) = names
+                    .iter()
+                    .find(|n| !n.starts_with('v') && version_of(n) == Some(latest))
+                {
+                    return Ok(Some(format!("{table}/metadata/{name}")));
                 }
+                latest
             }
         };
         while store.exists(&at(n + 1))? {
@@ -75,5 +83,135 @@ impl Catalog for Hint {
             next.to_string().into_bytes(),
         )?;
         Ok(true)
+    }
+}
+
+/// The catalog name and namespace tier's tables are under in a SQL catalog.
+pub const NAMESPACE: &str = "tier";
+
+/// The tables of Apache Iceberg's JDBC catalog (which pyiceberg's `SqlCatalog` and Spark's
+/// `JdbcCatalog` read), made if missing, and the namespace `tier` in it.
+const CATALOG_DDL: &str = "\
+CREATE TABLE IF NOT EXISTS iceberg_tables (
+    catalog_name varchar(255) NOT NULL,
+    table_namespace varchar(255) NOT NULL,
+    table_name varchar(255) NOT NULL,
+    metadata_location varchar(1000),
+    previous_metadata_location varchar(1000),
+    iceberg_type varchar(5),
+    PRIMARY KEY (catalog_name, table_namespace, table_name)
+);
+CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
+    catalog_name varchar(255) NOT NULL,
+    namespace varchar(255) NOT NULL,
+    property_key varchar(255) NOT NULL,
+    property_value varchar(1000),
+    PRIMARY KEY (catalog_name, namespace, property_key)
+);
+INSERT INTO iceberg_namespace_properties VALUES ('tier', 'tier', 'exists', 'true')
+    ON CONFLICT DO NOTHING;";
+
+/// Apache Iceberg's SQL (JDBC) catalog in a PostgreSQL database, catalog and namespace `tier`:
+/// the next metadata file is written under a new name, then made current by a compare-and-swap
+/// of `metadata_location`, in a transaction that also commits what the append asks for (tier's
+/// ledger row of the load).
+pub struct Sql {
+    client: std::sync::Mutex<postgres::Client>,
+}
+
+impl Sql {
+    /// The catalog in the database `client` is connected to (its tables made when missing).
+    pub fn new(mut client: postgres::Client) -> Result<Sql> {
+        let mut tx = client.transaction()?;
+        // One maker at a time: concurrent CREATE TABLE IF NOT EXISTS can collide.
+        tx.execute("SELECT pg_advisory_xact_lock(7415203911)", &[])?;
+        tx.batch_execute(CATALOG_DDL)?;
+        tx.commit()?;
+        Ok(Sql {
+            client: std::sync::Mutex::new(client),
+        })
+    }
+
+    /// Runs `f` with the connection.
+    pub fn with<T>(&self, f: impl FnOnce(&mut postgres::Client) -> Result<T>) -> Result<T> {
+        let mut c = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut c)
+    }
+}
+
+fn sql_version(rel: &str) -> u64 {
+    let name = rel.rsplit('/').next().unwrap_or("");
+    name.split('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Catalog for Sql {
+    fn current(&self, store: &Store, table: &str) -> Result<Option<String>> {
+        let uri: Option<Option<String>> = self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = $1 \
+                 AND table_namespace = $1 AND table_name = $2",
+                &[&NAMESPACE, &table],
+            )?
+            .map(|r| r.get(0)))
+        })?;
+        let Some(Some(uri)) = uri else {
+            return Ok(None);
+        };
+        match store.rel(&uri) {
+            Some(rel) => Ok(Some(rel.to_string())),
+            None => Err(crate::Error::Usage(format!(
+                "the catalog's table {NAMESPACE}.{table} is at {uri}, not in the lake {}",
+                store.uri("")
+            ))),
+        }
+    }
+
+    fn commit(
+        &self,
+        store: &Store,
+        table: &str,
+        old: Option<&str>,
+        bytes: Vec<u8>,
+        append: &Append,
+    ) -> Result<bool> {
+        let next = old.map_or(0, sql_version) + 1;
+        let rel = format!("{table}/metadata/{next:05}-{}.metadata.json", super::uuid());
+        store.write(&rel, bytes)?;
+        let (new_uri, old_uri) = (store.uri(&rel), old.map(|o| store.uri(o)));
+        let swapped = self.with(|c| {
+            let mut tx = c.transaction()?;
+            let n = match &old_uri {
+                None => tx.execute(
+                    "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, \
+                     metadata_location, iceberg_type) VALUES ($1, $1, $2, $3, 'TABLE') \
+                     ON CONFLICT DO NOTHING",
+                    &[&NAMESPACE, &table, &new_uri],
+                )?,
+                Some(old_uri) => tx.execute(
+                    "UPDATE iceberg_tables SET metadata_location = $3, \
+                     previous_metadata_location = $4 WHERE catalog_name = $1 \
+                     AND table_namespace = $1 AND table_name = $2 AND metadata_location = $4",
+                    &[&NAMESPACE, &table, &new_uri, old_uri],
+                )?,
+            };
+            if n != 1 {
+                return Ok(false);
+            }
+            if let Some(also) = append.also {
+                also(&mut tx)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })?;
+        if !swapped {
+            store.delete(&rel)?;
+        }
+        Ok(swapped)
     }
 }

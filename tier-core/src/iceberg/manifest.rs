@@ -145,7 +145,10 @@ pub struct PartitionSummary {
 }
 
 fn bad(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::io(what, std::io::Error::other(format!("Iceberg manifest: {e}")))
+    Error::io(
+        what,
+        std::io::Error::other(format!("Iceberg manifest: {e}")),
+    )
 }
 
 fn map_schema(id: i32, key: i32, value: i32, value_ty: &str) -> String {
@@ -240,7 +243,12 @@ fn pairs<T: Clone>(items: &[(i32, T)], wrap: fn(T) -> Value) -> Value {
 }
 
 fn record(fields: Vec<(&str, Value)>) -> Value {
-    Value::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Value::Record(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// A manifest of files added by `snapshot_id`. `day` names the partition field (none for an
@@ -321,7 +329,8 @@ pub fn write_list(
                             ("contains_null", Value::Boolean(p.contains_null)),
                             (
                                 "contains_nan",
-                                p.contains_nan.map_or_else(none, |b| some(Value::Boolean(b))),
+                                p.contains_nan
+                                    .map_or_else(none, |b| some(Value::Boolean(b))),
                             ),
                             (
                                 "lower_bound",

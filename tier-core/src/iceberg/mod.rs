@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-pub use catalog::{Catalog, Hint};
+pub use catalog::{Catalog, Hint, Sql};
 pub use manifest::DataFile;
 pub use metadata::{Column, TableMetadata};
 pub use store::Store;
@@ -92,7 +92,13 @@ pub struct Append<'a> {
     pub sha256: &'a str,
     /// The loaded file.
     pub source: &'a str,
+    /// What a database catalog commits in the transaction of the swap (tier's ledger row of the
+    /// load); a catalog of files leaves that to the caller.
+    pub also: Option<&'a Also<'a>>,
 }
+
+/// Work done in a catalog's commit transaction.
+pub type Also<'a> = dyn Fn(&mut postgres::Transaction<'_>) -> Result<()> + Sync + 'a;
 
 /// The table's current metadata: its location in the store and what it says.
 pub fn current(
@@ -211,8 +217,13 @@ fn prepare(
     }
     let records: i64 = files.iter().map(|f| f.records).sum();
     if !files.is_empty() {
-        let avro =
-            manifest::write_manifest(&files, snapshot_id, day.as_deref(), &schema_json, &spec_json)?;
+        let avro = manifest::write_manifest(
+            &files,
+            snapshot_id,
+            day.as_deref(),
+            &schema_json,
+            &spec_json,
+        )?;
         let rel = format!("{}/metadata/{}-m0.avro", append.table, uuid());
         let length = avro.len() as i64;
         store.write(&rel, avro)?;

@@ -55,9 +55,8 @@ fn bounds(s: &Statistics) -> Option<(Bound, Bound)> {
 /// The entry of the Parquet file at `local` for a manifest of a table with `schema` (its path
 /// and partition left for the caller).
 pub fn data_file(local: &Path, schema: &Schema) -> Result<DataFile> {
-    let bad = |e: parquet::errors::ParquetError| {
-        Error::io(local, std::io::Error::other(e.to_string()))
-    };
+    let bad =
+        |e: parquet::errors::ParquetError| Error::io(local, std::io::Error::other(e.to_string()));
     let file = File::open(local).map_err(|e| Error::io(local, e))?;
     let size = file.metadata().map_err(|e| Error::io(local, e))?.len();
     let reader = SerializedFileReader::new(file).map_err(bad)?;

@@ -229,7 +229,8 @@ impl Bucket {
         match self.rt.block_on(put) {
             Ok(_) => Ok(true),
             Err(
-                object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. },
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
             ) => Ok(false),
             Err(e) => Err(failure(&self.url(&k), e)),
         }

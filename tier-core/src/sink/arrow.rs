@@ -236,13 +236,15 @@ pub fn check_schema(dataset: &Dataset, found: &Schema) -> Result<(), String> {
 }
 
 /// Checks that a schema has every field of `want` (but `_load_id`, which a lake does not need)
-/// with its type; names the first that does not match.
+/// with its type; names the first that does not match. A field that may be null can be
+/// missing: a file written before its column was added holds nulls there.
 pub fn check_fields(want: &Schema, found: &Schema) -> Result<(), String> {
     for f in want.fields() {
         if f.name() == "_load_id" {
             continue;
         }
         match found.field_with_name(f.name()) {
+            Err(_) if f.is_nullable() => {}
             Err(_) => return Err(format!("column {} is missing", f.name())),
             Ok(g) if g.data_type() != f.data_type() => {
                 return Err(format!(
@@ -274,10 +276,15 @@ impl BatchRows {
             columns: dataset
                 .columns
                 .iter()
-                .map(|c| col(&c.name))
-                .collect::<Option<_>>()?,
+                .map(|c| {
+                    col(&c.name).unwrap_or_else(|| {
+                        arrow_array::new_null_array(&data_type(c.ty), batch.num_rows())
+                    })
+                })
+                .collect(),
             types: dataset.columns.iter().map(|c| c.ty).collect(),
-            extra: col("_extra")?,
+            extra: col("_extra")
+                .unwrap_or_else(|| arrow_array::new_null_array(&DataType::Utf8, batch.num_rows())),
             index: col("_record_index")?,
         })
     }

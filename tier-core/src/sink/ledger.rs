@@ -265,4 +265,42 @@ impl Ledger {
         )?;
         Ok(row.get(0))
     }
+
+    /// Writes a lake load's line into its row (opened by [`Ledger::start`]): the lake's ledger
+    /// when it lives in the catalog's database. Its table is `lake:<table>`.
+    pub fn record_line(&self, c: &mut impl GenericClient, l: &LedgerLine) -> Result<()> {
+        c.execute(
+            &format!(
+                "UPDATE {} SET target_table = $2, sha256 = $3, bytes = $4, records = $5, \
+                 loaded = $6, duplicates = $7, rejected = $8, status = $9, error = $10, \
+                 finished_at = clock_timestamp() WHERE load_id = $1",
+                self.table
+            ),
+            &[
+                &l.load_id,
+                &format!("lake:{}", l.target_table),
+                &l.sha256,
+                &(l.bytes as i64),
+                &(l.records as i64),
+                &(l.loaded as i64),
+                &(l.duplicates as i64),
+                &(l.rejected as i64),
+                &l.status,
+                &l.error,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the row of an attempt that wrote nothing (its content was committed meanwhile).
+    pub fn forget(&self, c: &mut impl GenericClient, load_id: i64) -> Result<()> {
+        c.execute(
+            &format!(
+                "DELETE FROM {} WHERE load_id = $1 AND status = 'running'",
+                self.table
+            ),
+            &[&load_id],
+        )?;
+        Ok(())
+    }
 }

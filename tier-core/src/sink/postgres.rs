@@ -35,6 +35,9 @@ pub struct LoadOptions {
     pub replace: bool,
     /// Above this share of rejected records, roll back and report `failed`.
     pub max_reject_ratio: Option<f64>,
+    /// A lake's Iceberg SQL catalog: a PostgreSQL URL (or libpq settings) whose database keeps
+    /// the catalog and, in its `tier_loads`, the lake's ledger (`None`: the lake's own files).
+    pub catalog_url: Option<String>,
 }
 
 impl Default for LoadOptions {
@@ -45,6 +48,7 @@ impl Default for LoadOptions {
             force: false,
             replace: false,
             max_reject_ratio: None,
+            catalog_url: None,
         }
     }
 }

@@ -115,8 +115,10 @@ def load(  # type: ignore[overload-overlap]  # a str is a Sequence[str] too; the
     datasets: Optional[_Paths] = None,
     lake: Optional[_Path] = None,
     jobs: int = 1,
+    catalog_url: Optional[str] = None,
 ) -> Report:
-    """Loads a file into PostgreSQL, or into the lake at ``lake`` (Parquet). A path to a
+    """Loads a file into PostgreSQL, or into the lake at ``lake`` (Iceberg tables of Parquet
+    files; ``catalog_url`` keeps their SQL catalog and the lake's ledger in that database). A path to a
     directory loads its files and returns a ``list[Report]`` (pass a list for typed code).
     ``datasets`` names definition files or directories (added to ``$TIER_DATASETS`` and the
     built-ins). The first failure raises, with the reports of the files that loaded in its
@@ -133,6 +135,7 @@ def load(
     datasets: Optional[_Paths] = None,
     lake: Optional[_Path] = None,
     jobs: int = 1,
+    catalog_url: Optional[str] = None,
 ) -> list[Report]:
     """Loads files and directories' files, ``jobs`` at once: one report per file, in order."""
 @overload

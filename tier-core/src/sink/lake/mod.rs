@@ -176,7 +176,24 @@ pub struct Lake {
     opts: LoadOptions,
     /// Where the Iceberg tables are: this directory, or the bucket a remote lake uploads to.
     store: iceberg::Store,
-    catalog: Box<dyn iceberg::Catalog>,
+    catalog: Catalog,
+}
+
+/// Where a lake's tables are named and its loads recorded.
+enum Catalog {
+    /// `version-hint.text` beside each table's metadata, and the ledger `_tier/loads.jsonl`.
+    Files,
+    /// The SQL catalog of a database, whose `tier_loads` holds the lake's loads.
+    Sql(iceberg::Sql, super::ledger::Ledger),
+}
+
+impl Catalog {
+    fn iceberg(&self) -> &dyn iceberg::Catalog {
+        match self {
+            Catalog::Files => &iceberg::Hint,
+            Catalog::Sql(sql, _) => sql,
+        }
+    }
 }
 
 fn now() -> String {
@@ -250,7 +267,24 @@ impl Lake {
             root: root.to_path_buf(),
             opts,
             store: iceberg::Store::of(root)?,
-            catalog: Box::new(iceberg::Hint),
+            catalog: Catalog::Files,
+        };
+        let lake = match &lake.opts.catalog_url {
+            None => lake,
+            Some(url) => {
+                let mut client = crate::db::open_existing(Some(url))?;
+                let schema = lake.opts.schema.clone();
+                client.batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {};\n{}",
+                    crate::db::ddl::quote_ident(&schema),
+                    crate::db::ddl::ledger_ddl(&schema)
+                ))?;
+                let sql = iceberg::Sql::new(client)?;
+                Lake {
+                    catalog: Catalog::Sql(sql, super::ledger::Ledger::new(&schema)),
+                    ..lake
+                }
+            }
         };
         fs::create_dir_all(lake.tmp()).map_err(io(&lake.tmp()))?;
         lake.recover()?;
@@ -269,13 +303,35 @@ impl Lake {
         self.meta().join("loads.jsonl")
     }
 
-    /// The ledger's lines.
+    /// The ledger's lines (with a SQL catalog, its database's loads into lake tables).
     pub fn ledger(&self) -> Result<Vec<LedgerLine>> {
-        read_ledger(&self.ledger_path())
+        match &self.catalog {
+            Catalog::Files => read_ledger(&self.ledger_path()),
+            Catalog::Sql(sql, ledger) => {
+                let mut lines = sql.with(|c| ledger.list(c, None, i64::MAX))?;
+                lines.retain_mut(|l| match l.target_table.strip_prefix("lake:") {
+                    Some(t) => {
+                        l.target_table = t.to_string();
+                        true
+                    }
+                    None => false,
+                });
+                lines.reverse();
+                Ok(lines)
+            }
+        }
     }
 
-    /// Appends a ledger line and syncs it to disk.
+    /// Records a load's line: appended to the ledger file, or written into its row.
     fn append(&self, line: &LedgerLine) -> Result<()> {
+        match &self.catalog {
+            Catalog::Files => self.append_file(line),
+            Catalog::Sql(sql, ledger) => sql.with(|c| ledger.record_line(c, line)),
+        }
+    }
+
+    /// Appends a line to the ledger file and syncs it to disk.
+    fn append_file(&self, line: &LedgerLine) -> Result<()> {
         let path = self.ledger_path();
         let _lock = Locked::take(&self.meta().join("ledger.lock"), true)?;
         let mut f = OpenOptions::new()
@@ -289,7 +345,18 @@ impl Lake {
             .map_err(io(&path))
     }
 
-    /// A new load id: one more than any given out before in this lake.
+    /// A new load id: one more than any given out before in this lake (with a SQL catalog,
+    /// the id of a `running` row opened for it).
+    fn new_load(&self, dataset: &str, table: &str, source: &str) -> Result<i64> {
+        match &self.catalog {
+            Catalog::Files => self.next_load_id(),
+            Catalog::Sql(sql, ledger) => {
+                let table = format!("lake:{table}");
+                sql.with(|c| ledger.start(c, dataset, &table, source, ""))
+            }
+        }
+    }
+
     fn next_load_id(&self) -> Result<i64> {
         let path = self.meta().join("next_load_id");
         let lock = Locked::take(&self.meta().join("ledger.lock"), true)?;
@@ -400,7 +467,13 @@ impl Lake {
                 bucket.upload(&self.root.join(rel), &url.join(rel).key)?;
             }
         }
+        // With a SQL catalog, the load's row commits with the rows table's swap.
+        let record = |tx: &mut postgres::Transaction<'_>| match &self.catalog {
+            Catalog::Sql(_, ledger) => ledger.record_line(tx, &m.line),
+            Catalog::Files => Ok(()),
+        };
         for t in &m.tables {
+            let rows_table = t.table == m.line.target_table;
             let append = iceberg::Append {
                 table: &t.table,
                 columns: &t.columns,
@@ -409,11 +482,14 @@ impl Lake {
                 load_id: m.line.load_id,
                 sha256: &m.line.sha256,
                 source: &m.line.source,
+                also: rows_table.then_some(&record as &iceberg::Also<'_>),
             };
-            iceberg::append(&self.store, &self.root, self.catalog.as_ref(), &append)?;
+            iceberg::append(&self.store, &self.root, self.catalog.iceberg(), &append)?;
         }
-        if !self.ledger()?.iter().any(|l| l.load_id == m.line.load_id) {
-            self.append(&m.line)?;
+        if matches!(self.catalog, Catalog::Files)
+            && !self.ledger()?.iter().any(|l| l.load_id == m.line.load_id)
+        {
+            self.append_file(&m.line)?;
         }
         Ok(())
     }
@@ -488,7 +564,7 @@ impl Lake {
                 return Ok(report);
             }
         }
-        let load_id = self.next_load_id()?;
+        let load_id = self.new_load(&dataset.name, &dataset.table, &report.path)?;
         report.load_id = Some(load_id);
         let dir = self.tmp().join(load_id.to_string());
         let lock = {
@@ -561,6 +637,9 @@ impl Lake {
         if !self.opts.force {
             if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
                 let _ = self.discard(&dir);
+                if let Catalog::Sql(sql, ledger) = &self.catalog {
+                    sql.with(|c| ledger.forget(c, load_id))?;
+                }
                 report.status = Status::Skipped;
                 report.load_id = Some(id);
                 log::info!("{}: already in the lake as load {id}; skipped", report.path);

@@ -1,9 +1,12 @@
 //! A lake in object storage (`--lake s3://bucket/prefix`), with the layout, ledger and part
 //! names of a lake directory. Each load is made in a local lake of its own (a temporary
 //! directory holding a copy of the bucket's ledger, so re-runs are skipped as at home); its
-//! parts are then uploaded under their final names (each object appears whole or not at all)
-//! and its ledger lines appended to the bucket's `_tier/loads.jsonl`. A load stopped between
+//! parts are then uploaded under their final names (each object appears whole or not at all),
+//! its snapshots committed and its ledger lines appended to the bucket's `_tier/loads.jsonl`. A load stopped between
 //! the two leaves parts without a ledger line; its re-run writes the same names again.
+//!
+//! Its tables are Iceberg tables in the bucket: parts are uploaded before the snapshot that
+//! names them is committed there.
 //!
 //! Many processes can load into one bucket's lake at once: load ids are handed out by
 //! `_tier/next_load_id` and ledger lines appended, both by conditional writes that lose no
@@ -77,6 +80,10 @@ impl RemoteLake {
         let mut lake = Lake::open(local.path(), self.opts.clone())?;
         // Parts are uploaded, and the Iceberg tables committed, in the bucket.
         lake.store = crate::iceberg::Store::Bucket(self.url.clone(), Bucket::of(&self.url)?);
+        if self.opts.catalog_url.is_some() {
+            // The ledger and the load ids are the catalog database's.
+            return lake.load_file(path, observer);
+        }
         let ledger = lake.ledger()?;
         let before = ledger.len();
         // This load's id, reserved in the bucket so no other process hands it out, and given
