@@ -37,7 +37,7 @@ venv="$root/.venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip >/dev/null
 # moto_server is the S3-compatible server of the object-storage tests; pyspark runs local[2].
-"$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars 'moto[server]' boto3 pyspark prometheus_client
+"$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars 'moto[server]' boto3 pyspark prometheus_client 'pyiceberg[sql-postgres,pyarrow]'
 export TIER_TEST_MOTO_SERVER="$venv/bin/moto_server"
 
 log=$(mktemp)

@@ -151,7 +151,21 @@ fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
     ]);
     assert_eq!(lake.code, 0, "{}", lake.stderr);
     let parts = bucket.list("lake/weather/").unwrap();
-    assert!(!parts.is_empty() && parts.iter().all(|(k, _)| k.ends_with(".parquet")));
+    let (meta, data): (Vec<_>, Vec<_>) = parts
+        .iter()
+        .partition(|(k, _)| k.starts_with("lake/weather/metadata/"));
+    assert!(!data.is_empty() && data.iter().all(|(k, _)| k.ends_with(".parquet")));
+    // An Iceberg table in the bucket: its first metadata version, named by the hint.
+    assert!(
+        meta.iter().any(|(k, _)| k.ends_with("/v1.metadata.json")),
+        "{meta:?}"
+    );
+    assert_eq!(
+        bucket
+            .get("lake/weather/metadata/version-hint.text")
+            .unwrap(),
+        Some(b"1".to_vec())
+    );
     assert!(bucket.get("lake/_tier/loads.jsonl").unwrap().is_some());
 
     for (input, words) in [

@@ -297,6 +297,9 @@ impl TableMetadata {
         if let Some((file, ms)) = previous {
             self.metadata_log
                 .push(serde_json::json!({"metadata-file": file, "timestamp-ms": ms}));
+            // Iceberg's default `write.metadata.previous-versions-max`.
+            let excess = self.metadata_log.len().saturating_sub(100);
+            self.metadata_log.drain(..excess);
         }
         self.refs.insert(
             "main".into(),

@@ -874,6 +874,20 @@ struct Written {
     path: PathBuf,
 }
 
+/// A schema without extension types (their fields as their storage types).
+fn plain(schema: &arrow_schema::Schema) -> arrow_schema::Schema {
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut meta = f.metadata().clone();
+            meta.retain(|k, _| !k.starts_with("ARROW:extension:"));
+            f.as_ref().clone().with_metadata(meta)
+        })
+        .collect();
+    arrow_schema::Schema::new(fields)
+}
+
 /// The writer thread: one open Parquet file per part, a new one past [`PART_ROWS`] rows.
 fn write_batches(
     rx: mpsc::Receiver<(Part, RecordBatch)>,
@@ -919,11 +933,13 @@ fn write_batches(
                 Part::Rows(_) => rows_schema.clone(),
             };
             let file = File::create(&path).map_err(io(&path))?;
-            // No Arrow schema in the footer: the Parquet types say it all (JSON columns are
-            // strings with the JSON logical type), and Iceberg readers refuse the Arrow JSON
-            // extension type that a stored Arrow schema would bring back.
+            // The Arrow schema in the footer is the plain one: JSON columns are strings with
+            // the JSON logical type in Parquet, but plain strings to Arrow readers (Iceberg
+            // readers refuse the Arrow JSON extension type, and read its absence as binary).
+            let mut props = props.clone();
+            parquet::arrow::add_encoded_arrow_schema_to_metadata(&plain(&schema), &mut props);
             let options = ArrowWriterOptions::new()
-                .with_properties(props.clone())
+                .with_properties(props)
                 .with_skip_arrow_metadata(true);
             let w = ArrowWriter::try_new_with_options(file, schema, options)
                 .map_err(parquet_error(&path))?;
