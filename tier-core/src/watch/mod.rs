@@ -110,7 +110,7 @@ fn secs(t: SystemTime) -> f64 {
 /// Where one of a watcher's jobs loads: a connection to PostgreSQL, or a lake.
 enum Worker {
     Postgres(Box<Loader>),
-    Lake(Lake),
+    Lake(Box<Lake>),
     Remote(RemoteLake),
 }
 
@@ -128,7 +128,7 @@ impl Worker {
                 let url = crate::read::object::Url::parse(root)?;
                 Worker::Remote(RemoteLake::open(&url, opts.clone())?)
             }
-            Destination::Lake(root) => Worker::Lake(Lake::open(root, opts.clone())?),
+            Destination::Lake(root) => Worker::Lake(Box::new(Lake::open(root, opts.clone())?)),
         })
     }
 

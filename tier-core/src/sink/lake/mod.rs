@@ -184,14 +184,14 @@ enum Catalog {
     /// `version-hint.text` beside each table's metadata, and the ledger `_tier/loads.jsonl`.
     Files,
     /// The SQL catalog of a database, whose `tier_loads` holds the lake's loads.
-    Sql(iceberg::Sql, super::ledger::Ledger),
+    Sql(Box<iceberg::Sql>, super::ledger::Ledger),
 }
 
 impl Catalog {
     fn iceberg(&self) -> &dyn iceberg::Catalog {
         match self {
             Catalog::Files => &iceberg::Hint,
-            Catalog::Sql(sql, _) => sql,
+            Catalog::Sql(sql, _) => sql.as_ref(),
         }
     }
 }
@@ -281,7 +281,7 @@ impl Lake {
                 ))?;
                 let sql = iceberg::Sql::new(client)?;
                 Lake {
-                    catalog: Catalog::Sql(sql, super::ledger::Ledger::new(&schema)),
+                    catalog: Catalog::Sql(Box::new(sql), super::ledger::Ledger::new(&schema)),
                     ..lake
                 }
             }
