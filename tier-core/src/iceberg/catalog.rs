@@ -215,3 +215,51 @@ impl Catalog for Sql {
         Ok(swapped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_both_namings() {
+        assert_eq!(version_of("t/metadata/v12.metadata.json"), Some(12));
+        assert_eq!(version_of("t/metadata/00007-1b2c.metadata.json"), Some(7));
+        assert_eq!(version_of("t/metadata/snap-1-1-x.avro"), None);
+        assert_eq!(version_of("t/metadata/version-hint.text"), None);
+    }
+
+    #[test]
+    fn the_next_version_is_made_once_and_a_stale_hint_is_looked_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::of(dir.path()).unwrap();
+        let append = Append {
+            table: "t",
+            columns: &[],
+            day_of: None,
+            files: Vec::new(),
+            load_id: 1,
+            sha256: "",
+            source: "",
+            also: None,
+        };
+        assert_eq!(Hint.current(&store, "t").unwrap(), None);
+        assert!(Hint
+            .commit(&store, "t", None, b"{}".to_vec(), &append)
+            .unwrap());
+        // A writer that read the same (no) version loses.
+        assert!(!Hint
+            .commit(&store, "t", None, b"{}".to_vec(), &append)
+            .unwrap());
+        let v1 = Hint.current(&store, "t").unwrap().unwrap();
+        assert_eq!(v1, "t/metadata/v1.metadata.json");
+        assert!(Hint
+            .commit(&store, "t", Some(&v1), b"{}".to_vec(), &append)
+            .unwrap());
+        // A hint left behind (a writer died after its commit): the later version is current.
+        std::fs::write(dir.path().join("t/metadata/version-hint.text"), "1").unwrap();
+        assert_eq!(
+            Hint.current(&store, "t").unwrap().as_deref(),
+            Some("t/metadata/v2.metadata.json")
+        );
+    }
+}

@@ -308,3 +308,44 @@ impl TableMetadata {
         self.snapshots.push(snapshot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str, required: bool) -> Column {
+        Column {
+            name: name.into(),
+            ty: ty.into(),
+            required,
+        }
+    }
+
+    #[test]
+    fn a_new_column_is_an_optional_field_with_a_new_id_and_a_name_mapping() {
+        let cols = vec![col("page", "string", true), col("at", "timestamptz", true)];
+        let mut meta = TableMetadata::new("file:///l/visits".into(), &cols, Some("at"), 1);
+        assert_eq!(meta.spec_fields()[0]["source-id"], 2);
+        assert_eq!(meta.last_partition_id, 1000);
+        assert!(!meta.evolve(&cols), "nothing new");
+        let mut more = cols.clone();
+        more.insert(1, col("secs", "int", true));
+        assert!(meta.evolve(&more));
+        let s = meta.schema();
+        assert_eq!((s.id, meta.current_schema_id), (1, 1));
+        let secs = s.fields.iter().find(|f| f.name == "secs").unwrap();
+        assert_eq!((secs.id, secs.required), (3, false));
+        assert_eq!(meta.last_column_id, 3);
+        let mapping = &meta.properties["schema.name-mapping.default"];
+        assert!(
+            mapping.contains(r#"{"field-id":3,"names":["secs"]}"#),
+            "{mapping}"
+        );
+        // Kept through a round trip, with fields another writer added.
+        let mut json = serde_json::to_value(&meta).unwrap();
+        json["statistics"] = serde_json::json!([]);
+        let back: TableMetadata = serde_json::from_value(json).unwrap();
+        assert!(back.rest.contains_key("statistics"));
+        assert_eq!(back.schema().id_of("secs"), Some(3));
+    }
+}
