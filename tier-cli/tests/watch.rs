@@ -244,6 +244,43 @@ fn a_lake_target_takes_what_lands() {
     assert_eq!(ledger_lines(), 3);
     // Again: nothing new.
     assert_eq!(ledger_lines(), 3);
+    // Each file is one snapshot of its Iceberg table.
+    let snapshots: usize = std::fs::read_dir(&lake)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|t| !t.to_string_lossy().ends_with("_rejects"))
+        .filter_map(|t| {
+            std::fs::read_to_string(t.join("metadata/version-hint.text"))
+                .ok()
+                .map(|v| (t, v))
+        })
+        .map(|(t, v)| {
+            let meta: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(t.join(format!("metadata/v{}.metadata.json", v.trim())))
+                    .unwrap(),
+            )
+            .unwrap();
+            meta["snapshots"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(snapshots, 3);
+    // With a SQL catalog: the watcher's loads are the catalog database's ledger rows.
+    let db = TestDb::new();
+    for _ in 0..2 {
+        let run: Run = tier_cmd()
+            .args(["watch", s(&inbox), "--lake", s(&dir.path().join("lake2"))])
+            .args(["--catalog-url", &db.url, "--once", "--settle", "0"])
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            db.count("SELECT 1 FROM tier_loads WHERE target_table LIKE 'lake:%' AND status = 'succeeded'"),
+            3
+        );
+    }
+    assert!(db.count("SELECT 1 FROM iceberg_tables WHERE catalog_name = 'tier'") >= 1);
 }
 
 /// Three watchers on an inbox of files (some copies under new names, some defective), killed

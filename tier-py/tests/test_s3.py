@@ -189,5 +189,19 @@ def test_many_loaders_into_one_lake_on_a_bucket(tmp_path: Path, s3: S3) -> None:
     loads = lines if isinstance(lines, list) else lines["loads"]
     assert sorted(l["source"] for l in loads) == sorted(str(f) for f in files)
     assert len({l["load_id"] for l in loads}) == 8
+    # Eight writers of one Iceberg table by conditional puts: eight snapshots, none lost.
+    from pyiceberg.table import StaticTable
+
+    version = s3.client().get_object(
+        Bucket=b, Key="lake/track_events/metadata/version-hint.text"
+    )["Body"].read().decode().strip()
+    table = StaticTable.from_metadata(
+        f"{lake}/track_events/metadata/v{version}.metadata.json",
+        properties={"s3.endpoint": s3.endpoint, "s3.access-key-id": S3.KEY,
+                    "s3.secret-access-key": S3.SECRET, "s3.region": "us-east-1"},
+    )
+    assert sorted(s.summary.additional_properties["tier.source"] for s in table.snapshots()) == sorted(  # type: ignore[union-attr]
+        str(f) for f in files
+    )
     # Every file loaded again: all skipped, from any process.
     assert {r.status for r in tier.load(files, lake=lake, jobs=2)} == {"skipped"}
