@@ -226,6 +226,14 @@ fn a_commit_killed_before_its_swap_shows_nothing_and_the_next_run_finishes_it() 
     let snaps = snapshots(&lake.join("weather"));
     assert_eq!(snaps.len(), 2, "{snaps:?}");
     assert_eq!(ledger_lines(&lake), 2);
+    // What the killed commit wrote was written over, not left beside: a manifest and a
+    // manifest list per snapshot, nothing else.
+    let avro = std::fs::read_dir(lake.join("weather/metadata"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "avro"))
+        .count();
+    assert_eq!(avro, 2 * snaps.len());
     // The killed file itself is then skipped: no third snapshot.
     let run = lake_load(&lake, &[s(&files[0])]);
     assert_eq!(run.json()["files"][0]["status"], "skipped");

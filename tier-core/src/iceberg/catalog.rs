@@ -181,7 +181,9 @@ impl Catalog for Sql {
         append: &Append,
     ) -> Result<bool> {
         let next = old.map_or(0, sql_version) + 1;
-        let rel = format!("{table}/metadata/{next:05}-{}.metadata.json", super::uuid());
+        // Named by version and load: a run finishing a killed load at the same version writes
+        // over what the dead one left.
+        let rel = format!("{table}/metadata/{next:05}-{}.metadata.json", append.tag());
         store.write(&rel, bytes)?;
         let (new_uri, old_uri) = (store.uri(&rel), old.map(|o| store.uri(o)));
         let swapped = self.with(|c| {

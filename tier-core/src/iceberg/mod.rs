@@ -100,6 +100,17 @@ pub struct Append<'a> {
 /// Work done in a catalog's commit transaction.
 pub type Also<'a> = dyn Fn(&mut postgres::Transaction<'_>) -> Result<()> + Sync + 'a;
 
+impl Append<'_> {
+    /// The name part of the files written for this load (`load-<id>-<sha16>`): the same in
+    /// every attempt, so that the run that finishes a load killed before its commit writes over
+    /// what the dead one left rather than beside it. (A committed load is never written again:
+    /// its snapshot is found first.)
+    pub(crate) fn tag(&self) -> String {
+        let sha16: String = self.sha256.chars().take(16).collect();
+        format!("load-{}-{sha16}", self.load_id)
+    }
+}
+
 /// The table's current metadata: its location in the store and what it says.
 pub fn current(
     store: &Store,
@@ -224,7 +235,7 @@ fn prepare(
             &schema_json,
             &spec_json,
         )?;
-        let rel = format!("{}/metadata/{}-m0.avro", append.table, uuid());
+        let rel = format!("{}/metadata/{}-m0.avro", append.table, append.tag());
         let length = avro.len() as i64;
         store.write(&rel, avro)?;
         let days: Vec<Option<i32>> = files.iter().filter_map(|f| f.day).collect();
@@ -260,12 +271,7 @@ fn prepare(
         parent.as_ref().map(|p| p.snapshot_id),
         sequence_number,
     )?;
-    let list_rel = format!(
-        "{}/metadata/snap-{snapshot_id}-{attempt}-{}.avro",
-        append.table,
-        uuid(),
-        attempt = 1
-    );
+    let list_rel = format!("{}/metadata/snap-{}.avro", append.table, append.tag());
     store.write(&list_rel, list)?;
     written.push(list_rel.clone());
     let total = |key: &str, added: i64| {
