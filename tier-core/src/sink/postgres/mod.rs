@@ -1,0 +1,507 @@
+//! Loading files into PostgreSQL: one transaction per file, binary COPY into a staging table,
+//! then rejects, duplicates and rows settled in SQL, with the ledger row committed alongside.
+
+use std::collections::{BTreeMap, HashSet};
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use postgres::{Client, Transaction};
+
+use super::arrow::copy_fields;
+use super::copy::{self, CopyEncoder, HEADER, TRAILER};
+use super::dedup::{FirstSeen, Seen};
+use super::lake::read::is_parquet;
+use super::ledger::Ledger;
+use crate::db::ddl::{self, qualified, quote_ident};
+use crate::error::{Error, Result};
+use crate::pipeline::{open_input, Observer, Opened, Processed, ReadOptions, Source};
+use crate::read::{self as reader, Progress};
+use crate::report::{FileReport, Status};
+use crate::schema::validate::{Reject, RejectReason};
+use crate::schema::Dataset;
+
+mod plan;
+mod settle;
+mod spool;
+mod stage;
+mod tables;
+
+use plan::*;
+use settle::*;
+use spool::*;
+use stage::*;
+use tables::*;
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// How to read the files.
+    pub read: ReadOptions,
+    /// PostgreSQL schema of the tables (default `public`).
+    pub schema: String,
+    /// Load even if the same content was loaded before.
+    pub force: bool,
+    /// Empty the target table (in the same transaction) before loading.
+    pub replace: bool,
+    /// Above this share of rejected records, roll back and report `failed`.
+    pub max_reject_ratio: Option<f64>,
+    /// A lake's Iceberg SQL catalog: a PostgreSQL URL (or libpq settings) whose database keeps
+    /// the catalog and, in its `tier_loads`, the lake's ledger (`None`: the lake's own files).
+    pub catalog_url: Option<String>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            read: ReadOptions::default(),
+            schema: "public".into(),
+            force: false,
+            replace: false,
+            max_reject_ratio: None,
+            catalog_url: None,
+        }
+    }
+}
+
+/// Opens a load's input again, for a second reading.
+type Reopen<'a> = dyn Fn() -> Result<(Source, Option<reader::Sha256Handle>)> + 'a;
+
+/// Loads files into one database.
+pub struct Loader {
+    client: Client,
+    opts: LoadOptions,
+    ledger: Ledger,
+    ready: HashSet<String>,
+    /// How to connect again (`Some` when the loader made its own connection).
+    reconnect: Option<Option<String>>,
+    /// The server did not come back the last time it was waited for: later files try once.
+    gave_up: bool,
+}
+
+impl Loader {
+    /// A loader over an open connection.
+    pub fn new(client: Client, opts: LoadOptions) -> Result<Loader> {
+        ddl::check_schema_name(&opts.schema)?;
+        if let Some(r) = opts.max_reject_ratio {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(Error::Usage(format!(
+                    "the reject ratio limit must be between 0 and 1, not {r}"
+                )));
+            }
+        }
+        Ok(Loader {
+            client,
+            ledger: Ledger::new(&opts.schema),
+            opts,
+            ready: HashSet::new(),
+            reconnect: None,
+            gave_up: false,
+        })
+    }
+
+    /// A loader over a connection to the database chosen as [`crate::db::open`] chooses it; it
+    /// connects again to record a failed load when its connection was lost.
+    pub fn connect(database_url: Option<&str>, opts: LoadOptions) -> Result<Loader> {
+        let mut l = Loader::new(crate::db::open(database_url)?, opts)?;
+        l.reconnect = Some(database_url.map(str::to_string));
+        Ok(l)
+    }
+
+    /// The connection, for queries of one's own.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// Creates the schema, the ledger and the dataset's tables when missing. An existing table
+    /// with incompatible columns is an error and nothing is changed.
+    pub fn ensure_tables(&mut self, dataset: &Dataset) -> Result<()> {
+        if self.ready.contains(&dataset.table) {
+            return Ok(());
+        }
+        let schema = self.opts.schema.clone();
+        let mut tx = self.client.transaction()?;
+        // One creator at a time, whatever the database.
+        tx.batch_execute("SET LOCAL client_min_messages = warning")?;
+        tx.execute("SELECT pg_advisory_xact_lock(7419201)", &[])?;
+        check_columns(&mut tx, &schema, ddl::LEDGER, &ddl::LEDGER_COLUMNS, false)?;
+        check_columns(
+            &mut tx,
+            &schema,
+            &dataset.table,
+            &ddl::target_columns(dataset),
+            true,
+        )?;
+        check_columns(
+            &mut tx,
+            &schema,
+            &ddl::rejects_table(dataset),
+            &ddl::REJECT_COLUMNS,
+            false,
+        )?;
+        // DDL only when something is missing: `CREATE INDEX IF NOT EXISTS` on a table that
+        // exists still waits for the loads in progress into it.
+        let all_there: bool = tx
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL \
+                 AND to_regclass($3) IS NOT NULL AND to_regclass($4) IS NOT NULL",
+                &[
+                    &qualified(&schema, ddl::LEDGER),
+                    &qualified(&schema, &dataset.table),
+                    &qualified(&schema, &ddl::rejects_table(dataset)),
+                    &qualified(&schema, ddl::LEDGER_SOURCE_INDEX),
+                ],
+            )?
+            .get(0);
+        if !all_there {
+            tx.batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {};\n{}{}",
+                quote_ident(&schema),
+                ddl::ledger_ddl(&schema),
+                ddl::table_ddl(dataset, &schema)
+            ))?;
+        }
+        tx.commit()?;
+        self.ready.insert(dataset.table.clone());
+        Ok(())
+    }
+
+    /// Loads one file (`-` is standard input) in one transaction.
+    ///
+    /// A load stopped by the quality gate is rolled back and returned with status `failed`;
+    /// any other failure is rolled back, recorded in the ledger and returned as an error. A
+    /// connection lost before (a server restarted between two files) is made again first,
+    /// waiting about half a minute for the server to come back; a database error is returned as
+    /// [`Error::Failed`], whose report names the file.
+    pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
+        if self.client.is_closed() {
+            self.connect_again();
+        }
+        match self.load_one(path, observer) {
+            Err(e)
+                if !matches!(e, Error::Failed { .. }) && e.kind() == crate::ErrorKind::Database =>
+            {
+                let mut report = FileReport::new(path, "", None, Status::Failed);
+                report.error = Some(e.to_string());
+                Err(Error::Failed {
+                    report: Box::new(report),
+                    source: Box::new(e),
+                })
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Connects again when the loader made its own connection: at once, then with growing
+    /// waits (about 30 s in all, or one try when the server did not come back last time).
+    fn connect_again(&mut self) -> bool {
+        let Some(url) = self.reconnect.clone() else {
+            return false;
+        };
+        let waits: &[u64] = if self.gave_up {
+            &[0]
+        } else {
+            &[0, 250, 500, 1000, 2000, 4000, 8000, 8000, 8000]
+        };
+        for (i, wait_ms) in waits.iter().enumerate() {
+            std::thread::sleep(std::time::Duration::from_millis(*wait_ms));
+            match crate::db::open(url.as_deref()) {
+                Ok(c) => {
+                    self.client = c;
+                    self.ready.clear();
+                    self.gave_up = false;
+                    return true;
+                }
+                Err(e) if i + 1 == waits.len() => {
+                    log::warn!("the server did not come back: {e}");
+                }
+                Err(e) => log::debug!("connecting again: {e}"),
+            }
+        }
+        self.gave_up = true;
+        false
+    }
+
+    fn load_one(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
+        let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
+        let stdin = path.as_os_str() == "-";
+        // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
+        // like one loaded before (same name and size) is hashed first, so that a re-run is
+        // skipped without reading it twice.
+        let pre = match stdin {
+            true => None,
+            false if is_parquet(path) => Some(reader::sha256_file(path)?),
+            false => {
+                let size = reader::input_size(path)?;
+                let source = path.display().to_string();
+                let again = !self.opts.force
+                    && !self.opts.replace
+                    && self.ledger.looks_loaded(&mut self.client, &source, size)?;
+                again.then(|| reader::sha256_file(path)).transpose()?
+            }
+        };
+        let Opened {
+            source,
+            dataset,
+            progress,
+            sha256: sha_handle,
+        } = open_input(path, &self.opts.read, pre.is_none())?;
+        self.ensure_tables(&dataset)?;
+        let table = qualified(&self.opts.schema, &dataset.table);
+        let table_name = format!("{}.{}", self.opts.schema, dataset.table);
+        let mut report = FileReport {
+            sha256: pre.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+            bytes: pre.as_ref().map_or(0, |p| p.1),
+            ..FileReport::new(path, &dataset.name, Some(table_name), Status::Succeeded)
+        };
+        observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
+        let read = ReadOptions {
+            dataset: Some(dataset.clone()),
+            ..self.opts.read.clone()
+        };
+        let reopen = || -> Result<(Source, Option<reader::Sha256Handle>)> {
+            let opened = open_input(path, &read, true)?;
+            Ok((opened.source, opened.sha256))
+        };
+        let gated = !source.is_rejects();
+        let outcome = self.load_in_transaction(
+            (source, gated),
+            &dataset,
+            &table,
+            &mut report,
+            &progress,
+            sha_handle,
+            observer,
+            (!stdin).then_some(&reopen as &Reopen<'_>),
+        );
+        observer.finished(path);
+        report.seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                if gated {
+                    report.warn_if_mostly_rejected();
+                }
+                if report.status == Status::Failed {
+                    self.record_failure(&mut report, "quality gate: too many rejects", started_at);
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                report.status = Status::Failed;
+                report.error = Some(e.to_string());
+                if report.sha256.is_empty() && !stdin {
+                    // Stopped before the reading was done: the ledger still names the content.
+                    if let Ok((sha, bytes)) = reader::sha256_file(path) {
+                        (report.sha256, report.bytes) = (sha, bytes);
+                    }
+                }
+                self.record_failure(&mut report, &e.to_string(), started_at);
+                Err(Error::Failed {
+                    report: Box::new(report),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
+    /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
+    /// when the loader's was lost.
+    fn record_failure(
+        &mut self,
+        report: &mut FileReport,
+        error: &str,
+        started_at: std::time::SystemTime,
+    ) {
+        let mut outcome = self
+            .ledger
+            .failed(&mut self.client, report, error, started_at);
+        // The connection was lost with the load: a new one records it, once the server answers
+        // again (a restarting server takes a few seconds).
+        if outcome.is_err() && self.connect_again() {
+            outcome = self
+                .ledger
+                .failed(&mut self.client, report, error, started_at);
+        }
+        match outcome {
+            Ok(id) => report.load_id = Some(id),
+            Err(e) => log::warn!("could not record the failed load in the ledger: {e}"),
+        }
+    }
+
+    /// One load in one transaction, in four phases: [`plan`] (skip, evolve, register, choose
+    /// the path), [`stage`] (read, validate and COPY), [`apply`] (settle the rows into the
+    /// table), then the ledger's record and the commit.
+    #[allow(clippy::too_many_arguments)]
+    fn load_in_transaction(
+        &mut self,
+        (source, gated): (Source, bool),
+        dataset: &Dataset,
+        table: &str,
+        report: &mut FileReport,
+        progress: &Progress,
+        sha_handle: Option<reader::Sha256Handle>,
+        observer: &dyn Observer,
+        reopen: Option<&Reopen<'_>>,
+    ) -> Result<()> {
+        let opts = self.opts.clone();
+        let ledger = self.ledger.clone();
+        let mut tx = self.client.transaction()?;
+        let token = tx.cancel_token();
+        // Ctrl-C cancels what the server is doing for the load (a COPY, a merge, an index
+        // build, a wait for a lock), and the load rolls back.
+        watching(&token, observer, move || {
+            tx.batch_execute(
+                "SET LOCAL work_mem = '256MB'; SET LOCAL client_min_messages = warning",
+            )?;
+            let Some(plan) = plan(
+                &mut tx,
+                &opts,
+                &ledger,
+                dataset,
+                table,
+                report,
+                reopen.is_some(),
+            )?
+            else {
+                return Ok(());
+            };
+            let mut staged = stage(
+                &mut tx, source, dataset, table, &plan, &opts, report, observer,
+            )?;
+            if let Some(h) = &sha_handle {
+                report.sha256 = h.hex();
+                report.bytes = progress.bytes();
+            }
+            if let (true, Some(reopen)) = (staged.refused, reopen) {
+                // Rows of the file are in the table: loaded before under another name (then the
+                // content's lock skips it now, without a second reading), or overlapping rows.
+                if sha_handle.is_some() {
+                    if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                        return skipped(tx, report, id);
+                    }
+                }
+                let again = reopen()?;
+                let workers = opts.read.workers;
+                let first = (&*report, staged);
+                staged = restage(&mut tx, again, (dataset, &plan), workers, first, observer)?;
+            }
+            let totals = &staged.totals;
+            report.records = totals.records;
+            report.reject_reasons = totals.reasons.clone();
+            report.unknown_fields = totals
+                .unknown
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            let rejects = qualified(&opts.schema, &ddl::rejects_table(dataset));
+            let path = Path::new(&report.path).to_path_buf();
+            let mut on_conflict = |index: u64, raw: &str| {
+                if !observer.wants_rejects() {
+                    return Ok(());
+                }
+                let reject = Reject {
+                    index,
+                    reason: RejectReason::ConflictingDuplicate,
+                    raw: raw.to_string(),
+                };
+                observer.reject(&path, &reject)
+            };
+            let tables = (table, rejects.as_str());
+            let (loaded, conflicts_in_table) =
+                apply(&mut tx, dataset, &opts, tables, &staged, &mut on_conflict)?;
+            log::debug!("{}: rows settled", report.path);
+            if sha_handle.is_some() {
+                // Hashed while reading: the content's lock and the skip come now. (Taken after the
+                // insert, so that no load holds it while waiting for a table taken alone.)
+                if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                    // Loaded already (by a load that ran at the same time, or with another name).
+                    return skipped(tx, report, id);
+                }
+            }
+            let conflicting = staged.conflicts + conflicts_in_table;
+            if conflicting > 0 {
+                report
+                    .reject_reasons
+                    .insert(RejectReason::ConflictingDuplicate.to_string(), conflicting);
+            }
+            report.loaded = loaded;
+            report.rejected = totals.rejected() + conflicting;
+            report.duplicates = totals.valid - conflicting - loaded;
+
+            if gated && report.gate(opts.max_reject_ratio) {
+                drop(tx);
+                return Ok(());
+            }
+            // The last moment Ctrl-C rolls the load back.
+            observer.stopped()?;
+            report.status = Status::Succeeded;
+            ledger.finish(&mut tx, report, plan.load_id)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
+
+/// Runs `work` while a watcher cancels the connection's statement in progress as soon as the
+/// observer says stop; a statement so cancelled is [`Error::Interrupted`].
+fn watching<T>(
+    token: &postgres::CancelToken,
+    observer: &dyn Observer,
+    work: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if observer.stopped().is_err() {
+                    if let Err(e) = token.cancel_query(postgres::NoTls) {
+                        log::debug!("could not cancel the statement: {e}");
+                    }
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let outcome = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        outcome
+    });
+    match outcome {
+        Err(e) if observer.stopped().is_err() && !matches!(e, Error::Interrupted) => {
+            log::debug!("stopped: {e}");
+            Err(Error::Interrupted)
+        }
+        outcome => outcome,
+    }
+}
+
+/// Rolls a load back as skipped: its content was loaded as load `id`.
+fn skipped(tx: Transaction<'_>, report: &mut FileReport, id: i64) -> Result<()> {
+    drop(tx);
+    report.status = Status::Skipped;
+    report.load_id = Some(id);
+    log::info!("{}: already loaded as load {id}; skipped", report.path);
+    Ok(())
+}
+
+/// Takes the lock of this content in this table (a second load of the same content waits for
+/// the first to end) and returns the succeeded load of it, if any (none with `--force` or
+/// `--replace`).
+fn content_lock(
+    tx: &mut Transaction<'_>,
+    opts: &LoadOptions,
+    ledger: &Ledger,
+    report: &FileReport,
+) -> Result<Option<i64>> {
+    let table = report.table.clone().unwrap_or_default();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!("{table}\n{}", report.sha256)],
+    )?;
+    if opts.force || opts.replace {
+        return Ok(None);
+    }
+    ledger.succeeded(tx, &report.sha256, &table)
+}
