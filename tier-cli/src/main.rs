@@ -582,7 +582,11 @@ fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
             match ledger.list(&mut client, args.table.as_deref(), args.limit) {
                 Ok(rows) => rows,
                 // No ledger yet: nothing was loaded.
-                Err(e) if e.sqlstate() == Some("42P01") => Vec::new(),
+                Err(e)
+                    if e.state() == Some(tier_core::postgres::error::SqlState::UNDEFINED_TABLE) =>
+                {
+                    Vec::new()
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -186,7 +186,22 @@ impl Error {
         self.kind().is_usage()
     }
 
-    /// The SQLSTATE of a database error.
+    /// The SQLSTATE of a database error, typed.
+    ///
+    /// ```
+    /// use tier_core::postgres::error::SqlState;
+    /// let e = tier_core::Error::Database {
+    ///     message: "relation \"x\" does not exist".into(),
+    ///     sqlstate: Some("42P01".into()),
+    ///     source: None,
+    /// };
+    /// assert_eq!(e.state(), Some(SqlState::UNDEFINED_TABLE));
+    /// ```
+    pub fn state(&self) -> Option<postgres::error::SqlState> {
+        self.sqlstate().map(postgres::error::SqlState::from_code)
+    }
+
+    /// The SQLSTATE of a database error, as its five characters.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             Error::Database { sqlstate, .. } => sqlstate.as_deref(),

@@ -6,17 +6,10 @@ use super::*;
 /// Whether a COPY was stopped by the unique index (or a deadlock with another load's rows).
 pub(super) fn refused_by_index(e: &Error) -> bool {
     use postgres::error::SqlState;
-    match e {
-        Error::Database {
-            sqlstate: Some(code),
-            ..
-        } => [
-            SqlState::UNIQUE_VIOLATION.code(),
-            SqlState::T_R_DEADLOCK_DETECTED.code(),
-        ]
-        .contains(&code.as_str()),
-        _ => false,
-    }
+    matches!(e, Error::Database { .. })
+        && [SqlState::UNIQUE_VIOLATION, SqlState::T_R_DEADLOCK_DETECTED]
+            .iter()
+            .any(|s| e.state().as_ref() == Some(s))
 }
 
 /// Apply: settles the copied rows. Bulk route: builds the unique index (removing the file's
