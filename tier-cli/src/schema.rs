@@ -1,0 +1,27 @@
+//! `tier schema`: the DDL of datasets, a definition, or one inferred from a sample.
+
+use tier_core::Error;
+
+use crate::*;
+
+pub(crate) fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
+    if let Some(SchemaCommand::Infer { file, name, sample }) = &args.infer {
+        print!(
+            "{}",
+            tier_core::schema::infer::infer(file, name.as_deref(), *sample)?
+        );
+        return Ok(Outcome::Ok);
+    }
+    tier_core::db::ddl::check_schema_name(&args.schema)?;
+    let registry = args.definitions.registry()?;
+    let datasets = match &args.dataset {
+        Some(name) => vec![registry.get(name)?],
+        None => registry.all().to_vec(),
+    };
+    if args.definition {
+        print!("{}", datasets[0].source);
+    } else {
+        print!("{}", tier_core::db::ddl::full_ddl(&datasets, &args.schema));
+    }
+    Ok(Outcome::Ok)
+}
