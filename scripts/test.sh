@@ -39,6 +39,8 @@ venv="$root/.venv"
 # moto_server is the S3-compatible server of the object-storage tests; pyspark runs local[2].
 "$venv/bin/pip" install -q maturin pytest mypy pyyaml pyarrow duckdb polars 'moto[server]' boto3 pyspark prometheus_client 'pyiceberg[sql-postgres,pyarrow]'
 export TIER_TEST_MOTO_SERVER="$venv/bin/moto_server"
+# Every prerequisite is here: a test that finds one missing fails rather than skips.
+export TIER_TEST_STRICT=1
 
 log=$(mktemp)
 cargo test --workspace 2>&1 | tee "$log"

@@ -1,10 +1,8 @@
 //! The command line without a database: check, generate, schema, and errors.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn generate_is_deterministic_and_writes_the_real_layout() {

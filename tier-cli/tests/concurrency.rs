@@ -1,12 +1,10 @@
 //! Many loaders into one table, as processes and as threads (`-j`): loads overlap, each row is
 //! loaded once, the same content loads once, conflicts are reported whoever wins.
 
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `tier load --report json` of these arguments, started and left running.
 fn spawn_load(db: &TestDb, args: &[&str]) -> Child {

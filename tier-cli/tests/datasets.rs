@@ -1,12 +1,10 @@
 //! Datasets as data: a dataset defined only in a TOML file loads end to end; invalid
 //! definitions are usage errors; inference and additive evolution.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,13 +1,11 @@
 //! The embedded server: created, started and left running; durable and private, with a short
 //! and a long `TIER_HOME`; `tier db status` looks without touching anything.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn run_in(home: &Path, args: &[&str]) -> Run {
     tier_cmd()

@@ -2,12 +2,10 @@
 //! that fail. Each test makes sure its fault happened while the COPY was running, then checks
 //! the table, the ledger and the report.
 
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Whether a COPY of this database's runs on the server now.
 fn copying(db: &TestDb) -> bool {

@@ -3,11 +3,9 @@
 //! killed before its swap, concurrent writers, and the SQL catalog whose swap commits with the
 //! load's `tier_loads` row.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// The table's current metadata, found as a reader without a catalog finds it.
 fn metadata(table: &Path) -> serde_json::Value {

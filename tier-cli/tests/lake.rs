@@ -1,11 +1,9 @@
 //! `tier load --lake`: the layout, the ledger, re-runs, a kill mid-write, and the lake loaded
 //! into PostgreSQL row for row as the JSON would be.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// Every data file under `dir`, relative, sorted (the lake's own `_tier` folder and the
 /// tables' Iceberg `metadata` folders left out).

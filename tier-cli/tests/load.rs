@@ -1,10 +1,8 @@
 //! `tier load` against a real PostgreSQL server: counts, idempotency, atomicity, concurrency.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 
 fn reasons_in_db(db: &TestDb, table: &str) -> BTreeMap<String, u64> {
     db.client()

@@ -75,7 +75,7 @@ fn url(s: &str) -> PathBuf {
 #[test]
 fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
     let Some(server) = start() else {
-        eprintln!("skipped: no moto_server (TIER_TEST_MOTO_SERVER, PATH)");
+        missing("moto_server (TIER_TEST_MOTO_SERVER, PATH)");
         return;
     };
     let port = server.1;

@@ -1,13 +1,11 @@
 //! Connecting as libpq does: a PostgreSQL server started here with `ssl = on` and a certificate
 //! of a CA made here, reachable only by `hostssl`; sslmode, roots, `.pgpass`, services.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const PASSWORD: &str = "sekret-pw-4711";
 

@@ -2,13 +2,11 @@
 //! several watchers on one inbox, SIGTERM, a lake target, and a chaos run (watchers killed at
 //! random moments, the server restarted) that ends with every file loaded once.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn watcher(url: &str, inbox: &Path, extra: &[&str]) -> Child {
     tier_cmd()

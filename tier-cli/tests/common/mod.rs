@@ -9,6 +9,16 @@ use std::sync::OnceLock;
 
 use tier_core::postgres::{config::Host, Client, Config, NoTls};
 
+/// A prerequisite of a test is missing: the test is skipped when run by hand, and fails under
+/// the test script (`TIER_TEST_STRICT`), which provides every prerequisite — no silent pass.
+pub fn missing(what: &str) {
+    assert!(
+        std::env::var_os("TIER_TEST_STRICT").is_none(),
+        "{what} is missing, and scripts/test.sh provides it"
+    );
+    eprintln!("skipped: {what} is missing");
+}
+
 /// The server's connection settings: `TIER_TEST_DATABASE_URL` when the test script started one,
 /// else an embedded cluster under the target directory, started on first use.
 fn server() -> &'static Config {
