@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Bad *records* are never errors: they become rejects with a reason code. An `Error` stops the
 /// work on a file (and, when loading, rolls its transaction back).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An input file could not be opened or read.
     #[error("{path}: {source}")]
@@ -213,6 +214,7 @@ impl Error {
 
 /// What kind of error an [`Error`] is: one classification for every face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// An argument or option that cannot work.
     Usage,

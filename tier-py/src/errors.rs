@@ -20,6 +20,8 @@ pub fn raise(py: Python<'_>, err: Error) -> PyErr {
         ErrorKind::Embedded | ErrorKind::NoEmbedded => "EmbeddedError",
         ErrorKind::QualityGate => "QualityGateError",
         ErrorKind::Interrupted => return pyo3::exceptions::PyKeyboardInterrupt::new_err(()),
+        // A kind newer than this mapping: the base class of every tier error.
+        _ => "TierError",
     };
     let message = err.to_string();
     let sqlstate = err.sqlstate().map(str::to_string);
