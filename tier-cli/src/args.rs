@@ -186,7 +186,7 @@ pub(crate) struct LoadArgs {
     /// Roll a file's load back (exit 3) when more than this share of its records is rejected
     /// (default: only when every record is; 1 never).
     #[arg(long)]
-    pub(crate) max_reject_ratio: Option<f64>,
+    pub(crate) max_reject_ratio: Option<tier_core::RejectRatio>,
     /// Files loaded at once, each on its own connection.
     #[arg(short, long, default_value_t = 1)]
     pub(crate) jobs: usize,
@@ -233,7 +233,7 @@ pub(crate) struct CheckArgs {
     /// Fail a file (exit 3) when more than this share of its records is rejected, as a load
     /// would (default: only when every record is).
     #[arg(long)]
-    pub(crate) max_reject_ratio: Option<f64>,
+    pub(crate) max_reject_ratio: Option<tier_core::RejectRatio>,
 }
 
 #[derive(Args)]

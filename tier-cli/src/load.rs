@@ -44,7 +44,6 @@ pub(crate) fn load(args: LoadArgs) -> Result<Outcome, Error> {
         max_reject_ratio: args.max_reject_ratio,
         catalog_url: args.catalog_url.clone(),
     };
-    ratio_in_range(opts.max_reject_ratio)?;
     if args.lake.is_none() {
         tier_core::db::ddl::check_schema_name(&opts.schema)?;
     }
@@ -70,7 +69,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<Outcome, Error> {
 pub(crate) fn finish(
     report: &Report,
     failed: Option<Outcome>,
-    max_reject_ratio: Option<f64>,
+    max_reject_ratio: Option<tier_core::RejectRatio>,
 ) -> Outcome {
     let mut gate = false;
     for e in report
@@ -131,7 +130,6 @@ pub(crate) fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     let files = inputs(&args.paths, &args.common)?;
     let bars =
         progress::Bars::with_rejects(args.common.progress, args.common.rejects_out.as_deref())?;
-    ratio_in_range(args.max_reject_ratio)?;
     let results = driver::check_files(&files, &opts, args.max_reject_ratio, args.jobs, &bars);
     bars.flush()?;
     let (reports, failed) = split(results);

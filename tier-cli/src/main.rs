@@ -137,12 +137,3 @@ fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Db { action } => db_command(action),
     }
 }
-
-pub(crate) fn ratio_in_range(ratio: Option<f64>) -> Result<(), Error> {
-    match ratio {
-        Some(r) if !(0.0..=1.0).contains(&r) => Err(Error::Usage(format!(
-            "--max-reject-ratio must be between 0 and 1, not {r}"
-        ))),
-        _ => Ok(()),
-    }
-}

@@ -49,7 +49,7 @@ pub(crate) struct WatchArgs {
     schema: String,
     /// Roll a file's load back when more than this share of its records is rejected.
     #[arg(long)]
-    max_reject_ratio: Option<f64>,
+    max_reject_ratio: Option<tier_core::RejectRatio>,
     /// Serve GET /metrics (Prometheus text format) and GET /healthz on this address.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_addr: Option<String>,
@@ -93,7 +93,6 @@ pub(crate) fn run(args: WatchArgs) -> Result<Outcome, Error> {
         jobs: args.jobs,
         once: args.once,
     };
-    crate::ratio_in_range(args.max_reject_ratio)?;
     let load = LoadOptions {
         read: ReadOptions {
             datasets: args.definitions.registry()?,

@@ -595,3 +595,16 @@ fn check_counts_unkeyed_duplicates_as_load_does() {
     let c = check_as_the_lake(&file, &dir.path().join("lake"), &[]);
     assert!(c["duplicates"].as_u64().unwrap() > 0, "{c}");
 }
+
+#[test]
+fn a_reject_ratio_outside_zero_to_one_is_refused_by_every_command() {
+    for cmd in [
+        &["check"][..],
+        &["load", "--lake", "/nonexistent-lake"],
+        &["watch", "--once"],
+    ] {
+        let r = tier(&[cmd, &["--max-reject-ratio", "1.5", "data/weather.json"]].concat());
+        assert_eq!(r.code, 2, "{cmd:?}: {}", r.stderr);
+        assert!(r.stderr.contains("between 0 and 1"), "{}", r.stderr);
+    }
+}

@@ -36,7 +36,7 @@ use crate::sink::dedup::{FirstSeen, HashEncoder, Seen};
 pub fn check(
     path: &Path,
     opts: &ReadOptions,
-    max_reject_ratio: Option<f64>,
+    max_reject_ratio: Option<crate::RejectRatio>,
     observer: &dyn Observer,
 ) -> Result<FileReport> {
     let started = Instant::now();

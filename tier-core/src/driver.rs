@@ -147,7 +147,7 @@ fn tell_datasets(files: &[PathBuf], opts: &ReadOptions) -> Result<()> {
 pub fn check_files(
     files: &[PathBuf],
     opts: &ReadOptions,
-    max_reject_ratio: Option<f64>,
+    max_reject_ratio: Option<crate::RejectRatio>,
     jobs: usize,
     observer: &dyn Observer,
 ) -> Vec<Result<FileReport>> {

@@ -34,7 +34,7 @@ pub use arrow_array;
 pub use error::{Error, ErrorKind, Result};
 pub use pipeline::{Observer, Quiet, ReadOptions};
 pub use postgres;
-pub use report::{FileReport, Report, Status, Totals};
+pub use report::{FileReport, RejectRatio, Report, Status, Totals};
 pub use schema::row::{Row, Value};
 pub use schema::timestamp::Timestamp;
 pub use schema::validate::{Reject, RejectReason};

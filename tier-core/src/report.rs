@@ -136,7 +136,7 @@ impl FileReport {
     /// (all.records, all.rejected) = (3, 3);
     /// assert!(!all.clone().gate(Some(1.0)) && all.gate(None));
     /// ```
-    pub fn gate(&mut self, max_ratio: Option<f64>) -> bool {
+    pub fn gate(&mut self, max_ratio: Option<RejectRatio>) -> bool {
         // By default only a file none of whose records is of the dataset: conflicting
         // duplicates are records of the dataset.
         let conflicting = self
@@ -146,7 +146,7 @@ impl FileReport {
             .unwrap_or(0);
         let over = self.records > 0
             && match max_ratio {
-                Some(max) => self.rejected as f64 / self.records as f64 > max,
+                Some(max) => self.rejected as f64 / self.records as f64 > max.get(),
                 None => self.rejected.saturating_sub(conflicting) == self.records,
             };
         if over {
@@ -158,12 +158,12 @@ impl FileReport {
     }
 
     /// The error of a file the quality gate stopped, if it did.
-    pub fn gate_error(&self, max_ratio: Option<f64>) -> Option<crate::Error> {
+    pub fn gate_error(&self, max_ratio: Option<RejectRatio>) -> Option<crate::Error> {
         (self.status == Status::Failed && self.error.is_none()).then(|| crate::Error::QualityGate {
             path: std::path::PathBuf::from(&self.path),
             records: self.records,
             rejected: self.rejected,
-            max_ratio,
+            max_ratio: max_ratio.map(RejectRatio::get),
         })
     }
 
@@ -324,4 +324,46 @@ pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The share of a file's records that may be rejected before its load is rolled back (the
+/// quality gate): between 0 and 1, checked once, when it is made.
+///
+/// ```
+/// use tier_core::RejectRatio;
+/// assert_eq!(RejectRatio::new(0.05).unwrap().get(), 0.05);
+/// assert!(RejectRatio::new(1.5).is_err());
+/// assert!("0.1".parse::<RejectRatio>().is_ok() && "x".parse::<RejectRatio>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct RejectRatio(f64);
+
+impl RejectRatio {
+    /// The ratio `r`, if it is between 0 and 1.
+    pub fn new(r: f64) -> crate::Result<RejectRatio> {
+        if (0.0..=1.0).contains(&r) {
+            Ok(RejectRatio(r))
+        } else {
+            Err(crate::Error::Usage(format!(
+                "the reject ratio limit must be between 0 and 1, not {r}"
+            )))
+        }
+    }
+
+    /// Its value.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for RejectRatio {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<RejectRatio> {
+        let r: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| crate::Error::Usage(format!("`{s}` is not a number between 0 and 1")))?;
+        RejectRatio::new(r)
+    }
 }

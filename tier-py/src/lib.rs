@@ -17,6 +17,7 @@ use pyo3::types::PyCapsule;
 use tier_core::check::Rows;
 use tier_core::driver::{self, Destination};
 use tier_core::sink::batches::Records;
+use tier_core::RejectRatio;
 use tier_core::{Error, LoadOptions, ReadOptions, Registry};
 
 use crate::arrow::{RejectStream, Source};
@@ -80,6 +81,13 @@ fn expand_paths(py: Python<'_>, paths: Paths) -> PyResult<Vec<std::ffi::OsString
     Ok(files.into_iter().map(PathBuf::into_os_string).collect())
 }
 
+/// A reject ratio limit from Python, checked once.
+fn ratio(py: Python<'_>, r: Option<f64>) -> PyResult<Option<RejectRatio>> {
+    r.map(RejectRatio::new)
+        .transpose()
+        .map_err(|e| raise(py, e))
+}
+
 /// Loads files into PostgreSQL (the database chosen as the CLI chooses it), or into the lake at
 /// `lake`; `jobs` files at once.
 #[pyfunction]
@@ -99,6 +107,7 @@ fn load(
     jobs: usize,
     catalog_url: Option<String>,
 ) -> PyResult<Py<PyAny>> {
+    let max_reject_ratio = ratio(py, max_reject_ratio)?;
     let opts = LoadOptions {
         read: read_options(py, dataset, datasets)?,
         schema: schema.to_string(),
@@ -150,11 +159,12 @@ fn check(
     jobs: usize,
     max_reject_ratio: Option<f64>,
 ) -> PyResult<Py<PyAny>> {
+    let max_reject_ratio = ratio(py, max_reject_ratio)?;
     let opts = read_options(py, dataset, datasets)?;
     let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
         let (files, single) = expand(paths)?;
         // The quality gate only when asked for: a check reports, it does not raise by default.
-        let gate = max_reject_ratio.or(Some(1.0));
+        let gate = max_reject_ratio.or(RejectRatio::new(1.0).ok());
         let results = driver::check_files(&files, &opts, gate, jobs, cancel);
         Ok((results, single))
     });

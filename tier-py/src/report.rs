@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
+use tier_core::RejectRatio;
 use tier_core::{Error, FileReport};
 
 use crate::errors::raise;
@@ -77,7 +78,7 @@ pub fn reports(
     py: Python<'_>,
     results: Vec<Result<FileReport, Error>>,
     single: bool,
-    max_reject_ratio: Option<f64>,
+    max_reject_ratio: Option<RejectRatio>,
 ) -> PyResult<Py<PyAny>> {
     let mut done: Vec<Report> = Vec::new();
     let mut first: Option<PyErr> = None;

@@ -256,13 +256,6 @@ impl Lake {
     /// Opens (creating) the lake at `root`, and settles loads that an earlier run left
     /// unfinished. Of the options, `schema` and `replace` do not apply to a lake.
     pub fn open(root: &Path, opts: LoadOptions) -> Result<Lake> {
-        if let Some(r) = opts.max_reject_ratio {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(Error::Usage(format!(
-                    "the reject ratio limit must be between 0 and 1, not {r}"
-                )));
-            }
-        }
         let lake = Lake {
             root: root.to_path_buf(),
             opts,

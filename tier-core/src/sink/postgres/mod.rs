@@ -46,7 +46,7 @@ pub struct LoadOptions {
     /// Empty the target table (in the same transaction) before loading.
     pub replace: bool,
     /// Above this share of rejected records, roll back and report `failed`.
-    pub max_reject_ratio: Option<f64>,
+    pub max_reject_ratio: Option<crate::RejectRatio>,
     /// A lake's Iceberg SQL catalog: a PostgreSQL URL (or libpq settings) whose database keeps
     /// the catalog and, in its `tier_loads`, the lake's ledger (`None`: the lake's own files).
     pub catalog_url: Option<String>,
@@ -84,13 +84,6 @@ impl Loader {
     /// A loader over an open connection.
     pub fn new(client: Client, opts: LoadOptions) -> Result<Loader> {
         ddl::check_schema_name(&opts.schema)?;
-        if let Some(r) = opts.max_reject_ratio {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(Error::Usage(format!(
-                    "the reject ratio limit must be between 0 and 1, not {r}"
-                )));
-            }
-        }
         Ok(Loader {
             client,
             ledger: Ledger::new(&opts.schema),
