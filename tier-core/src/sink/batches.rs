@@ -79,7 +79,7 @@ impl Batches {
             let keyed = d.key.is_some();
             let enc = CopyEncoder::new(&d, 0, keyed && what == Records::Rejects);
             let mut seen = FirstSeen::new(&d);
-            let ncols = d.columns.len();
+            let layout = super::copy::Layout::of(&d);
             let conflict = RejectReason::ConflictingDuplicate.to_string();
             let mut builder = match what {
                 Records::Rows => Builder::rows(&d),
@@ -97,12 +97,9 @@ impl Batches {
                         b = copy_fields(b, &mut fields);
                         match (seen.see(&fields), what) {
                             (Seen::First, Records::Rows) => builder.push(&fields),
-                            (Seen::Conflict, Records::Rejects) => builder.push(&[
-                                fields[ncols + 1],
-                                fields[ncols + 2],
-                                Some(conflict.as_bytes()),
-                                fields[ncols + 4],
-                            ]),
+                            (Seen::Conflict, Records::Rejects) => {
+                                builder.push(&layout.reject(&fields, conflict.as_bytes()))
+                            }
                             _ => continue,
                         }
                         if builder.len() >= batch_size {

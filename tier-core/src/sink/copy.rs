@@ -17,6 +17,61 @@ pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The trailer of a binary COPY stream.
 pub const TRAILER: &[u8] = &[0xff, 0xff];
 
+/// Where the fields of a staging row are: the dataset's columns, then `_extra`, `_load_id`,
+/// `_record_index`, the row's hash and (when kept) its raw text.
+///
+/// ```
+/// let reg = tier_core::Registry::builtin();
+/// let layout = tier_core::sink::copy::Layout::of(&reg.get("weather").unwrap());
+/// assert_eq!((layout.load_id, layout.record_index), (layout.extra + 1, layout.extra + 2));
+/// assert_eq!(layout.fields, layout.raw + 1);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// `_extra`.
+    pub extra: usize,
+    /// `_load_id`.
+    pub load_id: usize,
+    /// `_record_index`.
+    pub record_index: usize,
+    /// The row's hash (128 bits).
+    pub hash: usize,
+    /// The record's raw text, when kept.
+    pub raw: usize,
+    /// Fields of a row with its raw text.
+    pub fields: usize,
+}
+
+impl Layout {
+    /// The layout of the staging rows of `dataset`.
+    pub fn of(dataset: &Dataset) -> Layout {
+        let n = dataset.columns.len();
+        Layout {
+            extra: n,
+            load_id: n + 1,
+            record_index: n + 2,
+            hash: n + 3,
+            raw: n + 4,
+            fields: n + 5,
+        }
+    }
+
+    /// The rejects-table tuple (`_load_id`, `_record_index`, `reason`, `raw`) of a staging row
+    /// rejected for `reason` (a conflicting duplicate).
+    pub fn reject<'a>(
+        &self,
+        fields: &[Option<&'a [u8]>],
+        reason: &'a [u8],
+    ) -> [Option<&'a [u8]>; 4] {
+        [
+            fields[self.load_id],
+            fields[self.record_index],
+            Some(reason),
+            fields.get(self.raw).copied().flatten(),
+        ]
+    }
+}
+
 /// Encodes rows and rejects of one load as staging-table COPY rows.
 pub struct CopyEncoder {
     columns: usize,

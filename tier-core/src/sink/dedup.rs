@@ -80,7 +80,7 @@ impl FirstSeen {
                 .key
                 .as_ref()
                 .map(|key| key.iter().filter_map(|k| dataset.column_index(k)).collect()),
-            hash_at: dataset.columns.len() + 3,
+            hash_at: super::copy::Layout::of(dataset).hash,
             keys: Hashes::default(),
             rows: HashSet::default(),
             key_bytes: Vec::new(),

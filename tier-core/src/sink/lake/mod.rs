@@ -718,7 +718,7 @@ impl Lake {
         let keyed = dataset.key.is_some();
         let enc =
             CopyEncoder::new(dataset, load_id, keyed).keeping_rejects(observer.wants_rejects());
-        let ncols = dataset.columns.len();
+        let layout = super::copy::Layout::of(dataset);
         let partition_at = dataset
             .partition_by
             .as_deref()
@@ -747,7 +747,7 @@ impl Lake {
                 for r in &batch.rejects {
                     observer.reject(&path, r)?;
                 }
-                let mut fields = Vec::with_capacity(ncols + 5);
+                let mut fields = Vec::with_capacity(layout.fields);
                 let mut b = &batch.payload[..];
                 while !b.is_empty() {
                     b = copy_fields(b, &mut fields);
@@ -757,12 +757,7 @@ impl Lake {
                         Seen::Conflict => {
                             conflicting += 1;
                             let reason: &[u8] = conflict_reason.as_bytes();
-                            rejects.push(&[
-                                fields[ncols + 1],
-                                fields[ncols + 2],
-                                Some(reason),
-                                fields[ncols + 4],
-                            ]);
+                            rejects.push(&layout.reject(&fields, reason));
                             continue;
                         }
                     }

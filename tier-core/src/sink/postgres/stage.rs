@@ -138,9 +138,9 @@ impl Copy<'_> {
         let keyed = dataset.key.is_some();
         let mut totals = Processed::default();
         let mut filter = (keyed && self.bulk).then(|| FirstSeen::new(dataset));
-        let strip = (keyed && self.strip_raw).then_some(dataset.columns.len());
+        let strip = keyed && self.strip_raw;
         let (mut rows, mut conflicts) = (0u64, 0u64);
-        let ncols = dataset.columns.len();
+        let layout = copy::Layout::of(dataset);
         let conflict = RejectReason::ConflictingDuplicate.to_string();
         let freeze = if self.freeze { ", FREEZE" } else { "" };
         let mut writer = tx.copy_in(&format!(
@@ -173,11 +173,11 @@ impl Copy<'_> {
             }
             let Some(filter) = filter.as_mut() else {
                 rows += batch.valid;
-                let Some(ncols) = strip else {
+                if !strip {
                     return write(&batch.payload);
-                };
+                }
                 kept.clear();
-                let mut fields = Vec::with_capacity(ncols + 5);
+                let mut fields = Vec::with_capacity(layout.fields);
                 let mut b = &batch.payload[..];
                 while !b.is_empty() {
                     let row = b;
@@ -188,7 +188,7 @@ impl Copy<'_> {
             };
             kept.clear();
             found.clear();
-            let mut fields = Vec::with_capacity(ncols + 5);
+            let mut fields = Vec::with_capacity(layout.fields);
             let mut b = &batch.payload[..];
             while !b.is_empty() {
                 let row = b;
@@ -206,18 +206,11 @@ impl Copy<'_> {
                     Seen::Duplicate => {}
                     Seen::Conflict => {
                         conflicts += 1;
-                        let raw = fields[ncols + 4];
-                        copy::tuple(
-                            &mut found,
-                            &[
-                                fields[ncols + 1],
-                                fields[ncols + 2],
-                                Some(conflict.as_bytes()),
-                                raw,
-                            ],
-                        );
+                        let reject = layout.reject(&fields, conflict.as_bytes());
+                        let raw = reject[3];
+                        copy::tuple(&mut found, &reject);
                         if observer.wants_rejects() {
-                            let index = fields[ncols + 2]
+                            let index = fields[layout.record_index]
                                 .and_then(|f| f.try_into().ok())
                                 .map_or(0, i64::from_be_bytes);
                             observer.reject(
