@@ -186,3 +186,55 @@ impl Encode for CopyEncoder {
         Some(at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Encode;
+
+    #[test]
+    fn the_layout_is_the_ddl_and_a_row_decodes_where_it_says() {
+        let reg = crate::Registry::builtin();
+        for name in ["weather", "track_events"] {
+            let d = reg.get(name).unwrap();
+            let layout = Layout::of(&d);
+            // The staging table's columns, in the DDL's order, are the layout's.
+            let cols = crate::db::ddl::target_columns(&d);
+            let at = |n: &str| cols.iter().position(|c| c.0 == n).unwrap();
+            assert_eq!(at("_extra"), layout.extra);
+            assert_eq!(at("_load_id"), layout.load_id);
+            assert_eq!(at("_record_index"), layout.record_index);
+            assert_eq!(at("_row_hash"), layout.hash);
+            assert_eq!(
+                cols.len(),
+                layout.raw,
+                "`_raw` follows the target's columns"
+            );
+
+            let row = Row {
+                index: 7,
+                values: d.columns.iter().map(|_| Value::Null).collect(),
+                extra: Some("{\"k\":1}".into()),
+            };
+            let mut out = Vec::new();
+            CopyEncoder::new(&d, 42, true).row(&row, b"{\"raw\":1}", &mut out);
+            let mut fields = Vec::new();
+            let rest = crate::sink::arrow::copy_fields(&out, &mut fields);
+            assert!(rest.is_empty());
+            assert_eq!(fields.len(), layout.fields);
+            assert!(fields[..layout.extra].iter().all(Option::is_none));
+            assert_eq!(fields[layout.extra], Some(&b"\x01{\"k\":1}"[..]));
+            assert_eq!(fields[layout.load_id], Some(&42i64.to_be_bytes()[..]));
+            assert_eq!(fields[layout.record_index], Some(&7i64.to_be_bytes()[..]));
+            assert_eq!(fields[layout.hash].map(<[u8]>::len), Some(16));
+            let reject = layout.reject(&fields, b"conflicting_duplicate");
+            assert_eq!(reject[3], Some(&b"{\"raw\":1}"[..]));
+            // Encoded again as a tuple, the reject decodes to itself.
+            let mut t = Vec::new();
+            tuple(&mut t, &reject);
+            let mut back = Vec::new();
+            crate::sink::arrow::copy_fields(&t, &mut back);
+            assert_eq!(back, reject);
+        }
+    }
+}
