@@ -99,7 +99,9 @@ impl std::fmt::Display for Url {
     }
 }
 
-/// A bucket, with the runtime its requests run on (calls block the calling thread).
+/// A bucket, with the runtime its requests run on (calls block the calling thread). A clone
+/// shares the client and the runtime.
+#[derive(Clone)]
 pub struct Bucket {
     store: Arc<AmazonS3>,
     rt: Arc<Runtime>,

@@ -79,7 +79,7 @@ impl RemoteLake {
         let local = self.local()?;
         let mut lake = Lake::open(local.path(), self.opts.clone())?;
         // Parts are uploaded, and the Iceberg tables committed, in the bucket.
-        lake.store = crate::iceberg::Store::Bucket(self.url.clone(), Bucket::of(&self.url)?);
+        lake.store = crate::iceberg::Store::Bucket(self.url.clone(), self.bucket.clone());
         if self.opts.catalog_url.is_some() {
             // The ledger and the load ids are the catalog database's.
             return lake.load_file(path, observer);
