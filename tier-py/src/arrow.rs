@@ -10,7 +10,7 @@ use tier_core::arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use tier_core::sink::batches::{Batches, Records};
 use tier_core::ReadOptions;
 
-use crate::errors::raise;
+use crate::errors::PyTierError;
 
 /// What to read, and how: opened anew for each consumer.
 pub struct Source {
@@ -24,7 +24,7 @@ impl Source {
     pub fn capsule<'py>(&self, py: Python<'py>, what: Records) -> PyResult<Bound<'py, PyCapsule>> {
         let batches = py
             .detach(|| Batches::open(&self.path, &self.opts, self.batch_size, what))
-            .map_err(|e| raise(py, e))?;
+            .map_err(PyTierError)?;
         let stream = FFI_ArrowArrayStream::new(Box::new(batches));
         let name = CString::new("arrow_array_stream").expect("no NUL");
         // The consumer moves the stream out (leaving it released); what is left is released

@@ -6,6 +6,22 @@ use tier_core::{Error, ErrorKind};
 
 use crate::report::Report;
 
+/// A core error on its way to Python: `?` turns it into the `tier` exception of its kind
+/// (`From<PyTierError> for PyErr`), as polars-python's `PyPolarsErr` does.
+pub struct PyTierError(pub Error);
+
+impl From<Error> for PyTierError {
+    fn from(e: Error) -> Self {
+        PyTierError(e)
+    }
+}
+
+impl From<PyTierError> for PyErr {
+    fn from(e: PyTierError) -> PyErr {
+        Python::attach(|py| raise(py, e.0))
+    }
+}
+
 /// Raises the `tier` exception that matches a core error. A failed load carries its report in
 /// `report`.
 pub fn raise(py: Python<'_>, err: Error) -> PyErr {

@@ -21,7 +21,7 @@ use tier_core::RejectRatio;
 use tier_core::{Error, LoadOptions, ReadOptions, Registry};
 
 use crate::arrow::{RejectStream, Source};
-use crate::errors::raise;
+use crate::errors::PyTierError;
 use crate::report::{reports, Report};
 use crate::rows::RowIterator;
 
@@ -42,11 +42,7 @@ impl Paths {
 }
 
 /// The read options of `dataset=` and `datasets=`, resolved as the CLI resolves them.
-fn read_options(
-    py: Python<'_>,
-    dataset: Option<String>,
-    datasets: Option<Paths>,
-) -> PyResult<ReadOptions> {
+fn read_options(dataset: Option<String>, datasets: Option<Paths>) -> PyResult<ReadOptions> {
     let paths = datasets.map(Paths::into_vec).unwrap_or_default();
     let resolve = || -> Result<ReadOptions, Error> {
         let datasets = Registry::from_env(&paths)?;
@@ -57,7 +53,7 @@ fn read_options(
             ..ReadOptions::default()
         })
     };
-    resolve().map_err(|e| raise(py, e))
+    Ok(resolve().map_err(PyTierError)?)
 }
 
 /// The files of `paths` (a path or a list; directories expanded), and whether one report is
@@ -77,15 +73,13 @@ fn expand(paths: Paths) -> Result<(Vec<PathBuf>, bool), Error> {
 #[pyfunction(name = "expand")]
 fn expand_paths(py: Python<'_>, paths: Paths) -> PyResult<Vec<std::ffi::OsString>> {
     let outcome = py.detach(|| tier_core::read::expand_inputs(&paths.into_vec(), &[]));
-    let files = outcome.map_err(|e| raise(py, e))?;
+    let files = outcome.map_err(PyTierError)?;
     Ok(files.into_iter().map(PathBuf::into_os_string).collect())
 }
 
 /// A reject ratio limit from Python, checked once.
-fn ratio(py: Python<'_>, r: Option<f64>) -> PyResult<Option<RejectRatio>> {
-    r.map(RejectRatio::new)
-        .transpose()
-        .map_err(|e| raise(py, e))
+fn ratio(r: Option<f64>) -> PyResult<Option<RejectRatio>> {
+    Ok(r.map(RejectRatio::new).transpose().map_err(PyTierError)?)
 }
 
 /// Loads files into PostgreSQL (the database chosen as the CLI chooses it), or into the lake at
@@ -107,9 +101,9 @@ fn load(
     jobs: usize,
     catalog_url: Option<String>,
 ) -> PyResult<Py<PyAny>> {
-    let max_reject_ratio = ratio(py, max_reject_ratio)?;
+    let max_reject_ratio = ratio(max_reject_ratio)?;
     let opts = LoadOptions {
-        read: read_options(py, dataset, datasets)?,
+        read: read_options(dataset, datasets)?,
         schema: schema.to_string(),
         force,
         replace,
@@ -117,10 +111,10 @@ fn load(
         catalog_url,
     };
     if lake.is_some() && (database_url.is_some() || replace) {
-        return Err(raise(
-            py,
-            Error::Usage("lake= goes without database_url= and replace=".into()),
-        ));
+        return Err(PyTierError(Error::Usage(
+            "lake= goes without database_url= and replace=".into(),
+        ))
+        .into());
     }
     let dest = match lake {
         Some(dir) => Destination::Lake(dir),
@@ -143,7 +137,7 @@ fn load(
             outcome.ok().map(|o| o.0),
         ));
     }
-    let (results, single) = outcome.map_err(|e| raise(py, e))?;
+    let (results, single) = outcome.map_err(PyTierError)?;
     reports(py, results, single, max_reject_ratio)
 }
 
@@ -159,8 +153,8 @@ fn check(
     jobs: usize,
     max_reject_ratio: Option<f64>,
 ) -> PyResult<Py<PyAny>> {
-    let max_reject_ratio = ratio(py, max_reject_ratio)?;
-    let opts = read_options(py, dataset, datasets)?;
+    let max_reject_ratio = ratio(max_reject_ratio)?;
+    let opts = read_options(dataset, datasets)?;
     let outcome = interrupt::run(py, |cancel| -> Result<_, Error> {
         let (files, single) = expand(paths)?;
         // The quality gate only when asked for: a check reports, it does not raise by default.
@@ -171,7 +165,7 @@ fn check(
     if let Some(e) = logging::drain(py) {
         return Err(e);
     }
-    let (results, single) = outcome?.map_err(|e| raise(py, e))?;
+    let (results, single) = outcome?.map_err(PyTierError)?;
     reports(py, results, single, max_reject_ratio)
 }
 
@@ -194,7 +188,7 @@ impl Reader {
     fn open_rows(&self, py: Python<'_>) -> PyResult<RowIterator> {
         let rows = py
             .detach(|| Rows::open(&self.source.path, &self.source.opts))
-            .map_err(|e| raise(py, e))?;
+            .map_err(PyTierError)?;
         Ok(RowIterator {
             rows: Mutex::new(rows),
         })
@@ -239,7 +233,6 @@ impl Reader {
 }
 
 fn source(
-    py: Python<'_>,
     path: PathBuf,
     dataset: Option<String>,
     datasets: Option<Paths>,
@@ -247,11 +240,11 @@ fn source(
 ) -> PyResult<Source> {
     if !path.exists() && path.as_os_str() != "-" && !tier_core::read::object::is_url(&path) {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
-        return Err(raise(py, Error::io(&path, e)));
+        return Err(PyTierError(Error::io(&path, e)).into());
     }
     Ok(Source {
         path,
-        opts: read_options(py, dataset, datasets)?,
+        opts: read_options(dataset, datasets)?,
         batch_size,
     })
 }
@@ -260,29 +253,25 @@ fn source(
 #[pyfunction]
 #[pyo3(signature = (path, dataset=None, datasets=None, batch_size=65536))]
 fn read(
-    py: Python<'_>,
     path: PathBuf,
     dataset: Option<String>,
     datasets: Option<Paths>,
     batch_size: usize,
 ) -> PyResult<Reader> {
-    Ok(Reader::new(source(
-        py, path, dataset, datasets, batch_size,
-    )?))
+    Ok(Reader::new(source(path, dataset, datasets, batch_size)?))
 }
 
 /// The rejects of a file, as Arrow record batches.
 #[pyfunction]
 #[pyo3(signature = (path, dataset=None, datasets=None, batch_size=65536))]
 fn read_rejects(
-    py: Python<'_>,
     path: PathBuf,
     dataset: Option<String>,
     datasets: Option<Paths>,
     batch_size: usize,
 ) -> PyResult<RejectStream> {
     Ok(RejectStream {
-        source: source(py, path, dataset, datasets, batch_size)?,
+        source: source(path, dataset, datasets, batch_size)?,
     })
 }
 
@@ -295,21 +284,16 @@ fn read_rows(
     dataset: Option<String>,
     datasets: Option<Paths>,
 ) -> PyResult<RowIterator> {
-    Reader::new(source(py, path, dataset, datasets, 1)?).open_rows(py)
+    Reader::new(source(path, dataset, datasets, 1)?).open_rows(py)
 }
 
 /// The DDL of a dataset's tables (with the ledger); every known dataset's without one.
 #[pyfunction]
 #[pyo3(signature = (dataset=None, schema="public", datasets=None))]
-fn schema(
-    py: Python<'_>,
-    dataset: Option<String>,
-    schema: &str,
-    datasets: Option<Paths>,
-) -> PyResult<String> {
-    let opts = read_options(py, None, datasets)?;
+fn schema(dataset: Option<String>, schema: &str, datasets: Option<Paths>) -> PyResult<String> {
+    let opts = read_options(None, datasets)?;
     let chosen = match dataset {
-        Some(name) => vec![opts.datasets.get(&name).map_err(|e| raise(py, e))?],
+        Some(name) => vec![opts.datasets.get(&name).map_err(PyTierError)?],
         None => opts.datasets.all().to_vec(),
     };
     Ok(tier_core::db::ddl::full_ddl(&chosen, schema))
@@ -323,7 +307,7 @@ fn infer(py: Python<'_>, path: PathBuf, name: Option<String>, sample: usize) -> 
     if let Some(e) = logging::drain(py) {
         return Err(e);
     }
-    outcome.map_err(|e| raise(py, e))
+    Ok(outcome.map_err(PyTierError)?)
 }
 
 #[pymodule]

@@ -8,7 +8,7 @@ use pyo3::types::{IntoPyDict, PyDict, PyTzInfo};
 use tier_core::check::Rows;
 use tier_core::Value;
 
-use crate::errors::raise;
+use crate::errors::PyTierError;
 
 /// An iterator over the valid rows of a file, as dicts.
 #[pyclass(module = "tier._tier")]
@@ -27,7 +27,7 @@ impl RowIterator {
         let dataset = rows.dataset().clone();
         let row = match rows.next() {
             None => return Err(PyStopIteration::new_err(())),
-            Some(Err(e)) => return Err(raise(py, e)),
+            Some(Err(e)) => return Err(PyTierError(e).into()),
             Some(Ok(row)) => row,
         };
         let dict = PyDict::new(py);
