@@ -37,7 +37,12 @@ def test_compose_watch_service_watches_the_inbox_with_metrics_and_health() -> No
 def test_dockerfile_builds_tier_in_two_stages() -> None:
     text = (ROOT / "docker" / "Dockerfile").read_text()
     assert text.count("FROM ") == 2
-    assert "cargo build --release --locked --bin tier" in text
+    # The shipping profile: no debug information, stripped, whole-program optimised.
+    assert "cargo build --profile dist --locked --bin tier" in text
+    assert "target/dist/tier" in text
+    cargo = (ROOT / "Cargo.toml").read_text()
+    dist = cargo.split("[profile.dist]")[1].split("\n[")[0]
+    assert 'strip = true' in dist and 'lto = "fat"' in dist and "debug = 0" in dist
     assert 'ENTRYPOINT ["tier"]' in text
 
 
