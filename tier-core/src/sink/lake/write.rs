@@ -1,0 +1,266 @@
+//! Writing a load's parts: the pipeline's rows into Arrow builders per UTC day, and a writer
+//! thread with one open Parquet file per part, memory bounded however many days a file spans.
+
+use super::*;
+
+/// Rows per record batch handed to the Parquet writer (per partition being filled).
+const BATCH_ROWS: usize = 8_192;
+/// Rows held in all partitions' builders at most: past it, every builder is handed on.
+const HELD_ROWS: usize = 65_536;
+/// Bytes of unwritten row groups held by all open parts at most: past it, the largest is
+/// written out (memory stays flat however many days a file spans).
+const HELD_BYTES: usize = 16 << 20;
+/// Rows per row group (bounds the writer's memory per open part).
+const ROW_GROUP_ROWS: usize = 65_536;
+/// Rows per part file: a larger partition of one input goes to several parts.
+const PART_ROWS: usize = 4 << 20;
+
+impl Lake {
+    /// Runs the pipeline into Parquet parts under `dir`; fills the report's counts.
+    pub(super) fn write_parts(
+        &self,
+        source: Source,
+        dataset: &Dataset,
+        load_id: i64,
+        dir: &Path,
+        report: &mut FileReport,
+        observer: &dyn Observer,
+    ) -> Result<Vec<Written>> {
+        let keyed = dataset.key.is_some();
+        let enc =
+            CopyEncoder::new(dataset, load_id, keyed).keeping_rejects(observer.wants_rejects());
+        let layout = crate::sink::copy::Layout::of(dataset);
+        let partition_at = dataset
+            .partition_by
+            .as_deref()
+            .and_then(|p| dataset.column_index(p))
+            .map(|i| (i, dataset.columns[i].ty));
+        let (tx, rx) = mpsc::sync_channel::<(Part, RecordBatch)>(4);
+        let rows_schema = crate::sink::arrow::rows_schema(dataset);
+        let dir_owned = dir.to_path_buf();
+        let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
+        let mut totals = Processed::default();
+        let mut seen = FirstSeen::new(dataset);
+        let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
+        let mut rejects = Builder::rejects();
+        let mut conflicting = 0u64;
+        let mut kept = 0u64;
+        let mut held = 0usize;
+        let conflict_reason = RejectReason::ConflictingDuplicate.to_string();
+        let path = PathBuf::from(&report.path);
+        let outcome = source.run(
+            dataset,
+            self.opts.read.workers,
+            &enc,
+            &mut |batch: &Processed| {
+                totals.absorb(batch);
+                observer.records(&path, batch.records)?;
+                for r in &batch.rejects {
+                    observer.reject(&path, r)?;
+                }
+                let mut fields = Vec::with_capacity(layout.fields);
+                let mut b = &batch.payload[..];
+                while !b.is_empty() {
+                    b = copy_fields(b, &mut fields);
+                    match seen.see(&fields) {
+                        Seen::First => {}
+                        Seen::Duplicate => continue,
+                        Seen::Conflict => {
+                            conflicting += 1;
+                            let reason: &[u8] = conflict_reason.as_bytes();
+                            rejects.push(&layout.reject(&fields, reason));
+                            continue;
+                        }
+                    }
+                    kept += 1;
+                    let day = partition_at.and_then(|(i, ty)| fields[i].map(|f| day_of(f, ty)));
+                    let builder = builders
+                        .entry(day)
+                        .or_insert_with(|| Builder::rows(dataset));
+                    builder.push(&fields);
+                    held += 1;
+                    if builder.len() >= BATCH_ROWS {
+                        held -= builder.len();
+                        send(&tx, Part::Rows(day), builder.finish())?;
+                    }
+                    if held >= HELD_ROWS {
+                        for (day, b) in builders.iter_mut().filter(|(_, b)| !b.is_empty()) {
+                            send(&tx, Part::Rows(*day), b.finish())?;
+                        }
+                        held = 0;
+                    }
+                }
+                let mut b = &batch.reject_payload[..];
+                while !b.is_empty() {
+                    b = copy_fields(b, &mut fields);
+                    rejects.push(&fields);
+                }
+                if rejects.len() >= BATCH_ROWS {
+                    send(&tx, Part::Rejects, rejects.finish())?;
+                }
+                Ok(())
+            },
+        );
+        let flushed = outcome.and_then(|()| {
+            let mut days: Vec<_> = builders.keys().copied().collect();
+            days.sort();
+            for day in days {
+                let b = builders.get_mut(&day).expect("a key of the map");
+                if !b.is_empty() {
+                    send(&tx, Part::Rows(day), b.finish())?;
+                }
+            }
+            if !rejects.is_empty() {
+                send(&tx, Part::Rejects, rejects.finish())?;
+            }
+            Ok(())
+        });
+        drop(tx);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                dir,
+                std::io::Error::other("the Parquet writer stopped"),
+            ))
+        });
+        flushed?;
+        let written = written?;
+        report.records = totals.records;
+        report.reject_reasons = totals.reasons;
+        if conflicting > 0 {
+            report.reject_reasons.insert(conflict_reason, conflicting);
+        }
+        report.unknown_fields = totals.unknown.into_iter().collect();
+        report.loaded = kept;
+        report.rejected = totals.records - totals.valid + conflicting;
+        report.duplicates = totals.valid - kept - conflicting;
+        Ok(written)
+    }
+}
+
+pub(super) fn send(
+    tx: &mpsc::SyncSender<(Part, RecordBatch)>,
+    part: Part,
+    batch: RecordBatch,
+) -> Result<()> {
+    tx.send((part, batch))
+        .map_err(|_| Error::io("-", std::io::Error::other("the Parquet writer stopped")))
+}
+
+/// The UTC day (days since 1970-01-01) of a binary COPY `timestamptz` or `date` field.
+pub(super) fn day_of(field: &[u8], ty: ColumnType) -> i32 {
+    use crate::schema::timestamp::{PG_EPOCH_OFFSET_DAYS, PG_EPOCH_OFFSET_MICROS};
+    match ty {
+        ColumnType::Date => {
+            i32::from_be_bytes(field.try_into().unwrap_or([0; 4])) + PG_EPOCH_OFFSET_DAYS
+        }
+        _ => {
+            let micros =
+                i64::from_be_bytes(field.try_into().unwrap_or([0; 8])) + PG_EPOCH_OFFSET_MICROS;
+            micros.div_euclid(86_400_000_000) as i32
+        }
+    }
+}
+
+/// What a part holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Part {
+    /// Rows of one UTC day (`None`: no partition column, or it is null).
+    Rows(Option<i32>),
+    /// Rejects.
+    Rejects,
+}
+
+/// A part written and closed under the load's directory.
+pub(super) struct Written {
+    pub(super) key: Part,
+    pub(super) number: u32,
+    pub(super) path: PathBuf,
+}
+
+/// A schema without extension types (their fields as their storage types).
+pub(super) fn plain(schema: &arrow_schema::Schema) -> arrow_schema::Schema {
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut meta = f.metadata().clone();
+            meta.retain(|k, _| !k.starts_with("ARROW:extension:"));
+            f.as_ref().clone().with_metadata(meta)
+        })
+        .collect();
+    arrow_schema::Schema::new(fields)
+}
+
+/// The writer thread: one open Parquet file per part, a new one past [`PART_ROWS`] rows.
+pub(super) fn write_batches(
+    rx: mpsc::Receiver<(Part, RecordBatch)>,
+    dir: &Path,
+    rows_schema: arrow_schema::SchemaRef,
+) -> Result<Vec<Written>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let mut open: BTreeMap<Part, (ArrowWriter<File>, PathBuf, u32)> = BTreeMap::new();
+    let mut next_number: HashMap<Part, u32> = HashMap::new();
+    let mut done = Vec::new();
+    let close = |w: ArrowWriter<File>,
+                 path: PathBuf,
+                 key: Part,
+                 number: u32,
+                 done: &mut Vec<Written>|
+     -> Result<()> {
+        let f = w.into_inner().map_err(parquet_error(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        done.push(Written { key, number, path });
+        Ok(())
+    };
+    for (key, batch) in rx {
+        if let Some((w, _, _)) = open.get(&key) {
+            if w.flushed_row_groups()
+                .iter()
+                .map(|g| g.num_rows() as usize)
+                .sum::<usize>()
+                + w.in_progress_rows()
+                >= PART_ROWS
+            {
+                let (w, path, number) = open.remove(&key).expect("checked above");
+                close(w, path, key, number, &mut done)?;
+            }
+        }
+        if !open.contains_key(&key) {
+            let number = next_number.entry(key).or_insert(0);
+            let path = dir.join(format!("{}-{:04}.parquet", done.len() + open.len(), number));
+            let schema = match key {
+                Part::Rejects => crate::sink::arrow::rejects_schema(),
+                Part::Rows(_) => rows_schema.clone(),
+            };
+            let file = File::create(&path).map_err(io(&path))?;
+            // The Arrow schema in the footer is the plain one: JSON columns are strings with
+            // the JSON logical type in Parquet, but plain strings to Arrow readers (Iceberg
+            // readers refuse the Arrow JSON extension type, and read its absence as binary).
+            let mut props = props.clone();
+            parquet::arrow::add_encoded_arrow_schema_to_metadata(&plain(&schema), &mut props);
+            let options = ArrowWriterOptions::new()
+                .with_properties(props)
+                .with_skip_arrow_metadata(true);
+            let w = ArrowWriter::try_new_with_options(file, schema, options)
+                .map_err(parquet_error(&path))?;
+            open.insert(key, (w, path, *number));
+            *number += 1;
+        }
+        let (w, path, _) = open.get_mut(&key).expect("opened above");
+        w.write(&batch).map_err(parquet_error(path))?;
+        let held: usize = open.values().map(|(w, _, _)| w.memory_size()).sum();
+        if held > HELD_BYTES {
+            if let Some((w, path, _)) = open.values_mut().max_by_key(|(w, _, _)| w.memory_size()) {
+                w.flush().map_err(parquet_error(path))?;
+            }
+        }
+    }
+    for (key, (w, path, number)) in open {
+        close(w, path, key, number, &mut done)?;
+    }
+    done.sort_by_key(|w| (w.key, w.number));
+    Ok(done)
+}
