@@ -2,9 +2,13 @@
 //! into top-level values, and the reading of one object's members. Nothing here knows of
 //! datasets or sinks.
 
-mod input;
 pub mod json;
+mod list;
 pub mod object;
+mod open;
+mod records;
 pub(crate) mod scan;
 
-pub use input::*;
+pub use list::*;
+pub use open::*;
+pub use records::*;
