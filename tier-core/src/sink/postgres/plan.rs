@@ -121,12 +121,7 @@ pub(super) fn plan(
     // would wait for them, so the load takes the merge route instead. Rows committed between
     // the two looks are seen by the second.
     let exists = format!("SELECT EXISTS (SELECT 1 FROM {table})");
-    let mut freeze = false;
-    let mut route = if rereadable {
-        Route::Direct
-    } else {
-        Route::Staged
-    };
+    let (mut emptied_alone, mut plain_table) = (false, false);
     // Only the table's owner may drop its index: another role (a loader granted INSERT) takes
     // the direct route into an empty table too.
     if table_held {
@@ -155,14 +150,15 @@ pub(super) fn plan(
             match emptied {
                 Ok(true) => {
                     sp.commit()?;
-                    route = Route::Bulk;
-                    freeze = plain;
+                    emptied_alone = true;
+                    plain_table = plain;
                 }
                 Ok(false) => {}
                 Err(e) => log::debug!("{}: not the bulk route: {}", report.path, Error::from(e)),
             }
         }
     }
+    let (route, freeze) = route(rereadable, emptied_alone, plain_table);
     log::debug!("{}: {route:?} route (frozen: {freeze})", report.path);
     Ok(Some(Plan {
         route,
@@ -177,3 +173,31 @@ pub(super) fn plan(
 pub(super) const OWNED_AND_PLAIN: &str = "SELECT pg_has_role(c.relowner, 'USAGE'), \
      c.relkind = 'r' AND to_regclass('pg_catalog.pg_dist_partition') IS NULL \
      FROM pg_class c WHERE c.oid = $1::text::regclass";
+
+/// The route of a load's rows, and whether they go in frozen, from what the plan found: the
+/// bulk route when the table was taken alone, owned by this role and emptied in this
+/// transaction (frozen only into a plain table); else direct for an input that can be read
+/// again (a direct copy refused by the unique index falls back to staging); else staged.
+pub(super) fn route(rereadable: bool, emptied_alone: bool, plain: bool) -> (Route, bool) {
+    match (emptied_alone, rereadable) {
+        (true, _) => (Route::Bulk, plain),
+        (false, true) => (Route::Direct, false),
+        (false, false) => (Route::Staged, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_follows_the_table_and_the_input() {
+        // An empty table taken alone: bulk, frozen only where PostgreSQL allows it.
+        assert_eq!(route(true, true, true), (Route::Bulk, true));
+        assert_eq!(route(false, true, false), (Route::Bulk, false));
+        // A table with rows (or not ours to take): direct when the input can be read again
+        // (a file, an object, a lake part), staged for standard input.
+        assert_eq!(route(true, false, true), (Route::Direct, false));
+        assert_eq!(route(false, false, true), (Route::Staged, false));
+    }
+}
