@@ -128,7 +128,7 @@ pub struct Opened {
 /// ([`Registry::detect`](crate::Registry::detect)); a `*.parquet` file is a lake part, whose
 /// dataset is its table's (hashed first, when asked, since Parquet is read by seeking).
 pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened> {
-    if crate::sink::lake::read::is_parquet(path) {
+    if crate::read::is_parquet(path) {
         let part = crate::sink::lake::read::Part::open(path, opts)?;
         let (progress, sha256) = match hash {
             true => {

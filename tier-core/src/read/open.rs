@@ -197,3 +197,31 @@ pub fn input_size(path: &Path) -> Result<u64> {
         .map_err(|e| Error::io(path, e))?
         .len())
 }
+
+/// Whether a path names a Parquet file (a lake part).
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// The SHA-256 and size of an input taken before it is read, where that is worth a reading of
+/// its own: a Parquet part (read by seeking, not hashed on the way), and an input that
+/// `looks_loaded` by its name and size, so that a re-run is skipped without reading it twice.
+/// `None` for standard input and for an input hashed as it is read.
+pub fn hash_first(
+    path: &Path,
+    looks_loaded: impl FnOnce(&str, u64) -> Result<bool>,
+) -> Result<Option<(String, u64)>> {
+    if path.as_os_str() == "-" {
+        return Ok(None);
+    }
+    if is_parquet(path) {
+        return sha256_file(path).map(Some);
+    }
+    let size = input_size(path)?;
+    if looks_loaded(&path.display().to_string(), size)? {
+        sha256_file(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}

@@ -43,7 +43,6 @@ use super::postgres::LoadOptions;
 use crate::error::{Error, Result};
 use crate::iceberg;
 use crate::pipeline::{open_input, Observer, Opened, Processed, Source};
-use crate::read::sha256_file;
 use crate::report::{FileReport, Status};
 use crate::schema::timestamp::{format_date, Timestamp};
 use crate::schema::validate::RejectReason;
@@ -449,19 +448,13 @@ impl Lake {
         } else {
             Some(crate::read::input_size(path)?)
         };
-        let source = path.display().to_string();
-        let rerun = !self.opts.force
-            && size.is_some_and(|n| {
-                self.ledger().is_ok_and(|l| {
+        let pre = crate::read::hash_first(path, |source, n| {
+            Ok(!self.opts.force
+                && self.ledger().is_ok_and(|l| {
                     l.iter()
                         .any(|l| l.source == source && l.bytes == n && l.status == "succeeded")
-                })
-            });
-        let pre = if rerun {
-            Some(sha256_file(path)?)
-        } else {
-            None
-        };
+                }))
+        })?;
         let Opened {
             source,
             dataset,

@@ -15,11 +15,7 @@ use crate::schema::Dataset;
 use crate::sink::arrow::{check_fields, check_schema, BatchRows};
 use arrow_array::RecordBatch;
 
-/// Whether a path names a Parquet file.
-pub fn is_parquet(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-}
+pub use crate::read::is_parquet;
 
 /// A lake part opened for reading, its schema checked against its dataset.
 pub struct Part {

@@ -12,7 +12,6 @@ use postgres::{Client, Transaction};
 use super::arrow::copy_fields;
 use super::copy::{self, CopyEncoder, HEADER, TRAILER};
 use super::dedup::{FirstSeen, Seen};
-use super::lake::read::is_parquet;
 use super::ledger::Ledger;
 use crate::db::ddl::{self, qualified, quote_ident};
 use crate::error::{Error, Result};
@@ -223,18 +222,11 @@ impl Loader {
         // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
         // like one loaded before (same name and size) is hashed first, so that a re-run is
         // skipped without reading it twice.
-        let pre = match stdin {
-            true => None,
-            false if is_parquet(path) => Some(reader::sha256_file(path)?),
-            false => {
-                let size = reader::input_size(path)?;
-                let source = path.display().to_string();
-                let again = !self.opts.force
-                    && !self.opts.replace
-                    && self.ledger.looks_loaded(&mut self.client, &source, size)?;
-                again.then(|| reader::sha256_file(path)).transpose()?
-            }
-        };
+        let pre = reader::hash_first(path, |source, size| {
+            Ok(!self.opts.force
+                && !self.opts.replace
+                && self.ledger.looks_loaded(&mut self.client, source, size)?)
+        })?;
         let Opened {
             source,
             dataset,
