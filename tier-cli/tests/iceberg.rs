@@ -195,6 +195,43 @@ fn a_definition_that_gains_a_column_is_a_schema_update() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(rows, vec![("a".into(), None), ("b".into(), Some(5))]);
+    // A definition partitioned otherwise is refused: the table's days would be wrong.
+    let v3 = dir.path().join("v3.toml");
+    std::fs::write(&v3, base.replace("partition_by = \"at\"\n", "")).unwrap();
+    let f3 = dir.path().join("visits-3.json");
+    std::fs::write(&f3, "{\"page\":\"c\",\"at\":\"2024-05-03T10:00:00Z\"}\n").unwrap();
+    let run = lake_load(
+        &lake,
+        &[s(&f3), "--datasets", s(&v3), "--dataset", "visits"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("partitioned by day(at), the definition by nothing"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(snapshots(&lake.join("visits")).len(), 2);
+    // Refused before anything was written.
+    assert!(std::fs::read_dir(lake.join("_tier/tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+    assert_eq!(visible_parts(&lake.join("visits")), 2);
+}
+
+/// The Parquet files in a table's folder, at any depth.
+fn visible_parts(table: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(table).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            n += visible_parts(&p);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            n += 1;
+        }
+    }
+    n
 }
 
 #[test]

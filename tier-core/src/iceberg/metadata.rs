@@ -211,6 +211,16 @@ impl TableMetadata {
             .unwrap_or(&self.schemas[0])
     }
 
+    /// The column whose day partitions the table (by its default spec), if any.
+    pub fn partitioned_by(&self) -> Option<String> {
+        let source = self.spec_fields().first()?["source-id"].as_i64()?;
+        self.schemas
+            .iter()
+            .flat_map(|s| &s.fields)
+            .find(|f| i64::from(f.id) == source)
+            .map(|f| f.name.clone())
+    }
+
     /// The default partition spec's fields.
     pub fn spec_fields(&self) -> Vec<Value> {
         self.partition_specs
@@ -326,6 +336,7 @@ mod tests {
         let cols = vec![col("page", "string", true), col("at", "timestamptz", true)];
         let mut meta = TableMetadata::new("file:///l/visits".into(), &cols, Some("at"), 1);
         assert_eq!(meta.spec_fields()[0]["source-id"], 2);
+        assert_eq!(meta.partitioned_by().as_deref(), Some("at"));
         assert_eq!(meta.last_partition_id, 1000);
         assert!(!meta.evolve(&cols), "nothing new");
         let mut more = cols.clone();

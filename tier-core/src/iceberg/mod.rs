@@ -138,6 +138,40 @@ pub fn current(
     Ok(Some((rel, meta)))
 }
 
+/// Refuses parts partitioned otherwise than the table: their days would be told wrong.
+fn same_partitions(
+    store: &Store,
+    table: &str,
+    meta: &TableMetadata,
+    day_of: Option<&str>,
+) -> Result<()> {
+    let by = meta.partitioned_by();
+    if by.as_deref() == day_of {
+        return Ok(());
+    }
+    let say = |c: Option<&str>| c.map_or("nothing".to_string(), |c| format!("day({c})"));
+    Err(Error::Usage(format!(
+        "{}: the Iceberg table is partitioned by {}, the definition by {}; load it into another lake",
+        store.uri(table),
+        say(by.as_deref()),
+        say(day_of)
+    )))
+}
+
+/// Checks, before a load writes anything, that its parts fit the table as it is (when there
+/// is one): the same partitioning.
+pub fn check_fits(
+    store: &Store,
+    catalog: &dyn Catalog,
+    table: &str,
+    day_of: Option<&str>,
+) -> Result<()> {
+    match current(store, catalog, table)? {
+        Some((_, meta)) => same_partitions(store, table, &meta, day_of),
+        None => Ok(()),
+    }
+}
+
 /// Commits `append` as the table's next snapshot, unless a snapshot already holds its load (a
 /// commit finished by an earlier run). Returns the snapshot's id.
 ///
@@ -170,6 +204,7 @@ pub fn append(
             ),
         };
         meta.evolve(append.columns);
+        same_partitions(store, append.table, &meta, append.day_of)?;
         let (written, snapshot_id) = prepare(store, local, &mut meta, old.as_deref(), append)?;
         let bytes = serde_json::to_vec_pretty(&meta)
             .map_err(|e| Error::io(append.table, std::io::Error::other(e)))?;

@@ -461,6 +461,12 @@ impl Lake {
             progress,
             sha256: sha_handle,
         } = open_input(path, &self.opts.read, pre.is_none())?;
+        iceberg::check_fits(
+            &self.store,
+            self.catalog.iceberg(),
+            &dataset.table,
+            dataset.partition_by.as_deref(),
+        )?;
         let mut report = FileReport::new(
             path,
             &dataset.name,
