@@ -122,19 +122,21 @@ impl FileReport {
     }
 
     /// The quality gate, once the file's counts are known: more than `max_ratio` of its records
-    /// rejected (with no ratio given: every one of them, for its shape or values) fails the file. Its rows are then not
-    /// loaded: `loaded` moves to `rolled_back`. Returns whether the gate stopped it.
+    /// rejected (with no ratio given: every one of them, for its shape or values) fails the
+    /// file. Its rows are then not loaded: `loaded` moves to `rolled_back`. Returns whether the
+    /// gate stopped it.
     ///
     /// ```
-    /// use tier_core::{FileReport, Status};
+    /// use tier_core::{FileReport, RejectRatio, Status};
+    /// let ratio = |r| Some(RejectRatio::new(r).unwrap());
     /// let mut r = FileReport::new("w.json".as_ref(), "weather", None, Status::Succeeded);
     /// (r.records, r.loaded, r.rejected) = (10, 6, 4);
-    /// assert!(!r.gate(None) && !r.gate(Some(0.5)));
-    /// assert!(r.gate(Some(0.3)));
+    /// assert!(!r.gate(None) && !r.gate(ratio(0.5)));
+    /// assert!(r.gate(ratio(0.3)));
     /// assert_eq!((r.status, r.loaded, r.rolled_back), (Status::Failed, 0, 6));
     /// let mut all = FileReport::new("w.json".as_ref(), "weather", None, Status::Succeeded);
     /// (all.records, all.rejected) = (3, 3);
-    /// assert!(!all.clone().gate(Some(1.0)) && all.gate(None));
+    /// assert!(!all.clone().gate(ratio(1.0)) && all.gate(None));
     /// ```
     pub fn gate(&mut self, max_ratio: Option<RejectRatio>) -> bool {
         // By default only a file none of whose records is of the dataset: conflicting

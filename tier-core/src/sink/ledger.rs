@@ -44,6 +44,15 @@ pub struct LedgerLine {
     pub error: Option<String>,
 }
 
+/// Whether a load of this status and error settled its file for good: it succeeded, or it
+/// failed by the file's content — not by the database (or storage) or an interrupt, which are
+/// worth another try. The one rule for a ledger in PostgreSQL and a lake's.
+pub fn settles(status: &str, error: Option<&str>) -> bool {
+    status == "succeeded"
+        || (status == "failed"
+            && error.is_some_and(|e| !e.starts_with("database:") && e != "interrupted"))
+}
+
 /// The ledger in one schema.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -117,15 +126,15 @@ impl Ledger {
         }
         let rows = c.query(
             &format!(
-                "SELECT source, bytes, extract(epoch FROM coalesce(finished_at, started_at))::float8 \
-                 FROM {} WHERE source = ANY($1) AND (status = 'succeeded' OR (status = 'failed' \
-                 AND error NOT LIKE 'database:%' AND error <> 'interrupted'))",
+                "SELECT source, bytes, extract(epoch FROM coalesce(finished_at, started_at))::float8, \
+                 status, error FROM {} WHERE source = ANY($1) AND status IN ('succeeded', 'failed')",
                 self.table
             ),
             &[&sources],
         )?;
         Ok(rows
             .iter()
+            .filter(|r| settles(r.get(3), r.get(4)))
             .map(|r| {
                 let bytes: Option<i64> = r.get(1);
                 (r.get(0), bytes.unwrap_or(0) as u64, r.get(2))

@@ -193,12 +193,7 @@ impl Worker {
         Ok(lines
             .into_iter()
             .filter(|l| wanted.contains(l.source.as_str()))
-            .filter(|l| {
-                l.status == "succeeded"
-                    || l.error
-                        .as_deref()
-                        .is_some_and(|e| !e.starts_with("database:") && e != "interrupted")
-            })
+            .filter(|l| crate::sink::ledger::settles(&l.status, l.error.as_deref()))
             .map(|l| {
                 let at = crate::schema::timestamp::Timestamp::parse(&l.finished_at)
                     .map_or(0.0, |t| t.0 as f64 / 1e6);
