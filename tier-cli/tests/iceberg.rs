@@ -436,3 +436,32 @@ fn the_sql_catalog_swaps_with_the_ledger_row() {
     rows.sort();
     assert_eq!(ids, rows, "the snapshots and the ledger agree");
 }
+
+#[test]
+fn a_moved_lake_reads_and_loads_where_it_is_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = weather_files(dir.path(), 3);
+    let lake = dir.path().join("lake");
+    for f in &files[..2] {
+        assert_eq!(lake_load(&lake, &[s(f)]).code, 0);
+    }
+    let moved = dir.path().join("moved");
+    std::fs::rename(&lake, &moved).unwrap();
+    // Its metadata names the old place; tier reads the files where they are now …
+    let db = TestDb::new();
+    let run = db.load(&[s(&moved.join("weather")), "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let parts = run.json()["files"].as_array().unwrap().len();
+    assert!(parts > 0);
+    for f in run.json()["files"].as_array().unwrap() {
+        assert!(f["path"].as_str().unwrap().contains("/moved/"), "{f}");
+    }
+    // … and loads into it: the next snapshot follows the two before.
+    let run = lake_load(&moved, &[s(&files[2])]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(snapshots(&moved.join("weather")).len(), 3);
+    let db = TestDb::new();
+    let run = db.load(&[s(&moved.join("weather")), "--report", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.json()["files"].as_array().unwrap().len() > parts);
+}

@@ -239,9 +239,9 @@ fn prepare(
     let parent = meta.current().cloned();
     let mut manifests = match &parent {
         Some(p) => {
-            let what = &p.manifest_list;
-            let bytes = read_uri(store, what)?;
-            manifest::read_list(&bytes, what)?
+            let what = relocated(store, append.table, meta, &p.manifest_list);
+            let bytes = read_uri(store, &what)?;
+            manifest::read_list(&bytes, &what)?
         }
         None => Vec::new(),
     };
@@ -350,6 +350,20 @@ fn prepare(
     Ok((written, snapshot_id))
 }
 
+/// A URI the table's metadata names, where it is now: a lake directory that was moved keeps
+/// its files below the table's folder, while its metadata names them at the old place
+/// (Iceberg's paths are absolute). Other URIs are as they are.
+fn relocated(store: &Store, table: &str, meta: &TableMetadata, uri: &str) -> String {
+    let now = store.uri(table);
+    let then = meta.location.trim_end_matches('/');
+    match uri.strip_prefix(then) {
+        Some(rest) if rest.starts_with('/') && then != now.trim_end_matches('/') => {
+            format!("{}{rest}", now.trim_end_matches('/'))
+        }
+        _ => uri.to_string(),
+    }
+}
+
 /// The bytes of a file a metadata file names by URI (in this store or anywhere local).
 fn read_uri(store: &Store, uri: &str) -> Result<Vec<u8>> {
     let missing = || {
@@ -410,7 +424,8 @@ pub fn data_files(
     let Some(snap) = chosen else {
         return Ok(Vec::new());
     };
-    let list = read_uri(store, &snap.manifest_list)?;
+    let here = |uri: &str| relocated(store, table, &meta, uri);
+    let list = read_uri(store, &here(&snap.manifest_list))?;
     let mut files = Vec::new();
     for m in manifest::read_list(&list, &snap.manifest_list)? {
         if m.content != 0 {
@@ -419,8 +434,12 @@ pub fn data_files(
                 std::io::Error::other("the table has delete files, which tier does not read"),
             ));
         }
-        let bytes = read_uri(store, &m.path)?;
-        files.extend(manifest::read_live_files(&bytes, &m.path)?);
+        let bytes = read_uri(store, &here(&m.path))?;
+        files.extend(
+            manifest::read_live_files(&bytes, &m.path)?
+                .iter()
+                .map(|f| here(f)),
+        );
     }
     files.sort();
     Ok(files.iter().map(|f| Store::local_path(f)).collect())
