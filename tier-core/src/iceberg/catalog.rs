@@ -142,14 +142,6 @@ impl Sql {
     }
 }
 
-fn sql_version(rel: &str) -> u64 {
-    let name = rel.rsplit('/').next().unwrap_or("");
-    name.split('-')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 impl Catalog for Sql {
     fn current(&self, store: &Store, table: &str) -> Result<Option<String>> {
         let uri: Option<Option<String>> = self.with(|c| {
@@ -180,7 +172,7 @@ impl Catalog for Sql {
         bytes: Vec<u8>,
         append: &Append,
     ) -> Result<bool> {
-        let next = old.map_or(0, sql_version) + 1;
+        let next = old.and_then(version_of).unwrap_or(0) + 1;
         // Named by version and load: a run finishing a killed load at the same version writes
         // over what the dead one left.
         let rel = format!("{table}/metadata/{next:05}-{}.metadata.json", append.tag());

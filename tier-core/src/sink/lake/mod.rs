@@ -424,12 +424,28 @@ impl Lake {
 
     /// The last succeeded load of this content into `table`, if any.
     fn loaded_before(&self, sha256: &str, table: &str) -> Result<Option<i64>> {
+        if let Catalog::Sql(sql, ledger) = &self.catalog {
+            let table = format!("lake:{table}");
+            return sql.with(|c| ledger.succeeded(c, sha256, &table));
+        }
         Ok(self
             .ledger()?
             .iter()
             .rev()
             .find(|l| l.sha256 == sha256 && l.target_table == table && l.status == "succeeded")
             .map(|l| l.load_id))
+    }
+
+    /// Whether a file of this name and size was loaded into the lake before (then it is worth
+    /// hashing first): one query of the catalog's ledger, or a look through the ledger file.
+    fn looks_loaded(&self, source: &str, bytes: u64) -> Result<bool> {
+        if let Catalog::Sql(sql, ledger) = &self.catalog {
+            return sql.with(|c| ledger.looks_loaded(c, source, bytes));
+        }
+        Ok(self
+            .ledger()?
+            .iter()
+            .any(|l| l.source == source && l.bytes == bytes && l.status == "succeeded"))
     }
 
     /// Writes one file's rows and rejects to the lake.
@@ -449,11 +465,7 @@ impl Lake {
             Some(crate::read::input_size(path)?)
         };
         let pre = crate::read::hash_first(path, |source, n| {
-            Ok(!self.opts.force
-                && self.ledger().is_ok_and(|l| {
-                    l.iter()
-                        .any(|l| l.source == source && l.bytes == n && l.status == "succeeded")
-                }))
+            Ok(!self.opts.force && self.looks_loaded(source, n).unwrap_or(false))
         })?;
         let Opened {
             source,
