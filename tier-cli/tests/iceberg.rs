@@ -35,20 +35,6 @@ fn snapshots(table: &Path) -> Vec<serde_json::Value> {
     metadata(table)["snapshots"].as_array().unwrap().clone()
 }
 
-fn lake_load(lake: &Path, args: &[&str]) -> Run {
-    let mut a = vec![
-        "load",
-        "--lake",
-        s(lake),
-        "--progress",
-        "never",
-        "--report",
-        "json",
-    ];
-    a.extend_from_slice(args);
-    tier(&a)
-}
-
 fn weather_files(dir: &Path, n: u64) -> Vec<PathBuf> {
     (0..n)
         .map(|i| {
@@ -239,19 +225,7 @@ fn a_commit_killed_before_its_swap_shows_nothing_and_the_next_run_finishes_it() 
     let dir = tempfile::tempdir().unwrap();
     let files = weather_files(dir.path(), 2);
     let lake = dir.path().join("lake");
-    let killed = tier_cmd()
-        .args([
-            "load",
-            "--lake",
-            s(&lake),
-            "--progress",
-            "never",
-            s(&files[0]),
-        ])
-        .env("TIER_FAULT", "lake.iceberg")
-        .output()
-        .unwrap();
-    assert!(!killed.status.success());
+    killed_lake_load(dir.path(), s(&lake), &files[0], "lake.iceberg", &[]);
     // The parts are in place, but no snapshot names them: through Iceberg, nothing is there.
     assert!(snapshots(&lake.join("weather")).is_empty());
     assert!(!lake.join("_tier/loads.jsonl").exists() || ledger_lines(&lake) == 0);
@@ -374,20 +348,7 @@ fn the_sql_catalog_swaps_with_the_ledger_row() {
     );
     // A commit killed before its swap: no snapshot, the row not succeeded; the next run
     // finishes it in one transaction.
-    let killed = tier_cmd()
-        .args([
-            "load",
-            "--lake",
-            s(&lake),
-            "--progress",
-            "never",
-            s(&files[1]),
-        ])
-        .args(cat)
-        .env("TIER_FAULT", "lake.iceberg")
-        .output()
-        .unwrap();
-    assert!(!killed.status.success());
+    killed_lake_load(dir.path(), s(&lake), &files[1], "lake.iceberg", &cat);
     let succeeded = |db: &TestDb| {
         db.count(
             "SELECT 1 FROM tier_loads WHERE target_table = 'lake:weather' AND status = 'succeeded'",

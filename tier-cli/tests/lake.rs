@@ -38,20 +38,6 @@ fn ledger(lake: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn lake_load(lake: &Path, args: &[&str]) -> Run {
-    let mut a = vec![
-        "load",
-        "--lake",
-        s(lake),
-        "--progress",
-        "never",
-        "--report",
-        "json",
-    ];
-    a.extend_from_slice(args);
-    tier(&a)
-}
-
 /// An ordered fingerprint of a table: every column but `_load_id`.
 fn fingerprint(db: &TestDb, table: &str) -> String {
     let cols: Vec<String> = db
@@ -312,22 +298,6 @@ fn walk(d: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A lake load from `cwd` that dies by SIGKILL at the crash point `fault`.
-fn killed_lake_load(cwd: &Path, lake: &str, input: &Path, fault: &str) {
-    let out = tier_cmd()
-        .current_dir(cwd)
-        .env("TIER_FAULT", fault)
-        .args(["load", "--lake", lake, "--progress", "never", s(input)])
-        .output()
-        .unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
-        Some(9),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_load_killed_during_its_renames_is_finished_from_another_directory_and_after_a_move() {
     let dir = tempfile::tempdir().unwrap();
@@ -339,7 +309,7 @@ fn a_load_killed_during_its_renames_is_finished_from_another_directory_and_after
     assert!(parts.len() > 3, "{parts:?}");
 
     // Killed after its second rename, the lake named relative to the working directory.
-    killed_lake_load(dir.path(), "lake", &input, "lake.rename:2");
+    killed_lake_load(dir.path(), "lake", &input, "lake.rename:2", &[]);
     let lake = dir.path().join("lake");
     assert_eq!(visible(&lake).len(), 2);
 
@@ -396,7 +366,7 @@ fn a_part_lost_from_an_unfinished_load_is_damage_not_success() {
     assert_eq!(lake_load(&reference, &[s(&input)]).code, 0);
     let parts = visible(&reference);
 
-    killed_lake_load(dir.path(), "lake", &input, "lake.rename:1");
+    killed_lake_load(dir.path(), "lake", &input, "lake.rename:1", &[]);
     let lake = dir.path().join("lake");
     // One part still waiting in the load's folder disappears.
     let waiting: Vec<PathBuf> = walk(&lake.join("_tier/tmp"))
@@ -420,7 +390,7 @@ fn a_part_lost_from_an_unfinished_load_is_damage_not_success() {
 fn a_load_killed_after_its_manifest_is_finished_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let input = generate(dir.path(), "weather.json", "weather", 3000, 5, 0.05);
-    killed_lake_load(dir.path(), "lake", &input, "lake.manifest");
+    killed_lake_load(dir.path(), "lake", &input, "lake.manifest", &[]);
     let lake = dir.path().join("lake");
     assert!(visible(&lake).is_empty());
     let run = lake_load(&lake, &[s(&input)]);

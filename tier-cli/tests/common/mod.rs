@@ -218,3 +218,36 @@ pub fn restart_at_once(cluster: &tier_core::db::embedded::Cluster) {
         .unwrap();
     assert!(ok.success());
 }
+
+/// `tier load --lake LAKE --report json ARGS…`.
+pub fn lake_load(lake: &Path, args: &[&str]) -> Run {
+    let mut a = vec![
+        "load",
+        "--lake",
+        s(lake),
+        "--progress",
+        "never",
+        "--report",
+        "json",
+    ];
+    a.extend_from_slice(args);
+    tier(&a)
+}
+
+/// A lake load of `input` (run in `cwd`, with `extra` arguments) that dies by SIGKILL at the
+/// crash point `fault`.
+pub fn killed_lake_load(cwd: &Path, lake: &str, input: &Path, fault: &str, extra: &[&str]) {
+    let out = tier_cmd()
+        .current_dir(cwd)
+        .env("TIER_FAULT", fault)
+        .args(["load", "--lake", lake, "--progress", "never", s(input)])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
