@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tier_core::driver::{self, Destination};
+use tier_core::Destination;
 use tier_core::LoadOptions;
 use tier_core::{Error, FileReport, Report};
 
@@ -55,7 +55,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<Outcome, Error> {
             database_url: args.database_url.clone(),
         },
     };
-    let results = driver::load_files(&files, &dest, &opts, args.jobs, &bars)?;
+    let results = tier_core::load_files(&files, &dest, &opts, args.jobs, &bars)?;
     bars.flush()?;
     let (reports, failed) = split(results);
     let report = Report::new(reports);
@@ -130,7 +130,7 @@ pub(crate) fn check_files(args: CheckArgs) -> Result<Outcome, Error> {
     let files = inputs(&args.paths, &args.common)?;
     let bars =
         progress::Bars::with_rejects(args.common.progress, args.common.rejects_out.as_deref())?;
-    let results = driver::check_files(&files, &opts, args.max_reject_ratio, args.jobs, &bars);
+    let results = tier_core::check_files(&files, &opts, args.max_reject_ratio, args.jobs, &bars);
     bars.flush()?;
     let (reports, failed) = split(results);
     let report = Report::new(reports);

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tier_core::driver::Destination;
 use tier_core::watch::{watch, Metrics, WatchOptions};
+use tier_core::Destination;
 use tier_core::{Error, LoadOptions, Observer, ReadOptions};
 
 use crate::progress::STOP;

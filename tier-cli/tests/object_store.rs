@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tier_core::driver::{self, Destination};
 use tier_core::pipeline::Quiet;
 use tier_core::read::object::{Bucket, Url};
+use tier_core::Destination;
 use tier_core::{LoadOptions, ReadOptions};
 
 struct Server(Child, u16);
@@ -106,7 +106,7 @@ fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
     let local = [dir.path().join("a.json"), dir.path().join("b.json")];
     let read = ReadOptions::default();
     let counts = |files: &[PathBuf]| -> Vec<(u64, u64, String)> {
-        driver::check_files(files, &read, None, 1, &Quiet)
+        tier_core::check_files(files, &read, None, 1, &Quiet)
             .into_iter()
             .map(|r| r.unwrap())
             .map(|r| (r.records, r.rejected, r.sha256))
@@ -119,7 +119,7 @@ fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
         database_url: Some(db.url.clone()),
     };
     let opts = LoadOptions::default();
-    let first = driver::load_files(&files, &dest, &opts, 2, &Quiet).unwrap();
+    let first = tier_core::load_files(&files, &dest, &opts, 2, &Quiet).unwrap();
     let loaded: u64 = first.iter().map(|r| r.as_ref().unwrap().loaded).sum();
     assert!(loaded > 0);
     assert_eq!(

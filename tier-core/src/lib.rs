@@ -18,11 +18,11 @@
 
 pub mod check;
 pub mod db;
-pub mod driver;
 pub mod error;
 mod fault;
 pub mod generate;
 pub mod iceberg;
+pub mod load;
 pub mod pipeline;
 pub mod read;
 pub mod report;
@@ -32,6 +32,7 @@ pub mod watch;
 
 pub use arrow_array;
 pub use error::{Error, ErrorKind, Result};
+pub use load::{check_files, load_files, Destination};
 pub use pipeline::{Observer, Quiet, ReadOptions};
 pub use postgres;
 pub use report::{FileReport, RejectRatio, Report, Status, Totals};
@@ -39,7 +40,7 @@ pub use schema::row::{Row, Value};
 pub use schema::timestamp::Timestamp;
 pub use schema::validate::{Reject, RejectReason};
 pub use schema::{Column, ColumnType, Dataset, Definition, Registry};
-pub use sink::postgres::{LoadOptions, Loader};
+pub use sink::{postgres::Loader, LoadOptions};
 
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

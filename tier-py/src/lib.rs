@@ -15,8 +15,9 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use tier_core::check::Rows;
-use tier_core::driver::{self, Destination};
 use tier_core::sink::batches::Records;
+use tier_core::Destination;
+use tier_core::read::Location;
 use tier_core::RejectRatio;
 use tier_core::{Error, LoadOptions, ReadOptions, Registry};
 
@@ -123,7 +124,7 @@ fn load(
     let (outcome, interrupt) = interrupt::run_keeping(py, |cancel| -> Result<_, Error> {
         let (files, single) = expand(paths)?;
         Ok((
-            driver::load_files(&files, &dest, &opts, jobs, cancel)?,
+            tier_core::load_files(&files, &dest, &opts, jobs, cancel)?,
             single,
         ))
     })?;
@@ -159,7 +160,7 @@ fn check(
         let (files, single) = expand(paths)?;
         // The quality gate only when asked for: a check reports, it does not raise by default.
         let gate = max_reject_ratio.or(RejectRatio::new(1.0).ok());
-        let results = driver::check_files(&files, &opts, gate, jobs, cancel);
+        let results = tier_core::check_files(&files, &opts, gate, jobs, cancel);
         Ok((results, single))
     });
     if let Some(e) = logging::drain(py) {
@@ -238,7 +239,8 @@ fn source(
     datasets: Option<Paths>,
     batch_size: usize,
 ) -> PyResult<Source> {
-    if !path.exists() && path.as_os_str() != "-" && !tier_core::read::object::is_url(&path) {
+    let local = matches!(Location::parse(&path), Ok(Location::Local(_)));
+    if local && !path.exists() {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
         return Err(PyTierError(Error::io(&path, e)).into());
     }

@@ -20,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::read::Location;
 pub use catalog::{Catalog, Hint, Sql};
 pub use manifest::DataFile;
 pub use metadata::{Column, TableMetadata};
@@ -378,9 +379,9 @@ fn read_uri(store: &Store, uri: &str) -> Result<Vec<u8>> {
     if let Some(rel) = store.rel(uri) {
         return store.read(rel)?.ok_or_else(missing);
     }
-    if crate::read::object::is_url(std::path::Path::new(uri)) {
+    if let Location::Object(url) = Location::parse(uri.as_ref())? {
         let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut crate::read::object::open(uri.as_ref())?, &mut out)
+        std::io::Read::read_to_end(&mut crate::read::object::open(&url)?, &mut out)
             .map_err(|e| Error::io(uri, e))?;
         return Ok(out);
     }
@@ -458,7 +459,7 @@ pub fn table_files(
         return Ok(None);
     };
     let name = name.to_string_lossy();
-    let is_url = crate::read::object::is_url(path);
+    let is_url = Location::is_object(path);
     if !is_url && !trimmed.join("metadata").is_dir() {
         return Ok(None);
     }

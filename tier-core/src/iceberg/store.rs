@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::read::object::{Bucket, Url};
+use crate::read::Location;
 
 /// A lake's root, local or in a bucket.
 pub enum Store {
@@ -19,8 +20,7 @@ pub enum Store {
 impl Store {
     /// The store of a lake root: a directory (made absolute) or an `s3://` URL.
     pub fn of(root: &Path) -> Result<Store> {
-        if crate::read::object::is_url(root) {
-            let url = Url::parse(root)?;
+        if let Location::Object(url) = Location::parse(root)? {
             let bucket = Bucket::of(&url)?;
             return Ok(Store::Bucket(url, bucket));
         }

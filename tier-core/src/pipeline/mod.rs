@@ -9,6 +9,7 @@
 //! result is always the one [`Records`] gives. Memory stays bounded: a few chunks in flight.
 
 mod parallel;
+pub mod part;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -89,7 +90,7 @@ pub enum Source {
     /// A JSON export, through the parallel pipeline.
     Records(Records),
     /// A lake part (Parquet written by tier): rows validated already, read as they are.
-    Part(crate::sink::lake::read::Part),
+    Part(part::Part),
 }
 
 impl Source {
@@ -131,7 +132,7 @@ pub struct Opened {
 /// dataset is its table's (hashed first, when asked, since Parquet is read by seeking).
 pub fn open_input(path: &Path, opts: &ReadOptions, hash: bool) -> Result<Opened> {
     if crate::read::is_parquet(path) {
-        let part = crate::sink::lake::read::Part::open(path, opts)?;
+        let part = part::Part::open(path, opts)?;
         let (progress, sha256) = match hash {
             true => {
                 let (p, h) = crate::read::hash_input(path)?;

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use super::Location;
 use crate::error::{Error, Result};
 
 /// Lists the inputs of the given paths: files as they are; a directory (or an `s3://` prefix)
@@ -41,8 +42,9 @@ pub fn expand_inputs_at(
                 p.display()
             )));
         }
-        if super::object::is_url(p) {
-            out.extend(super::object::expand(p, |rel| {
+        if let Location::Object(url) = Location::parse(p)? {
+            let folder = p.to_string_lossy().ends_with('/');
+            out.extend(super::object::expand(&url, folder, |rel| {
                 wanted(rel) && matches_globs(&patterns, rel, rel)
             })?);
             continue;
@@ -79,13 +81,9 @@ pub struct Listed {
 /// their sizes and modification times; an empty directory is no error (an inbox waiting for
 /// files). A file gone between the listing and its look is left out.
 pub fn list_inputs(source: &Path, globs: &[String]) -> Result<Vec<Listed>> {
-    if super::object::is_url(source) {
-        let mut url = source.to_string_lossy().into_owned();
-        if !url.ends_with('/') {
-            url.push('/');
-        }
+    if let Location::Object(url) = Location::parse(source)? {
         let patterns = patterns(globs)?;
-        let listed = super::object::listing(Path::new(&url), |rel| {
+        let listed = super::object::listing(&url, |rel| {
             wanted(rel) && matches_globs(&patterns, rel, rel)
         })?;
         return Ok(listed

@@ -4,11 +4,13 @@
 
 pub mod json;
 mod list;
+mod location;
 pub mod object;
 mod open;
 mod records;
 pub(crate) mod scan;
 
 pub use list::*;
+pub use location::Location;
 pub use open::*;
 pub use records::*;

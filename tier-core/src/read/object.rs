@@ -6,9 +6,10 @@
 //! `AWS_ENDPOINT_URL` for an S3-compatible server, `AWS_ALLOW_HTTP=true` for a plain-HTTP one.
 //! Errors name the URL and what went wrong, never a key or a secret.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -21,17 +22,6 @@ use object_store::{
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, Result};
-
-/// Whether a path names an object (`s3://…`) rather than a local file.
-///
-/// ```
-/// use tier_core::read::object::is_url;
-/// assert!(is_url("s3://bucket/events/day1.json".as_ref()));
-/// assert!(!is_url("data/events.json".as_ref()));
-/// ```
-pub fn is_url(path: &Path) -> bool {
-    path.to_str().is_some_and(|s| s.starts_with("s3://"))
-}
 
 /// An `s3://bucket/key` URL taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +99,27 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// The bucket of a URL, configured from the environment.
+    /// The bucket of a URL, configured from the environment. One client (and runtime) serves
+    /// a bucket for the whole process, as long as the `AWS_*` variables stay the same.
     pub fn of(url: &Url) -> Result<Bucket> {
+        static OPEN: std::sync::OnceLock<Mutex<HashMap<String, Bucket>>> =
+            std::sync::OnceLock::new();
+        // The settings it was made with are part of its name (held in memory, never shown).
+        let mut settings: Vec<_> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .collect();
+        settings.sort();
+        let name = format!("{}\n{settings:?}", url.bucket);
+        let open = OPEN.get_or_init(Mutex::default);
+        if let Some(b) = open.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
+            return Ok(b.clone());
+        }
+        let bucket = Bucket::connect(url)?;
+        let mut open = open.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(open.entry(name).or_insert(bucket).clone())
+    }
+
+    fn connect(url: &Url) -> Result<Bucket> {
         // The TLS of HTTPS endpoints uses the same provider as PostgreSQL connections.
         let _ = rustls::crypto::ring::default_provider().install_default();
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
@@ -128,7 +137,11 @@ impl Bucket {
             builder = builder.with_region("us-east-1");
         }
         let store = builder.build().map_err(|e| failure(url, e))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // Many threads use a bucket at once (`--jobs`): its requests run on two threads of its
+        // own, whichever thread waits for them.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tier-s3")
             .enable_all()
             .build()
             .map_err(|e| Error::io(url.to_path(), e))?;
@@ -356,27 +369,24 @@ impl Read for ObjectReader {
 }
 
 /// Opens the object a URL names, for reading.
-pub fn open(path: &Path) -> Result<ObjectReader> {
-    let url = Url::parse(path)?;
-    Bucket::of(&url)?.reader(&url.key)
+pub fn open(url: &Url) -> Result<ObjectReader> {
+    Bucket::of(url)?.reader(&url.key)
 }
 
 /// The size of the object a URL names.
-pub fn size(path: &Path) -> Result<u64> {
-    let url = Url::parse(path)?;
-    Bucket::of(&url)?
+pub fn size(url: &Url) -> Result<u64> {
+    Bucket::of(url)?
         .size(&url.key)?
-        .ok_or_else(|| not_found(&url))
+        .ok_or_else(|| not_found(url))
 }
 
 /// The objects under a URL (as a folder) that `wanted` keeps, by their keys relative to it,
 /// with their sizes and when they were last written; none is no error (an empty inbox).
 pub fn listing(
-    path: &Path,
+    url: &Url,
     wanted: impl Fn(&Path) -> bool,
 ) -> Result<Vec<(PathBuf, u64, SystemTime)>> {
-    let url = Url::parse(path)?;
-    let bucket = Bucket::of(&url)?;
+    let bucket = Bucket::of(url)?;
     Ok(bucket
         .list_modified(&url.key)?
         .into_iter()
@@ -399,20 +409,17 @@ pub fn listing(
 }
 
 /// The objects a URL names: the object itself when there is one at its key, else every object
-/// under it (as a folder) that `wanted` keeps, by its key relative to the URL; sorted.
-pub fn expand(path: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
-    let url = Url::parse(path)?;
-    let bucket = Bucket::of(&url)?;
-    if !url.key.is_empty()
-        && !path.to_string_lossy().ends_with('/')
-        && bucket.size(&url.key)?.is_some()
-    {
+/// under it (as a folder) that `wanted` keeps, by its key relative to the URL; sorted. A
+/// `folder` (named with a trailing `/`) is never taken for an object.
+pub fn expand(url: &Url, folder: bool, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let bucket = Bucket::of(url)?;
+    if !url.key.is_empty() && !folder && bucket.size(&url.key)?.is_some() {
         return Ok(vec![url.to_path()]);
     }
     let listed = bucket.list(&url.key)?;
     if listed.is_empty() {
         return Err(Error::io(
-            path,
+            url.to_path(),
             io::Error::new(io::ErrorKind::NotFound, "no such object, nor any under it"),
         ));
     }
@@ -434,7 +441,7 @@ pub fn expand(path: &Path, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf
         })
         .collect();
     if found.is_empty() {
-        return Err(Error::NoInputs(path.to_path_buf()));
+        return Err(Error::NoInputs(url.to_path()));
     }
     Ok(found)
 }

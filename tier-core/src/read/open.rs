@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use super::Location;
 use crate::error::{Error, Result};
 
 use super::*;
@@ -73,19 +74,19 @@ impl Input {
     /// Opens `path` (`-` is standard input). Gzip is recognised by its magic bytes.
     /// With `hash`, the SHA-256 of the bytes as stored is computed while reading.
     pub fn open(path: &Path, hash: bool) -> Result<Input> {
-        let raw: Box<dyn Read + Send> = if path == Path::new("-") {
-            Box::new(io::stdin())
-        } else if super::object::is_url(path) {
-            Box::new(super::object::open(path)?)
-        } else {
-            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-            if meta.is_dir() {
-                return Err(Error::io(
-                    path,
-                    io::Error::new(io::ErrorKind::InvalidInput, "is a directory"),
-                ));
+        let raw: Box<dyn Read + Send> = match Location::parse(path)? {
+            Location::Stdin => Box::new(io::stdin()),
+            Location::Object(url) => Box::new(super::object::open(&url)?),
+            Location::Local(_) => {
+                let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+                if meta.is_dir() {
+                    return Err(Error::io(
+                        path,
+                        io::Error::new(io::ErrorKind::InvalidInput, "is a directory"),
+                    ));
+                }
+                Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
             }
-            Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
         };
         Self::from_reader(path, raw, hash)
     }
@@ -167,10 +168,9 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
 
 /// Reads a file or object through to its end, a chunk at a time; returns its size.
 pub(crate) fn each_chunk(path: &Path, mut each: impl FnMut(&[u8])) -> Result<u64> {
-    let mut f: Box<dyn Read> = if super::object::is_url(path) {
-        Box::new(super::object::open(path)?)
-    } else {
-        Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
+    let mut f: Box<dyn Read> = match Location::parse(path)? {
+        Location::Object(url) => Box::new(super::object::open(&url)?),
+        _ => Box::new(File::open(path).map_err(|e| Error::io(path, e))?),
     };
     let mut buf = vec![0u8; READ_CHUNK];
     let mut total = 0u64;
@@ -190,8 +190,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// The size of an input as stored: a file's, or an object's.
 pub fn input_size(path: &Path) -> Result<u64> {
-    if super::object::is_url(path) {
-        return super::object::size(path);
+    if let Location::Object(url) = Location::parse(path)? {
+        return super::object::size(&url);
     }
     Ok(std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?

@@ -1,6 +1,7 @@
 //! Datasets as data: definitions, the registry that holds them, detection, inference and the
 //! validation of records by a definition's rules.
 
+pub mod arrow;
 mod definition;
 pub mod infer;
 pub mod row;

@@ -11,11 +11,12 @@ use std::thread::JoinHandle;
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
 
-use super::arrow::{copy_fields, rejects_schema, rows_schema, Builder};
+use super::copy::copy_fields;
 use super::copy::CopyEncoder;
 use super::dedup::{FirstSeen, Seen};
 use crate::error::{Error, Result};
 use crate::pipeline::{open_input, Opened, Processed, ReadOptions};
+use crate::schema::arrow::{rejects_schema, rows_schema, Builder};
 use crate::schema::validate::RejectReason;
 use crate::schema::Dataset;
 

@@ -187,6 +187,26 @@ impl Encode for CopyEncoder {
     }
 }
 
+/// Splits a binary COPY row into its fields; `None` for NULL. Returns the fields and the bytes
+/// after the row.
+pub fn copy_fields<'b>(mut b: &'b [u8], out: &mut Vec<Option<&'b [u8]>>) -> &'b [u8] {
+    out.clear();
+    let n = i16::from_be_bytes([b[0], b[1]]);
+    b = &b[2..];
+    for _ in 0..n {
+        let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        b = &b[4..];
+        if len < 0 {
+            out.push(None);
+        } else {
+            let (f, rest) = b.split_at(len as usize);
+            out.push(Some(f));
+            b = rest;
+        }
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +239,7 @@ mod tests {
             let mut out = Vec::new();
             CopyEncoder::new(&d, 42, true).row(&row, b"{\"raw\":1}", &mut out);
             let mut fields = Vec::new();
-            let rest = crate::sink::arrow::copy_fields(&out, &mut fields);
+            let rest = copy_fields(&out, &mut fields);
             assert!(rest.is_empty());
             assert_eq!(fields.len(), layout.fields);
             assert!(fields[..layout.extra].iter().all(Option::is_none));
@@ -233,7 +253,7 @@ mod tests {
             let mut t = Vec::new();
             tuple(&mut t, &reject);
             let mut back = Vec::new();
-            crate::sink::arrow::copy_fields(&t, &mut back);
+            copy_fields(&t, &mut back);
             assert_eq!(back, reject);
         }
     }

@@ -22,15 +22,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::driver::Destination;
 use crate::error::{Error, ErrorKind, Result};
+use crate::load::Destination;
 use crate::pipeline::Observer;
-use crate::read::{list_inputs, Listed};
+use crate::read::{list_inputs, Listed, Location};
 use crate::report::{FileReport, Status};
 use crate::sink::lake::remote::RemoteLake;
 use crate::sink::lake::Lake;
 use crate::sink::ledger::Ledger;
-use crate::sink::postgres::{LoadOptions, Loader};
+use crate::sink::{postgres::Loader, LoadOptions};
 
 /// How a watcher runs.
 #[derive(Debug, Clone)]
@@ -124,11 +124,10 @@ impl Worker {
                 database_url.as_deref(),
                 opts.clone(),
             )?)),
-            Destination::Lake(root) if crate::read::object::is_url(root) => {
-                let url = crate::read::object::Url::parse(root)?;
-                Worker::Remote(RemoteLake::open(&url, opts.clone())?)
-            }
-            Destination::Lake(root) => Worker::Lake(Box::new(Lake::open(root, opts.clone())?)),
+            Destination::Lake(root) => match Location::parse(root)? {
+                Location::Object(url) => Worker::Remote(RemoteLake::open(&url, opts.clone())?),
+                _ => Worker::Lake(Box::new(Lake::open(root, opts.clone())?)),
+            },
         })
     }
 
@@ -329,7 +328,7 @@ fn round(
     let now = Instant::now();
     let mut listed: Vec<(Listed, bool)> = Vec::new();
     for source in &opts.sources {
-        let remote = crate::read::object::is_url(source);
+        let remote = Location::is_object(source);
         for f in list_inputs(source, &opts.globs)? {
             if !ignored(&f.path) {
                 listed.push((f, remote));

@@ -13,7 +13,6 @@
 //! lake opened from another working directory, or moved, recovers the same; a part found
 //! neither in the load's directory nor in place is damage, reported and never taken for done.
 
-pub mod read;
 pub mod remote;
 mod tables;
 mod write;
@@ -26,7 +25,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ::arrow_array::RecordBatch;
 use parquet::arrow::arrow_writer::ArrowWriterOptions;
@@ -35,15 +34,17 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use super::arrow::{copy_fields, Builder};
+use super::copy::copy_fields;
 use super::copy::CopyEncoder;
 use super::dedup::{FirstSeen, Seen};
 use super::ledger::LedgerLine;
-use super::postgres::LoadOptions;
+use super::{Incoming, LoadOptions, Sink};
 use crate::error::{Error, Result};
 use crate::iceberg;
-use crate::pipeline::{open_input, Observer, Opened, Processed, Source};
+use crate::pipeline::{Observer, Processed, Source};
+use crate::read::Location;
 use crate::report::{FileReport, Status};
+use crate::schema::arrow::Builder;
 use crate::schema::timestamp::{format_date, Timestamp};
 use crate::schema::validate::RejectReason;
 use crate::schema::{ColumnType, Dataset};
@@ -62,8 +63,7 @@ struct Manifest {
 /// The ledger's lines of the lake at `root`: a directory, or an `s3://` URL. Reads only:
 /// nothing is created, and loads an earlier run left unfinished are left for the next load.
 pub fn ledger_of(root: &Path) -> Result<Vec<LedgerLine>> {
-    if crate::read::object::is_url(root) {
-        let url = crate::read::object::Url::parse(root)?;
+    if let Location::Object(url) = Location::parse(root)? {
         return remote::RemoteLake::open(&url, LoadOptions::default())?.ledger();
     }
     if !root.join("_tier").is_dir() {
@@ -125,8 +125,9 @@ impl Catalog {
     }
 }
 
-fn now() -> String {
-    let micros = SystemTime::now()
+/// A moment as the ledger writes it.
+fn stamp(t: SystemTime) -> String {
+    let micros = t
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
     Timestamp(micros).to_string()
@@ -423,7 +424,7 @@ impl Lake {
     }
 
     /// The last succeeded load of this content into `table`, if any.
-    fn loaded_before(&self, sha256: &str, table: &str) -> Result<Option<i64>> {
+    fn succeeded_load(&self, sha256: &str, table: &str) -> Result<Option<i64>> {
         if let Catalog::Sql(sql, ledger) = &self.catalog {
             let table = format!("lake:{table}");
             return sql.with(|c| ledger.succeeded(c, sha256, &table));
@@ -438,7 +439,7 @@ impl Lake {
 
     /// Whether a file of this name and size was loaded into the lake before (then it is worth
     /// hashing first): one query of the catalog's ledger, or a look through the ledger file.
-    fn looks_loaded(&self, source: &str, bytes: u64) -> Result<bool> {
+    fn has_loaded(&self, source: &str, bytes: u64) -> Result<bool> {
         if let Catalog::Sql(sql, ledger) = &self.catalog {
             return sql.with(|c| ledger.looks_loaded(c, source, bytes));
         }
@@ -453,112 +454,25 @@ impl Lake {
     /// A load stopped by the quality gate writes nothing and is returned with status `failed`;
     /// any other failure writes nothing, is recorded in the ledger and returned as an error.
     pub fn load_file(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
-        let started = Instant::now();
-        let started_at = now();
-        // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
-        // like one loaded before (same name and size) is hashed first, so a re-run skips it
-        // without reading it twice.
-        let stdin = path.as_os_str() == "-";
-        let size = if stdin {
-            None
-        } else {
-            Some(crate::read::input_size(path)?)
-        };
-        let pre = crate::read::hash_first(path, |source, n| {
-            Ok(!self.opts.force && self.looks_loaded(source, n).unwrap_or(false))
-        })?;
-        let Opened {
-            source,
-            dataset,
-            progress,
-            sha256: sha_handle,
-        } = open_input(path, &self.opts.read, pre.is_none())?;
-        iceberg::check_fits(
-            &self.store,
-            self.catalog.iceberg(),
-            &dataset.table,
-            dataset.partition_by.as_deref(),
-        )?;
-        let mut report = FileReport::new(
-            path,
-            &dataset.name,
-            Some(format!("lake:{}", dataset.table)),
-            Status::Succeeded,
-        );
-        if let Some((sha, bytes)) = &pre {
-            report.sha256 = sha.clone();
-            report.bytes = *bytes;
-        }
-        if pre.is_some() {
-            if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
-                report.status = Status::Skipped;
-                report.load_id = Some(id);
-                report.seconds = started.elapsed().as_secs_f64();
-                log::info!("{}: already in the lake as load {id}; skipped", report.path);
-                return Ok(report);
-            }
-        }
-        let load_id = self.new_load(&dataset.name, &dataset.table, &report.path)?;
-        report.load_id = Some(load_id);
-        let dir = self.tmp().join(load_id.to_string());
-        let lock = {
-            // Created and locked at once, as far as a recovering run can see.
-            let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
-            Locked::take(&dir.join(".lock"), true)?
-        };
+        super::load_file(self, path, observer)
+    }
 
-        observer.started(path, size, progress.clone());
-        let gated = !source.is_rejects();
-        let written = self.write_parts(source, &dataset, load_id, &dir, &mut report, observer);
-        observer.finished(path);
-        if let Some(h) = sha_handle {
-            report.sha256 = h.hex();
-            report.bytes = progress.bytes();
-        }
-        let mut line = LedgerLine {
-            load_id,
-            dataset: dataset.name.clone(),
-            target_table: dataset.table.clone(),
-            source: report.path.clone(),
-            sha256: report.sha256.clone(),
-            bytes: report.bytes,
-            records: report.records,
-            loaded: report.loaded,
-            duplicates: report.duplicates,
-            rejected: report.rejected,
-            status: "failed".into(),
-            started_at,
-            finished_at: String::new(),
-            parts: Vec::new(),
-            error: None,
-        };
-        let fail = |line: &mut LedgerLine, why: String| {
-            line.finished_at = now();
-            line.error = Some(why);
-            let _ = self.discard(&dir);
-            self.append(line)
-        };
-        let parts = match written {
-            Ok(p) => p,
-            Err(e) => {
-                report.status = Status::Failed;
-                report.error = Some(e.to_string());
-                fail(&mut line, e.to_string())?;
-                return Err(Error::Failed {
-                    report: Box::new(report),
-                    source: Box::new(e),
-                });
-            }
-        };
-        report.seconds = started.elapsed().as_secs_f64();
-        if gated {
-            report.warn_if_mostly_rejected();
-        }
-        if gated && report.gate(self.opts.max_reject_ratio) {
-            line.loaded = 0;
-            fail(&mut line, "quality gate: too many rejects".into())?;
-            return Ok(report);
+    /// Writes a load's parts, then commits them (see [`Lake::commit`]) unless the gate stops
+    /// it or the content was committed meanwhile.
+    fn write_load(
+        &mut self,
+        source: Source,
+        w: &Incoming<'_>,
+        report: &mut FileReport,
+        observer: &dyn Observer,
+        dir: &Path,
+    ) -> Result<()> {
+        let dataset = &w.dataset;
+        let load_id = report.load_id.unwrap_or_default();
+        let parts = self.write_parts(source, dataset, load_id, dir, report, observer)?;
+        w.hashed(report);
+        if w.gate(report, &self.opts) {
+            return Ok(());
         }
         // The same content committed meanwhile, or before under another name: skipped. Runs
         // that load the same content at once commit one at a time; the later one skips.
@@ -569,22 +483,21 @@ impl Lake {
             true,
         )?;
         if !self.opts.force {
-            if let Some(id) = self.loaded_before(&report.sha256, &dataset.table)? {
-                let _ = self.discard(&dir);
+            if let Some(id) = self.succeeded_load(&report.sha256, &dataset.table)? {
                 if let Catalog::Sql(sql, ledger) = &self.catalog {
                     sql.with(|c| ledger.forget(c, load_id))?;
                 }
                 report.status = Status::Skipped;
                 report.load_id = Some(id);
                 log::info!("{}: already in the lake as load {id}; skipped", report.path);
-                return Ok(report);
+                return Ok(());
             }
         }
         let sha16: String = report.sha256.chars().take(16).collect();
         let mut renames = Vec::new();
         let mut rows = TableAppend {
             table: dataset.table.clone(),
-            columns: table_columns(&dataset),
+            columns: table_columns(dataset),
             day_of: dataset.partition_by.clone(),
             files: Vec::new(),
         };
@@ -618,9 +531,8 @@ impl Lake {
             let file = p.path.file_name().unwrap_or_default();
             renames.push((file.to_string_lossy().into_owned(), rel));
         }
-        line.status = "succeeded".into();
-        line.finished_at = now();
-        line.parts = report.parts.clone();
+        report.status = Status::Succeeded;
+        let line = ledger_line(report, w.started_at);
         let mut tables = vec![rows];
         if !rejected.files.is_empty() {
             tables.push(rejected);
@@ -636,13 +548,107 @@ impl Lake {
         f.write_all(&text)
             .and_then(|_| f.sync_all())
             .map_err(io(&mpath))?;
-        sync_dir(&dir)?;
+        sync_dir(dir)?;
         crate::fault::point("lake.manifest");
-        self.commit(&manifest, &dir)?;
-        self.discard(&dir)?;
+        self.commit(&manifest, dir)
+    }
+}
+
+/// A load's ledger line, as its report says.
+fn ledger_line(report: &FileReport, started_at: SystemTime) -> LedgerLine {
+    let table = report.table.as_deref().unwrap_or_default();
+    LedgerLine {
+        load_id: report.load_id.unwrap_or_default(),
+        dataset: report.dataset.clone(),
+        target_table: table.strip_prefix("lake:").unwrap_or(table).to_string(),
+        source: report.path.clone(),
+        sha256: report.sha256.clone(),
+        bytes: report.bytes,
+        records: report.records,
+        loaded: report.loaded,
+        duplicates: report.duplicates,
+        rejected: report.rejected,
+        status: report.status.as_str().into(),
+        started_at: stamp(started_at),
+        finished_at: stamp(SystemTime::now()),
+        parts: report.parts.clone(),
+        error: report.error.clone(),
+    }
+}
+
+impl Sink for Lake {
+    fn options(&self) -> &LoadOptions {
+        &self.opts
+    }
+
+    fn target(&self, dataset: &Dataset) -> String {
+        format!("lake:{}", dataset.table)
+    }
+
+    fn looks_loaded(&mut self, source: &str, bytes: u64) -> Result<bool> {
+        // Only a hint to hash first: a ledger that cannot be read is read again later.
+        Ok(self.has_loaded(source, bytes).unwrap_or(false))
+    }
+
+    fn prepare(&mut self, dataset: &Dataset) -> Result<()> {
+        let partition_by = dataset.partition_by.as_deref();
+        iceberg::check_fits(
+            &self.store,
+            self.catalog.iceberg(),
+            &dataset.table,
+            partition_by,
+        )
+    }
+
+    fn loaded_before(&mut self, sha256: &str, dataset: &Dataset) -> Result<Option<i64>> {
+        self.succeeded_load(sha256, &dataset.table)
+    }
+
+    fn write(
+        &mut self,
+        source: Source,
+        w: &Incoming<'_>,
+        report: &mut FileReport,
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        let load_id = self.new_load(&w.dataset.name, &w.dataset.table, &report.path)?;
+        report.load_id = Some(load_id);
+        let dir = self.tmp().join(load_id.to_string());
+        let lock = {
+            // Created and locked at once, as far as a recovering run can see.
+            let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            Locked::take(&dir.join(".lock"), true)?
+        };
+        let outcome = self.write_load(source, w, report, observer, &dir);
+        // Committed, skipped, stopped by the gate or failed: the load's folder goes; but a
+        // commit that failed half-way keeps its manifest, for the next run to finish.
+        if outcome.is_ok() || !dir.join("COMMIT").exists() {
+            self.discard(&dir)?;
+        }
         drop(lock);
-        report.status = Status::Succeeded;
-        report.seconds = started.elapsed().as_secs_f64();
-        Ok(report)
+        outcome
+    }
+
+    fn record_failure(&mut self, report: &mut FileReport, error: &str, started_at: SystemTime) {
+        if let Some(id) = report.load_id {
+            if self.tmp().join(id.to_string()).join("COMMIT").exists() {
+                log::warn!("{}: load {id} is committed but not all in place: {error}; the next run finishes it", report.path);
+                return;
+            }
+        }
+        let recorded = (|| -> Result<()> {
+            let mut line = ledger_line(report, started_at);
+            if report.load_id.is_none() {
+                let id = self.new_load(&line.dataset, &line.target_table, &line.source)?;
+                (report.load_id, line.load_id) = (Some(id), id);
+            }
+            line.status = "failed".into();
+            line.error = Some(error.to_string());
+            self.append(&line)
+        })();
+        if let Err(e) = recorded {
+            log::warn!("could not record the failed load in the ledger: {e}");
+        }
     }
 }

@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::pipeline::Observer;
 use crate::read::object::{Bucket, Url};
 use crate::report::FileReport;
-use crate::sink::postgres::LoadOptions;
+use crate::sink::LoadOptions;
 
 /// The ledger's key below the lake's prefix.
 const LEDGER: &str = "_tier/loads.jsonl";

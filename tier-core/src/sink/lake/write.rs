@@ -36,7 +36,7 @@ impl Lake {
             .and_then(|p| dataset.column_index(p))
             .map(|i| (i, dataset.columns[i].ty));
         let (tx, rx) = mpsc::sync_channel::<(Part, RecordBatch)>(4);
-        let rows_schema = crate::sink::arrow::rows_schema(dataset);
+        let rows_schema = crate::schema::arrow::rows_schema(dataset);
         let dir_owned = dir.to_path_buf();
         let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
         let mut totals = Processed::default();
@@ -232,7 +232,7 @@ pub(super) fn write_batches(
             let number = next_number.entry(key).or_insert(0);
             let path = dir.join(format!("{}-{:04}.parquet", done.len() + open.len(), number));
             let schema = match key {
-                Part::Rejects => crate::sink::arrow::rejects_schema(),
+                Part::Rejects => crate::schema::arrow::rejects_schema(),
                 Part::Rows(_) => rows_schema.clone(),
             };
             let file = File::create(&path).map_err(io(&path))?;

@@ -5,18 +5,19 @@ use std::collections::{BTreeMap, HashSet};
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use postgres::{Client, Transaction};
 
-use super::arrow::copy_fields;
+use super::copy::copy_fields;
 use super::copy::{self, CopyEncoder, HEADER, TRAILER};
 use super::dedup::{FirstSeen, Seen};
 use super::ledger::Ledger;
+use super::{Incoming, LoadOptions, Sink};
 use crate::db::ddl::{self, qualified, quote_ident};
 use crate::error::{Error, Result};
-use crate::pipeline::{open_input, Observer, Opened, Processed, ReadOptions, Source};
-use crate::read::{self as reader, Progress};
+use crate::pipeline::{open_input, Observer, Processed, ReadOptions, Source};
+use crate::read as reader;
 use crate::report::{FileReport, Status};
 use crate::schema::validate::{Reject, RejectReason};
 use crate::schema::Dataset;
@@ -32,37 +33,6 @@ use settle::*;
 use spool::*;
 use stage::*;
 use tables::*;
-
-/// How to load.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// How to read the files.
-    pub read: ReadOptions,
-    /// PostgreSQL schema of the tables (default `public`).
-    pub schema: String,
-    /// Load even if the same content was loaded before.
-    pub force: bool,
-    /// Empty the target table (in the same transaction) before loading.
-    pub replace: bool,
-    /// Above this share of rejected records, roll back and report `failed`.
-    pub max_reject_ratio: Option<crate::RejectRatio>,
-    /// A lake's Iceberg SQL catalog: a PostgreSQL URL (or libpq settings) whose database keeps
-    /// the catalog and, in its `tier_loads`, the lake's ledger (`None`: the lake's own files).
-    pub catalog_url: Option<String>,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            read: ReadOptions::default(),
-            schema: "public".into(),
-            force: false,
-            replace: false,
-            max_reject_ratio: None,
-            catalog_url: None,
-        }
-    }
-}
 
 /// Opens a load's input again, for a second reading.
 type Reopen<'a> = dyn Fn() -> Result<(Source, Option<reader::Sha256Handle>)> + 'a;
@@ -170,7 +140,7 @@ impl Loader {
         if self.client.is_closed() {
             self.connect_again();
         }
-        match self.load_one(path, observer) {
+        match super::load_file(self, path, observer) {
             Err(e)
                 if !matches!(e, Error::Failed { .. }) && e.kind() == crate::ErrorKind::Database =>
             {
@@ -215,121 +185,28 @@ impl Loader {
         false
     }
 
-    fn load_one(&mut self, path: &Path, observer: &dyn Observer) -> Result<FileReport> {
-        let started = Instant::now();
-        let started_at = std::time::SystemTime::now();
-        let stdin = path.as_os_str() == "-";
-        // The content's SHA-256 is taken while reading, in the same pass. Only a file that looks
-        // like one loaded before (same name and size) is hashed first, so that a re-run is
-        // skipped without reading it twice.
-        let pre = reader::hash_first(path, |source, size| {
-            Ok(!self.opts.force
-                && !self.opts.replace
-                && self.ledger.looks_loaded(&mut self.client, source, size)?)
-        })?;
-        let Opened {
-            source,
-            dataset,
-            progress,
-            sha256: sha_handle,
-        } = open_input(path, &self.opts.read, pre.is_none())?;
-        self.ensure_tables(&dataset)?;
-        let table = qualified(&self.opts.schema, &dataset.table);
-        let table_name = format!("{}.{}", self.opts.schema, dataset.table);
-        let mut report = FileReport {
-            sha256: pre.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
-            bytes: pre.as_ref().map_or(0, |p| p.1),
-            ..FileReport::new(path, &dataset.name, Some(table_name), Status::Succeeded)
-        };
-        observer.started(path, pre.as_ref().map(|p| p.1), progress.clone());
-        let read = ReadOptions {
-            dataset: Some(dataset.clone()),
-            ..self.opts.read.clone()
-        };
-        let reopen = || -> Result<(Source, Option<reader::Sha256Handle>)> {
-            let opened = open_input(path, &read, true)?;
-            Ok((opened.source, opened.sha256))
-        };
-        let gated = !source.is_rejects();
-        let outcome = self.load_in_transaction(
-            (source, gated),
-            &dataset,
-            &table,
-            &mut report,
-            &progress,
-            sha_handle,
-            observer,
-            (!stdin).then_some(&reopen as &Reopen<'_>),
-        );
-        observer.finished(path);
-        report.seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(()) => {
-                if gated {
-                    report.warn_if_mostly_rejected();
-                }
-                if report.status == Status::Failed {
-                    self.record_failure(&mut report, "quality gate: too many rejects", started_at);
-                }
-                Ok(report)
-            }
-            Err(e) => {
-                report.status = Status::Failed;
-                report.error = Some(e.to_string());
-                if report.sha256.is_empty() && !stdin {
-                    // Stopped before the reading was done: the ledger still names the content.
-                    if let Ok((sha, bytes)) = reader::sha256_file(path) {
-                        (report.sha256, report.bytes) = (sha, bytes);
-                    }
-                }
-                self.record_failure(&mut report, &e.to_string(), started_at);
-                Err(Error::Failed {
-                    report: Box::new(report),
-                    source: Box::new(e),
-                })
-            }
-        }
-    }
-
-    /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
-    /// when the loader's was lost.
-    fn record_failure(
-        &mut self,
-        report: &mut FileReport,
-        error: &str,
-        started_at: std::time::SystemTime,
-    ) {
-        let mut outcome = self
-            .ledger
-            .failed(&mut self.client, report, error, started_at);
-        // The connection was lost with the load: a new one records it, once the server answers
-        // again (a restarting server takes a few seconds).
-        if outcome.is_err() && self.connect_again() {
-            outcome = self
-                .ledger
-                .failed(&mut self.client, report, error, started_at);
-        }
-        match outcome {
-            Ok(id) => report.load_id = Some(id),
-            Err(e) => log::warn!("could not record the failed load in the ledger: {e}"),
-        }
-    }
-
     /// One load in one transaction, in four phases: [`plan`] (skip, evolve, register, choose
     /// the path), [`stage`] (read, validate and COPY), [`apply`] (settle the rows into the
     /// table), then the ledger's record and the commit.
-    #[allow(clippy::too_many_arguments)]
     fn load_in_transaction(
         &mut self,
-        (source, gated): (Source, bool),
-        dataset: &Dataset,
-        table: &str,
+        source: Source,
+        w: &Incoming<'_>,
         report: &mut FileReport,
-        progress: &Progress,
-        sha_handle: Option<reader::Sha256Handle>,
         observer: &dyn Observer,
-        reopen: Option<&Reopen<'_>>,
     ) -> Result<()> {
+        let stdin = w.path.as_os_str() == "-";
+        let read = ReadOptions {
+            dataset: Some(w.dataset.clone()),
+            ..self.opts.read.clone()
+        };
+        let reopen = || -> Result<(Source, Option<reader::Sha256Handle>)> {
+            let opened = open_input(w.path, &read, true)?;
+            Ok((opened.source, opened.sha256))
+        };
+        let reopen = (!stdin).then_some(&reopen as &Reopen<'_>);
+        let table = qualified(&self.opts.schema, &w.dataset.table);
+        let (dataset, table) = (&w.dataset, table.as_str());
         let opts = self.opts.clone();
         let ledger = self.ledger.clone();
         let mut tx = self.client.transaction()?;
@@ -355,14 +232,11 @@ impl Loader {
             let mut staged = stage(
                 &mut tx, source, dataset, table, &plan, &opts, report, observer,
             )?;
-            if let Some(h) = &sha_handle {
-                report.sha256 = h.hex();
-                report.bytes = progress.bytes();
-            }
+            w.hashed(report);
             if let (true, Some(reopen)) = (staged.refused, reopen) {
                 // Rows of the file are in the table: loaded before under another name (then the
                 // content's lock skips it now, without a second reading), or overlapping rows.
-                if sha_handle.is_some() {
+                if w.sha256.is_some() {
                     if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
                         return skipped(tx, report, id);
                     }
@@ -397,7 +271,7 @@ impl Loader {
             let (loaded, conflicts_in_table) =
                 apply(&mut tx, dataset, &opts, tables, &staged, &mut on_conflict)?;
             log::debug!("{}: rows settled", report.path);
-            if sha_handle.is_some() {
+            if w.sha256.is_some() {
                 // Hashed while reading: the content's lock and the skip come now. (Taken after the
                 // insert, so that no load holds it while waiting for a table taken alone.)
                 if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
@@ -415,7 +289,7 @@ impl Loader {
             report.rejected = totals.rejected() + conflicting;
             report.duplicates = totals.valid - conflicting - loaded;
 
-            if gated && report.gate(opts.max_reject_ratio) {
+            if w.gate(report, &opts) {
                 drop(tx);
                 return Ok(());
             }
@@ -426,6 +300,58 @@ impl Loader {
             tx.commit()?;
             Ok(())
         })
+    }
+}
+
+impl Sink for Loader {
+    fn options(&self) -> &LoadOptions {
+        &self.opts
+    }
+
+    fn target(&self, dataset: &Dataset) -> String {
+        format!("{}.{}", self.opts.schema, dataset.table)
+    }
+
+    fn looks_loaded(&mut self, source: &str, bytes: u64) -> Result<bool> {
+        self.ledger.looks_loaded(&mut self.client, source, bytes)
+    }
+
+    fn prepare(&mut self, dataset: &Dataset) -> Result<()> {
+        self.ensure_tables(dataset)
+    }
+
+    fn loaded_before(&mut self, sha256: &str, dataset: &Dataset) -> Result<Option<i64>> {
+        let table = self.target(dataset);
+        self.ledger.succeeded(&mut self.client, sha256, &table)
+    }
+
+    fn write(
+        &mut self,
+        source: Source,
+        w: &Incoming<'_>,
+        report: &mut FileReport,
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        self.load_in_transaction(source, w, report, observer)
+    }
+
+    /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
+    /// when the loader's was lost.
+    fn record_failure(&mut self, report: &mut FileReport, error: &str, started_at: SystemTime) {
+        let mut outcome = self
+            .ledger
+            .failed(&mut self.client, report, error, started_at);
+        // The connection was lost with the load: a new one records it, once the server answers
+        // again (a restarting server takes a few seconds).
+        if outcome.is_err() && self.connect_again() {
+            outcome = self
+                .ledger
+                .failed(&mut self.client, report, error, started_at);
+        }
+        match outcome {
+            Ok(id) => report.load_id = Some(id),
+            Err(e) => log::warn!("could not record the failed load in the ledger: {e}"),
+        }
     }
 }
 

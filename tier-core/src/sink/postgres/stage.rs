@@ -2,6 +2,7 @@
 //! the within-file filter of keyed datasets, and the second reading of a refused direct copy.
 
 use super::*;
+use std::time::Instant;
 
 /// Stage: reads, validates and copies the rows (into the table on the bulk and direct routes,
 /// into the staging table otherwise) and spools the rejects into the rejects table. A direct

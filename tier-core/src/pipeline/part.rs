@@ -8,11 +8,12 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
 use crate::pipeline::{Encode, Processed, ReadOptions};
+use crate::read::Location;
+use crate::schema::arrow::{check_fields, check_schema, BatchRows};
 use crate::schema::row::{Row, Value};
 use crate::schema::timestamp::format_date;
 use crate::schema::validate::Reject;
 use crate::schema::Dataset;
-use crate::sink::arrow::{check_fields, check_schema, BatchRows};
 use arrow_array::RecordBatch;
 
 pub use crate::read::is_parquet;
@@ -62,10 +63,10 @@ impl Part {
                     })?
             }
         };
-        let file = if crate::read::object::is_url(path) {
+        let file = if let Location::Object(url) = Location::parse(path)? {
             // Parquet is read by seeking: an object is fetched into a temporary file first.
             let mut f = tempfile::tempfile().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-            let mut object = crate::read::object::open(path)?;
+            let mut object = crate::read::object::open(&url)?;
             std::io::copy(&mut object, &mut f).map_err(|e| Error::io(path, e))?;
             f
         } else {
@@ -74,7 +75,7 @@ impl Part {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| refuse(format!("not a Parquet file ({e})")))?;
         let checked = if rejects {
-            check_fields(&crate::sink::arrow::rejects_schema(), builder.schema())
+            check_fields(&crate::schema::arrow::rejects_schema(), builder.schema())
         } else {
             check_schema(&dataset, builder.schema())
         };

@@ -8,10 +8,11 @@ use std::sync::Mutex;
 use crate::check;
 use crate::error::Result;
 use crate::pipeline::{Observer, ReadOptions};
+use crate::read::Location;
 use crate::report::FileReport;
 use crate::sink::lake::remote::RemoteLake;
 use crate::sink::lake::Lake;
-use crate::sink::postgres::{LoadOptions, Loader};
+use crate::sink::{postgres::Loader, LoadOptions};
 
 /// Where a load writes.
 #[derive(Debug, Clone)]
@@ -93,9 +94,8 @@ pub fn load_files(
                 l.load_file(p, observer)
             },
         ),
-        Destination::Lake(root) if crate::read::object::is_url(root) => {
-            let url = crate::read::object::Url::parse(root)?;
-            spread(
+        Destination::Lake(root) => match Location::parse(root)? {
+            Location::Object(url) => spread(
                 files,
                 jobs,
                 || RemoteLake::open(&url, opts.clone()),
@@ -103,21 +103,21 @@ pub fn load_files(
                     observer.stopped()?;
                     l.load_file(p, observer)
                 },
-            )
-        }
-        Destination::Lake(root) => {
-            // Opened once first: leftovers of earlier runs are settled before any load starts.
-            Lake::open(root, opts.clone())?;
-            spread(
-                files,
-                jobs,
-                || Lake::open(root, opts.clone()),
-                |l, p| {
-                    observer.stopped()?;
-                    l.load_file(p, observer)
-                },
-            )
-        }
+            ),
+            _ => {
+                // Opened once first: leftovers of earlier runs are settled before any load starts.
+                Lake::open(root, opts.clone())?;
+                spread(
+                    files,
+                    jobs,
+                    || Lake::open(root, opts.clone()),
+                    |l, p| {
+                        observer.stopped()?;
+                        l.load_file(p, observer)
+                    },
+                )
+            }
+        },
     }
 }
 

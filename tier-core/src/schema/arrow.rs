@@ -209,26 +209,6 @@ impl Builder {
     }
 }
 
-/// Splits a binary COPY row into its fields; `None` for NULL. Returns the fields and the bytes
-/// after the row.
-pub fn copy_fields<'b>(mut b: &'b [u8], out: &mut Vec<Option<&'b [u8]>>) -> &'b [u8] {
-    out.clear();
-    let n = i16::from_be_bytes([b[0], b[1]]);
-    b = &b[2..];
-    for _ in 0..n {
-        let len = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        b = &b[4..];
-        if len < 0 {
-            out.push(None);
-        } else {
-            let (f, rest) = b.split_at(len as usize);
-            out.push(Some(f));
-            b = rest;
-        }
-    }
-    b
-}
-
 /// Checks that a lake file's schema holds a dataset's rows: every column of the definition with
 /// its type, `_extra` and `_record_index`. Names the first column that does not match.
 pub fn check_schema(dataset: &Dataset, found: &Schema) -> Result<(), String> {
