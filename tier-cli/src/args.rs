@@ -113,7 +113,7 @@ pub(crate) enum SchemaCommand {
         #[arg(long)]
         name: Option<String>,
         /// How many records to read.
-        #[arg(long, default_value_t = tier_core::schema::infer::DEFAULT_SAMPLE)]
+        #[arg(long, default_value_t = tier_core::DEFAULT_SAMPLE)]
         sample: usize,
     },
 }
@@ -129,7 +129,7 @@ pub(crate) struct Common {
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) report: ReportFormat,
     /// Records larger than this many bytes are rejected as record_too_large.
-    #[arg(long, default_value_t = tier_core::read::DEFAULT_MAX_RECORD_BYTES)]
+    #[arg(long, default_value_t = tier_core::DEFAULT_MAX_RECORD_BYTES)]
     pub(crate) max_record_bytes: usize,
     /// Progress bars on standard error.
     #[arg(long, value_enum, default_value = "auto")]

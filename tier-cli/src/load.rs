@@ -15,7 +15,7 @@ pub(crate) fn inputs(paths: &[PathBuf], common: &Common) -> Result<Vec<PathBuf>,
     } else {
         paths.to_vec()
     };
-    tier_core::read::expand_inputs_at(&paths, &common.globs, common.snapshot)
+    tier_core::expand_inputs_at(&paths, &common.globs, common.snapshot)
 }
 
 /// Each file's result as an info record (in the log file, and on standard error with `-v`).

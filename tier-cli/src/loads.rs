@@ -9,7 +9,7 @@ use crate::*;
 pub(crate) fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
     let mut rows = match &args.lake {
         Some(dir) => {
-            let mut rows = tier_core::sink::lake::ledger_of(dir)?;
+            let mut rows = tier_core::lake_ledger(dir)?;
             rows.retain(|l| args.table.as_deref().is_none_or(|t| l.target_table == t));
             rows.reverse();
             rows
@@ -17,7 +17,7 @@ pub(crate) fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
         None => {
             tier_core::db::ddl::check_schema_name(&args.schema)?;
             let mut client = tier_core::db::open_existing(args.database_url.as_deref())?;
-            let ledger = tier_core::sink::ledger::Ledger::new(&args.schema);
+            let ledger = tier_core::Ledger::new(&args.schema);
             match ledger.list(&mut client, args.table.as_deref(), args.limit) {
                 Ok(rows) => rows,
                 // No ledger yet: nothing was loaded.
@@ -45,13 +45,13 @@ pub(crate) fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
                     "{:>6}  {:<9}  {}  {} records: {} loaded, {} duplicates, {} rejected  {}  {}\n",
                     l.load_id,
                     l.status,
-                    tier_core::report::visible(&l.target_table),
+                    tier_core::visible(&l.target_table),
                     l.records,
                     l.loaded,
                     l.duplicates,
                     l.rejected,
                     l.finished_at,
-                    tier_core::report::visible(&l.source),
+                    tier_core::visible(&l.source),
                 ));
             }
             t

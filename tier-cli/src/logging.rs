@@ -59,7 +59,7 @@ pub fn file_result(f: &FileReport) {
     }
     log::info!(
         "{}: {}, {} records: {} loaded, {} duplicates, {} rejected{}",
-        tier_core::report::visible(&f.path),
+        tier_core::visible(&f.path),
         f.status,
         f.records,
         f.loaded,
@@ -67,7 +67,7 @@ pub fn file_result(f: &FileReport) {
         f.rejected,
         f.error
             .as_deref()
-            .map(|e| format!(" ({})", tier_core::report::visible(e)))
+            .map(|e| format!(" ({})", tier_core::visible(e)))
             .unwrap_or_default()
     );
     REPORT.with(|r| r.borrow_mut().take());
@@ -145,10 +145,10 @@ pub fn init(verbose: u8, quiet: bool, file: Option<&Path>, json: bool) -> io::Re
 /// below it, each escaped), and an ERROR record in the log file.
 pub fn error(message: &str) {
     let mut lines = message.lines();
-    let mut message = tier_core::report::visible(lines.next().unwrap_or_default()).into_owned();
+    let mut message = tier_core::visible(lines.next().unwrap_or_default()).into_owned();
     for l in lines {
         message.push_str("\n  ");
-        message.push_str(&tier_core::report::visible(l.trim_start()));
+        message.push_str(&tier_core::visible(l.trim_start()));
     }
     if LOGGER.get().is_some_and(|l| l.json) {
         eprint!("{}", line("ERROR", "tier", &message));

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tier_core::read::Progress;
 use tier_core::Observer;
+use tier_core::Progress;
 
 use crate::ProgressMode;
 

@@ -6,10 +6,7 @@ use crate::*;
 
 pub(crate) fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
     if let Some(SchemaCommand::Infer { file, name, sample }) = &args.infer {
-        print!(
-            "{}",
-            tier_core::schema::infer::infer(file, name.as_deref(), *sample)?
-        );
+        print!("{}", tier_core::infer(file, name.as_deref(), *sample)?);
         return Ok(Outcome::Ok);
     }
     tier_core::db::ddl::check_schema_name(&args.schema)?;

@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tier_core::pipeline::Quiet;
-use tier_core::read::object::{Bucket, Url};
 use tier_core::Destination;
+use tier_core::Quiet;
+use tier_core::{Bucket, Url};
 use tier_core::{LoadOptions, ReadOptions};
 
 struct Server(Child, u16);
@@ -98,7 +98,7 @@ fn s3_inputs_and_lakes_through_the_library_and_the_cli() {
     }
 
     // The library: a prefix lists its objects; check and load read them as files.
-    let files = tier_core::read::expand_inputs(&[url("s3://raw/in")], &[]).unwrap();
+    let files = tier_core::expand_inputs(&[url("s3://raw/in")], &[]).unwrap();
     assert_eq!(
         files,
         [url("s3://raw/in/day/a.json"), url("s3://raw/in/day/b.json")]

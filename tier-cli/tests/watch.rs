@@ -398,7 +398,7 @@ fn chaos_watchers_killed_and_a_server_restarted_lose_nothing_and_load_nothing_tw
     );
     // Every file accounted for: its content succeeded, or it is the broken one, failed.
     for f in std::fs::read_dir(&inbox).unwrap().flatten() {
-        let sha = tier_core::read::sha256_file(&f.path()).unwrap().0;
+        let sha = tier_core::sha256_file(&f.path()).unwrap().0;
         let ok = db.count(&format!(
             "SELECT * FROM tier_loads WHERE sha256 = '{sha}' AND status = 'succeeded'"
         ));

@@ -19,8 +19,7 @@ use crate::sink::dedup::{FirstSeen, HashEncoder, Seen};
 /// file whose every record is rejected, is `failed`.
 ///
 /// ```
-/// use tier_core::check::check;
-/// use tier_core::ReadOptions;
+/// use tier_core::{check_file as check, ReadOptions};
 /// let dir = std::env::temp_dir().join("tier-doc-check");
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("weather.json");
@@ -123,7 +122,7 @@ pub fn check(
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("w.json");
 /// std::fs::write(&path, "{\"weather_data.city\":\"Oslo\",\"weather_data.date_time\":\"2019-06-04 14:05:13\"}\n").unwrap();
-/// let rows: Vec<_> = tier_core::check::Rows::open(&path, &Default::default()).unwrap().collect::<Result<_, _>>().unwrap();
+/// let rows: Vec<_> = tier_core::Rows::open(&path, &Default::default()).unwrap().collect::<Result<_, _>>().unwrap();
 /// assert_eq!(rows.len(), 1);
 /// ```
 pub struct Rows {

@@ -310,8 +310,8 @@ impl Report {
 /// escape sequence in a key) written as escapes, so no input can forge or hide report lines.
 ///
 /// ```
-/// assert_eq!(tier_core::report::visible("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
-/// assert_eq!(tier_core::report::visible("plain é"), "plain é");
+/// assert_eq!(tier_core::visible("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
+/// assert_eq!(tier_core::visible("plain é"), "plain é");
 /// ```
 pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(char::is_control) {

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use tier_core::db::connect;
 use tier_core::generate::{generate, GenerateOptions};
-use tier_core::read::Input;
-use tier_core::schema::infer;
-use tier_core::schema::validate::{validate, UnknownFields};
+use tier_core::Input;
+
 use tier_core::Definition;
 use tier_core::Registry;
+use tier_core::{validate, UnknownFields};
 
 /// SplitMix64: small, seeded, reproducible.
 struct Rng(u64);
@@ -264,7 +264,7 @@ fn inference_never_panics_and_proposes_definitions_tier_takes() {
             false,
         )
         .unwrap();
-        if let Ok(text) = infer::infer_from(input, "sample\n.json".as_ref(), None, 1000) {
+        if let Ok(text) = tier_core::infer_from(input, "sample\n.json".as_ref(), None, 1000) {
             Definition::from_toml_str(&text, "inferred").unwrap();
         }
     });

@@ -2,9 +2,9 @@
 //! never panics, and never lets a defect swallow a good record that starts its own line.
 
 use proptest::prelude::*;
-use tier_core::read::Input;
-use tier_core::schema::validate::{validate, UnknownFields};
+use tier_core::Input;
 use tier_core::Registry;
+use tier_core::{validate, UnknownFields};
 
 const GOOD: &str = r#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_humidity":0.5}"#;
 

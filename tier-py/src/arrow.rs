@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use tier_core::arrow_array::ffi_stream::FFI_ArrowArrayStream;
-use tier_core::sink::batches::{Batches, Records};
 use tier_core::ReadOptions;
+use tier_core::{BatchOf, Batches};
 
 use crate::errors::PyTierError;
 
@@ -49,6 +49,6 @@ impl RejectStream {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        self.source.capsule(py, Records::Rejects)
+        self.source.capsule(py, BatchOf::Rejects)
     }
 }

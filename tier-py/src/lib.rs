@@ -14,11 +14,11 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use tier_core::check::Rows;
-use tier_core::sink::batches::Records;
+use tier_core::BatchOf;
 use tier_core::Destination;
-use tier_core::read::Location;
+use tier_core::Location;
 use tier_core::RejectRatio;
+use tier_core::Rows;
 use tier_core::{Error, LoadOptions, ReadOptions, Registry};
 
 use crate::arrow::{RejectStream, Source};
@@ -64,7 +64,7 @@ fn expand(paths: Paths) -> Result<(Vec<PathBuf>, bool), Error> {
         Paths::One(p) => Some(p.clone()),
         Paths::Many(_) => None,
     };
-    let files = tier_core::read::expand_inputs(&paths.into_vec(), &[])?;
+    let files = tier_core::expand_inputs(&paths.into_vec(), &[])?;
     let single = one.is_some_and(|p| files == [p]);
     Ok((files, single))
 }
@@ -73,7 +73,7 @@ fn expand(paths: Paths) -> Result<(Vec<PathBuf>, bool), Error> {
 /// expanded, in order.
 #[pyfunction(name = "expand")]
 fn expand_paths(py: Python<'_>, paths: Paths) -> PyResult<Vec<std::ffi::OsString>> {
-    let outcome = py.detach(|| tier_core::read::expand_inputs(&paths.into_vec(), &[]));
+    let outcome = py.detach(|| tier_core::expand_inputs(&paths.into_vec(), &[]));
     let files = outcome.map_err(PyTierError)?;
     Ok(files.into_iter().map(PathBuf::into_os_string).collect())
 }
@@ -218,7 +218,7 @@ impl Reader {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        self.source.capsule(py, Records::Rows)
+        self.source.capsule(py, BatchOf::Rows)
     }
 
     /// The rejects of the same file, the same way.
@@ -305,7 +305,7 @@ fn schema(dataset: Option<String>, schema: &str, datasets: Option<Paths>) -> PyR
 #[pyfunction]
 #[pyo3(signature = (path, name=None, sample=10000))]
 fn infer(py: Python<'_>, path: PathBuf, name: Option<String>, sample: usize) -> PyResult<String> {
-    let outcome = py.detach(|| tier_core::schema::infer::infer(&path, name.as_deref(), sample));
+    let outcome = py.detach(|| tier_core::infer(&path, name.as_deref(), sample));
     if let Some(e) = logging::drain(py) {
         return Err(e);
     }

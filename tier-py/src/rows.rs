@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict, PyTzInfo};
-use tier_core::check::Rows;
+use tier_core::Rows;
 use tier_core::Value;
 
 use crate::errors::PyTierError;

@@ -2,8 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tier_core::read::Input;
-use tier_core::schema::infer::infer_from;
+use tier_core::Input;
+use tier_core::infer_from;
 use tier_core::Definition;
 
 fuzz_target!(|data: &[u8]| {

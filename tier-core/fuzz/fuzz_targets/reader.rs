@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tier_core::read::Input;
-use tier_core::schema::validate::{validate, UnknownFields};
+use tier_core::Input;
+use tier_core::{validate, UnknownFields};
 use tier_core::Registry;
 
 fuzz_target!(|data: &[u8]| {

@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::read::Location;
 pub use catalog::{Catalog, Hint, Sql};
-pub use manifest::DataFile;
 pub use metadata::{Column, TableMetadata};
 pub use store::Store;
 

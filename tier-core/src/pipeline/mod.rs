@@ -176,24 +176,6 @@ pub trait Encode: Sync {
     }
 }
 
-/// An encoder that writes nothing (validation only).
-pub struct NoPayload {
-    /// Whether to keep the rejects in each batch.
-    pub keep_rejects: bool,
-}
-
-impl Encode for NoPayload {
-    fn row(&self, _: &Row<'_>, _: &[u8], _: &mut Vec<u8>) -> Option<usize> {
-        None
-    }
-    fn reject(&self, _: &Reject, _: &mut Vec<u8>) -> Option<usize> {
-        None
-    }
-    fn keep_rejects(&self) -> bool {
-        self.keep_rejects
-    }
-}
-
 /// One batch of records, validated and encoded.
 #[derive(Debug, Default)]
 pub struct Processed {

@@ -16,8 +16,6 @@ use crate::schema::validate::Reject;
 use crate::schema::Dataset;
 use arrow_array::RecordBatch;
 
-pub use crate::read::is_parquet;
-
 /// A lake part opened for reading, its schema checked against its dataset.
 pub struct Part {
     path: PathBuf,

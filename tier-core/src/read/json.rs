@@ -102,7 +102,8 @@ impl<'a> Members<'a> {
     }
 
     /// Checks that nothing but white space follows the object.
-    pub fn finish(&mut self) -> Result<(), SyntaxError> {
+    #[cfg(test)]
+    fn finish(&mut self) -> Result<(), SyntaxError> {
         self.end()?;
         self.ws();
         if self.i == self.b.len() {
@@ -362,13 +363,6 @@ impl From<SyntaxError> for JsonbError {
 /// `-Infinity`, which JSON has no number for, become strings; objects are written with their
 /// keys sorted and, where a key repeats, its last value (as `jsonb` keeps them), so equal
 /// values give equal text.
-///
-/// ```
-/// use tier_core::read::json::{write_jsonb, JsonValue};
-/// let mut out = String::new();
-/// write_jsonb(&mut out, &JsonValue::Nested(r#"{"b":[NaN, 1e999], "a":123456789012345678901234567890}"#)).unwrap();
-/// assert_eq!(out, r#"{"a":123456789012345678901234567890,"b":["NaN",1e999]}"#);
-/// ```
 pub fn write_jsonb(out: &mut String, v: &JsonValue<'_>) -> Result<(), JsonbError> {
     match v {
         JsonValue::Null => out.push_str("null"),
@@ -413,12 +407,6 @@ pub fn write_jsonb(out: &mut String, v: &JsonValue<'_>) -> Result<(), JsonbError
 
 /// Whether PostgreSQL's `numeric` holds the JSON number `n`: at most 131,072 digits before the
 /// decimal point and 16,383 after it, once the exponent is applied.
-///
-/// ```
-/// use tier_core::read::json::numeric_fits;
-/// assert!(numeric_fits("123456789012345678901234567890") && numeric_fits("1e131071"));
-/// assert!(!numeric_fits("1e131072") && !numeric_fits("1e-16384") && numeric_fits("1e-16383"));
-/// ```
 pub fn numeric_fits(n: &str) -> bool {
     // Digits after the point at most the length; before it, fewer than that.
     const MAX_SCALE: i64 = 16_383;
@@ -646,5 +634,30 @@ mod tests {
         assert_eq!(jsonb(r#"{"\u0000":1}"#), Err(JsonbError::Nul));
         assert_eq!(jsonb("[]").unwrap(), "[]");
         assert_eq!(jsonb("{}").unwrap(), "{}");
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn write_jsonb_keeps_numbers_exactly() {
+        use super::{write_jsonb, JsonValue};
+        let mut out = String::new();
+        write_jsonb(
+            &mut out,
+            &JsonValue::Nested(r#"{"b":[NaN, 1e999], "a":123456789012345678901234567890}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"a":123456789012345678901234567890,"b":["NaN",1e999]}"#
+        );
+    }
+
+    #[test]
+    fn numeric_fits_postgres_limits() {
+        use super::numeric_fits;
+        assert!(numeric_fits("123456789012345678901234567890") && numeric_fits("1e131071"));
+        assert!(!numeric_fits("1e131072") && !numeric_fits("1e-16384") && numeric_fits("1e-16383"));
     }
 }

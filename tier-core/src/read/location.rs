@@ -22,7 +22,7 @@ impl Location {
     /// usage error), anything else a local path.
     ///
     /// ```
-    /// use tier_core::read::Location;
+    /// use tier_core::Location;
     /// assert_eq!(Location::parse("-".as_ref()).unwrap(), Location::Stdin);
     /// assert!(matches!(Location::parse("s3://lake/raw".as_ref()).unwrap(), Location::Object(_)));
     /// assert!(matches!(Location::parse("data/e.json".as_ref()).unwrap(), Location::Local(_)));

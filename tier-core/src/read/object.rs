@@ -36,7 +36,7 @@ impl Url {
     /// Parses an `s3://bucket/key` URL; anything else is a usage error.
     ///
     /// ```
-    /// use tier_core::read::object::Url;
+    /// use tier_core::Url;
     /// let u = Url::parse("s3://lake/raw/2024/".as_ref()).unwrap();
     /// assert_eq!((u.bucket.as_str(), u.key.as_str()), ("lake", "raw/2024"));
     /// assert!(Url::parse("s3:///nobucket".as_ref()).is_err());

@@ -48,7 +48,7 @@ pub struct RawRecord<'a> {
 /// Cuts an input into [`RawRecord`]s, in bounded memory.
 ///
 /// ```
-/// use tier_core::read::{Input, RawKind};
+/// use tier_core::{Input, RawKind};
 /// let data = b"[{\"a\":1},\n{\"a\":2},\n42,\n{\"a\":\n";
 /// let input = Input::from_reader("mem".as_ref(), Box::new(&data[..]), false).unwrap();
 /// let mut records = input.records(1 << 20);

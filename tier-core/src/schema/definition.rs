@@ -192,7 +192,7 @@ impl Definition {
     /// Parses and checks a definition. `origin` names where it came from in error messages.
     ///
     /// ```
-    /// use tier_core::schema::Definition;
+    /// use tier_core::Definition;
     /// let d = Definition::from_toml_str(
     ///     "name = \"rides\"\n[[columns]]\nname = \"ride_id\"\ntype = \"text\"\nrequired = true\n",
     ///     "rides.toml",

@@ -88,7 +88,7 @@ struct Key {
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("rides.json");
 /// std::fs::write(&path, "{\"r.id\":\"a\",\"r.km\":1}\n{\"r.id\":\"b\",\"r.km\":2.5,\"r.at\":\"2019-06-04 14:05:13\"}\n").unwrap();
-/// let toml = tier_core::schema::infer::infer(&path, None, 100).unwrap();
+/// let toml = tier_core::infer(&path, None, 100).unwrap();
 /// let def = tier_core::Definition::from_toml_str(&toml, "inferred").unwrap();
 /// assert_eq!(def.name, "rides");
 /// assert_eq!(def.prefix.as_deref(), Some("r."));
@@ -105,8 +105,8 @@ pub fn infer(path: &Path, name: Option<&str>, sample: usize) -> Result<String> {
 /// ```
 /// use std::path::Path;
 /// let bytes = br#"{"r.id":"a","r.n":1.5}"#.to_vec();
-/// let input = tier_core::read::Input::from_reader(Path::new("r.json"), Box::new(std::io::Cursor::new(bytes)), false).unwrap();
-/// let text = tier_core::schema::infer::infer_from(input, Path::new("r.json"), None, 10).unwrap();
+/// let input = tier_core::Input::from_reader(Path::new("r.json"), Box::new(std::io::Cursor::new(bytes)), false).unwrap();
+/// let text = tier_core::infer_from(input, Path::new("r.json"), None, 10).unwrap();
 /// assert!(text.contains("prefix = \"r.\""));
 /// ```
 pub fn infer_from(input: Input, path: &Path, name: Option<&str>, sample: usize) -> Result<String> {

@@ -111,14 +111,6 @@ pub const PG_EPOCH_OFFSET_DAYS: i32 = 10_957;
 
 /// Parses a calendar date `YYYY-MM-DD` to days since 1970-01-01; `None` when it is not a valid
 /// date.
-///
-/// ```
-/// use tier_core::schema::timestamp::parse_date;
-/// assert_eq!(parse_date("1970-01-02"), Some(1));
-/// assert_eq!(parse_date("2000-01-01"), Some(10_957));
-/// assert!(parse_date("2019-02-29").is_none());
-/// assert!(parse_date("2019-05-13 00:00:00").is_none());
-/// ```
 pub fn parse_date(s: &str) -> Option<i32> {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
@@ -134,10 +126,6 @@ pub fn parse_date(s: &str) -> Option<i32> {
 }
 
 /// Formats days since 1970-01-01 as `YYYY-MM-DD`.
-///
-/// ```
-/// assert_eq!(tier_core::schema::timestamp::format_date(18_000), "2019-04-14");
-/// ```
 pub fn format_date(days: i32) -> String {
     let (y, m, d) = civil_from_days(days as i64);
     format!("{y:04}-{m:02}-{d:02}")
@@ -297,5 +285,22 @@ mod tests {
         ] {
             assert_eq!(Timestamp::parse(s).unwrap().to_string(), s);
         }
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn parse_date_takes_calendar_dates_only() {
+        use super::parse_date;
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date("2000-01-01"), Some(10_957));
+        assert!(parse_date("2019-02-29").is_none());
+        assert!(parse_date("2019-05-13 00:00:00").is_none());
+    }
+
+    #[test]
+    fn format_date_writes_iso_days() {
+        assert_eq!(super::format_date(18_000), "2019-04-14");
     }
 }

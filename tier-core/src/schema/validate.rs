@@ -128,8 +128,7 @@ pub fn raw_text(bytes: &[u8]) -> String {
 /// Validates one raw record of `dataset`. Keys outside the schema are counted in `unknown`.
 ///
 /// ```
-/// use tier_core::read::{RawKind, RawRecord};
-/// use tier_core::schema::validate;
+/// use tier_core::{validate, RawKind, RawRecord};
 /// let weather = tier_core::Registry::builtin().get("weather").unwrap();
 /// let rec = RawRecord {
 ///     index: 0,
@@ -138,7 +137,7 @@ pub fn raw_text(bytes: &[u8]) -> String {
 ///     kind: RawKind::Object,
 ///     bytes: br#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_humidity":1.5}"#,
 /// };
-/// let reject = validate::validate(&weather, &rec, &mut Default::default()).unwrap_err();
+/// let reject = validate(&weather, &rec, &mut Default::default()).unwrap_err();
 /// assert_eq!(reject.reason.to_string(), "out_of_range:currently_humidity");
 /// ```
 pub fn validate<'a>(

@@ -22,7 +22,7 @@ use crate::schema::Dataset;
 
 /// Which records of a file a [`Batches`] reader yields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Records {
+pub enum BatchOf {
     /// The valid rows: the definition's columns, `_extra` (JSON text), `_record_index`.
     Rows,
     /// The rejects: `_record_index`, `reason`, `raw`.
@@ -33,12 +33,12 @@ pub enum Records {
 ///
 /// ```
 /// use arrow_array::RecordBatchReader;
-/// use tier_core::sink::batches::{Batches, Records};
+/// use tier_core::{BatchOf, Batches};
 /// let dir = std::env::temp_dir().join("tier-doc-batches");
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let path = dir.join("weather.json");
 /// std::fs::write(&path, "{\"city\":\"Oslo\",\"date_time\":\"2019-06-04 14:05:13\"}\n42\n").unwrap();
-/// let rows = Batches::open(&path, &Default::default(), 1024, Records::Rows).unwrap();
+/// let rows = Batches::open(&path, &Default::default(), 1024, BatchOf::Rows).unwrap();
 /// assert_eq!(rows.schema().field(0).name(), "city");
 /// let n: usize = rows.map(|b| b.unwrap().num_rows()).sum();
 /// assert_eq!(n, 1);
@@ -56,15 +56,15 @@ impl Batches {
         path: &Path,
         opts: &ReadOptions,
         batch_size: usize,
-        what: Records,
+        what: BatchOf,
     ) -> Result<Batches> {
         let Opened {
             source, dataset, ..
         } = open_input(path, opts, false)?;
         let batch_size = batch_size.max(1);
         let full = match what {
-            Records::Rows => rows_schema(&dataset),
-            Records::Rejects => rejects_schema(),
+            BatchOf::Rows => rows_schema(&dataset),
+            BatchOf::Rejects => rejects_schema(),
         };
         // Everything but `_load_id`: nothing is loaded.
         let keep: Vec<usize> = (0..full.fields().len())
@@ -78,13 +78,13 @@ impl Batches {
             // Duplicates within the file are left out, and conflicting ones are rejects, as a
             // load does: the rejects need the rows' raw text for them.
             let keyed = d.key.is_some();
-            let enc = CopyEncoder::new(&d, 0, keyed && what == Records::Rejects);
+            let enc = CopyEncoder::new(&d, 0, keyed && what == BatchOf::Rejects);
             let mut seen = FirstSeen::new(&d);
             let layout = super::copy::Layout::of(&d);
             let conflict = RejectReason::ConflictingDuplicate.to_string();
             let mut builder = match what {
-                Records::Rows => Builder::rows(&d),
-                Records::Rejects => Builder::rejects(),
+                BatchOf::Rows => Builder::rows(&d),
+                BatchOf::Rejects => Builder::rejects(),
             };
             let emit = |b: &mut Builder| -> Result<()> {
                 let batch = b.finish().project(&keep).map_err(arrow_error)?;
@@ -97,8 +97,8 @@ impl Batches {
                     while !b.is_empty() {
                         b = copy_fields(b, &mut fields);
                         match (seen.see(&fields), what) {
-                            (Seen::First, Records::Rows) => builder.push(&fields),
-                            (Seen::Conflict, Records::Rejects) => {
+                            (Seen::First, BatchOf::Rows) => builder.push(&fields),
+                            (Seen::Conflict, BatchOf::Rejects) => {
                                 builder.push(&layout.reject(&fields, conflict.as_bytes()))
                             }
                             _ => continue,
@@ -107,7 +107,7 @@ impl Batches {
                             emit(&mut builder)?;
                         }
                     }
-                    if what == Records::Rejects {
+                    if what == BatchOf::Rejects {
                         let mut b = &batch.reject_payload[..];
                         while !b.is_empty() {
                             b = copy_fields(b, &mut fields);

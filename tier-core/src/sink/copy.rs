@@ -19,13 +19,6 @@ pub const TRAILER: &[u8] = &[0xff, 0xff];
 
 /// Where the fields of a staging row are: the dataset's columns, then `_extra`, `_load_id`,
 /// `_record_index`, the row's hash and (when kept) its raw text.
-///
-/// ```
-/// let reg = tier_core::Registry::builtin();
-/// let layout = tier_core::sink::copy::Layout::of(&reg.get("weather").unwrap());
-/// assert_eq!((layout.load_id, layout.record_index), (layout.extra + 1, layout.extra + 2));
-/// assert_eq!(layout.fields, layout.raw + 1);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// `_extra`.
@@ -256,5 +249,19 @@ mod tests {
             copy_fields(&t, &mut back);
             assert_eq!(back, reject);
         }
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn layout_of_weather() {
+        let reg = crate::Registry::builtin();
+        let layout = super::Layout::of(&reg.get("weather").unwrap());
+        assert_eq!(
+            (layout.load_id, layout.record_index),
+            (layout.extra + 1, layout.extra + 2)
+        );
+        assert_eq!(layout.fields, layout.raw + 1);
     }
 }

@@ -57,23 +57,6 @@ impl FirstSeen {
     /// The rows of a file of `dataset`, as the binary COPY fields of its target table (the
     /// definition's columns, `_extra`, `_load_id`, `_record_index`, `_row_hash`, maybe `_raw`).
     ///
-    /// ```
-    /// use tier_core::sink::dedup::{FirstSeen, Seen};
-    /// let weather = tier_core::Registry::builtin().get("weather").unwrap().clone();
-    /// let mut seen = FirstSeen::new(&weather);
-    /// let n = weather.columns.len();
-    /// let row = |city: &'static [u8], hash: &'static [u8]| {
-    ///     let mut f: Vec<Option<&[u8]>> = vec![None; n + 4];
-    ///     f[weather.column_index("city").unwrap()] = Some(city);
-    ///     f[weather.column_index("date_time").unwrap()] = Some(b"\0\0\0\0\0\0\0\x01");
-    ///     f[n + 3] = Some(hash);
-    ///     f
-    /// };
-    /// assert_eq!(seen.see(&row(b"Berlin", &[1; 16])), Seen::First);
-    /// assert_eq!(seen.see(&row(b"Berlin", &[1; 16])), Seen::Duplicate);
-    /// assert_eq!(seen.see(&row(b"Berlin", &[2; 16])), Seen::Conflict);
-    /// assert_eq!(seen.see(&row(b"Paris", &[2; 16])), Seen::First);
-    /// ```
     pub fn new(dataset: &Dataset) -> FirstSeen {
         FirstSeen {
             key_at: dataset
@@ -97,11 +80,6 @@ impl FirstSeen {
             None => seen.rows.reserve(rows),
         }
         seen
-    }
-
-    /// Whether the dataset has a natural key (conflicts are possible).
-    pub fn keyed(&self) -> bool {
-        self.key_at.is_some()
     }
 
     /// Takes note of a row (its COPY fields) and says what it is.
@@ -246,5 +224,27 @@ impl Encode for HashEncoder {
 
     fn reject(&self, _: &Reject, _: &mut Vec<u8>) -> Option<usize> {
         None
+    }
+}
+
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn first_seen_tells_duplicates_from_conflicts() {
+        use super::{FirstSeen, Seen};
+        let weather = crate::Registry::builtin().get("weather").unwrap().clone();
+        let mut seen = FirstSeen::new(&weather);
+        let n = weather.columns.len();
+        let row = |city: &'static [u8], hash: &'static [u8]| {
+            let mut f: Vec<Option<&[u8]>> = vec![None; n + 4];
+            f[weather.column_index("city").unwrap()] = Some(city);
+            f[weather.column_index("date_time").unwrap()] = Some(b"\0\0\0\0\0\0\0\x01");
+            f[n + 3] = Some(hash);
+            f
+        };
+        assert_eq!(seen.see(&row(b"Berlin", &[1; 16])), Seen::First);
+        assert_eq!(seen.see(&row(b"Berlin", &[1; 16])), Seen::Duplicate);
+        assert_eq!(seen.see(&row(b"Berlin", &[2; 16])), Seen::Conflict);
+        assert_eq!(seen.see(&row(b"Paris", &[2; 16])), Seen::First);
     }
 }
