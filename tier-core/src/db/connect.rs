@@ -4,16 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 
 use postgres::{Client, Config, NoTls};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+pub use super::pgfiles::{password_in, service_in};
+use super::pgfiles::{pgpass, service};
+use super::tls::make_tls;
 use crate::error::{Error, Result};
 
 /// libpq's `sslmode`.
@@ -69,11 +65,11 @@ pub struct Tls {
 /// The libpq parameters tier handles itself rather than the driver.
 const OURS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "service"];
 
-fn var(k: &str) -> Option<String> {
+pub(super) fn var(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
 }
 
-fn home() -> Option<PathBuf> {
+pub(super) fn home() -> Option<PathBuf> {
     var("HOME").map(PathBuf::from)
 }
 
@@ -82,7 +78,7 @@ const MAX_FILE: u64 = 1 << 20;
 
 /// Reads a plain file of at most [`MAX_FILE`] bytes: a FIFO or a device is refused before it
 /// is opened (so nothing waits on it), a larger file is an error.
-fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
@@ -182,129 +178,6 @@ fn split_params(conn: &str) -> (String, BTreeMap<String, String>) {
         }
     }
     (kept.join(" "), ours)
-}
-
-/// The parameters of a service in `pg_service.conf` (`PGSERVICEFILE`, `~/.pg_service.conf`,
-/// then `$PGSYSCONFDIR/pg_service.conf`).
-fn service(name: &str) -> Result<BTreeMap<String, String>> {
-    let files: Vec<PathBuf> = [
-        var("PGSERVICEFILE").map(PathBuf::from),
-        home().map(|h| h.join(".pg_service.conf")),
-        var("PGSYSCONFDIR").map(|d| PathBuf::from(d).join("pg_service.conf")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    for f in &files {
-        let Ok(text) = read_small(f).map(|b| String::from_utf8_lossy(&b).into_owned()) else {
-            continue;
-        };
-        if let Some(params) = service_in(&text, name) {
-            return Ok(params);
-        }
-    }
-    Err(Error::Usage(format!(
-        "service `{name}` not found in {}",
-        files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
-}
-
-/// The parameters of the service `name` in the text of a `pg_service.conf`, if it is there.
-///
-/// ```
-/// let text = "# comment\n[app]\nhost = db\nport=6432\n[other]\nhost=x\n";
-/// let p = tier_core::db::connect::service_in(text, "app").unwrap();
-/// assert_eq!((p["host"].as_str(), p["port"].as_str()), ("db", "6432"));
-/// assert!(tier_core::db::connect::service_in(text, "none").is_none());
-/// ```
-pub fn service_in(text: &str, name: &str) -> Option<BTreeMap<String, String>> {
-    let mut inside = false;
-    let mut found = false;
-    let mut params = BTreeMap::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            inside = section == name;
-            found |= inside;
-            continue;
-        }
-        if inside {
-            if let Some((k, v)) = line.split_once('=') {
-                params.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-    }
-    found.then_some(params)
-}
-
-/// The password of `.pgpass` (`PGPASSFILE`) for a connection, as libpq finds it; a file that
-/// others may read is ignored, with a warning.
-fn pgpass(host: &str, port: u16, db: &str, user: &str) -> Option<String> {
-    let path = var("PGPASSFILE")
-        .map(PathBuf::from)
-        .or_else(|| home().map(|h| h.join(".pgpass")))?;
-    let meta = std::fs::metadata(&path).ok()?;
-    if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
-        log::warn!(
-            "{}: others may read this password file; it is ignored (chmod 0600 it)",
-            path.display()
-        );
-        return None;
-    }
-    if !meta.is_file() {
-        log::warn!(
-            "{}: not a plain file; it is not read as a password file",
-            path.display()
-        );
-        return None;
-    }
-    let text = String::from_utf8(read_small(&path).ok()?).ok()?;
-    password_in(&text, host, port, db, user)
-}
-
-/// The password a `.pgpass` text gives a connection, as libpq finds it: the first line whose
-/// host, port, database and user match (`*` matches any; `\:` and `\\` are escapes).
-///
-/// ```
-/// let text = "# comment\nh:5432:*:u:p\\:w\n*:*:*:*:other\n";
-/// let pw = tier_core::db::connect::password_in(text, "h", 5432, "db", "u");
-/// assert_eq!(pw.as_deref(), Some("p:w"));
-/// ```
-pub fn password_in(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
-    let port = port.to_string();
-    for line in text.lines() {
-        if line.trim_start().starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        // Fields split at unescaped colons; `\:` and `\\` are escapes.
-        let mut fields = vec![String::new()];
-        let mut chars = line.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => fields.last_mut()?.extend(chars.next()),
-                ':' if fields.len() < 5 => fields.push(String::new()),
-                c => fields.last_mut()?.push(c),
-            }
-        }
-        if fields.len() != 5 {
-            continue;
-        }
-        let ok = |f: &str, v: &str| f == "*" || f == v;
-        if ok(&fields[0], host)
-            && ok(&fields[1], &port)
-            && ok(&fields[2], db)
-            && ok(&fields[3], user)
-        {
-            return Some(fields[4].clone());
-        }
-    }
-    None
 }
 
 /// Completes a configuration as libpq would: the service's parameters where the string set
@@ -486,198 +359,6 @@ pub fn connect_tls(config: &Config, tls: &Tls, what: &str) -> Result<Client> {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn tls_error(what: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("{}: {e}", what.display()))
-}
-
-/// The rustls configuration of `tls`: libpq's checks of the server, and the client's
-/// certificate when given.
-fn make_tls(tls: &Tls) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    let root_file = tls.root_cert.clone().or_else(|| {
-        home()
-            .map(|h| h.join(".postgresql/root.crt"))
-            .filter(|p| p.exists())
-    });
-    let roots = match &root_file {
-        Some(f) => {
-            let mut roots = RootCertStore::empty();
-            let pem = read_small(f).map_err(|e| tls_error(f, e))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                roots
-                    .add(cert.map_err(|e| tls_error(f, e))?)
-                    .map_err(|e| tls_error(f, e))?;
-            }
-            Some(Arc::new(roots))
-        }
-        None => None,
-    };
-    let verifier: Arc<dyn ServerCertVerifier> = match (tls.mode, roots) {
-        (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-            return Err(Error::Usage(
-                "sslmode verify-ca and verify-full need trusted roots: set sslrootcert (or put them in ~/.postgresql/root.crt)".into(),
-            ))
-        }
-        (SslMode::VerifyFull, Some(roots)) => {
-            WebPkiServerVerifier::builder_with_provider(roots, provider())
-                .build()
-                .map_err(|e| Error::Usage(format!("TLS roots: {e}")))?
-        }
-        // libpq: with a root certificate at hand, require checks the chain too.
-        (_, Some(roots)) => Arc::new(ChainOnly(
-            WebPkiServerVerifier::builder_with_provider(roots, provider())
-                .build()
-                .map_err(|e| Error::Usage(format!("TLS roots: {e}")))?,
-        )),
-        (_, None) => Arc::new(AnyCertificate(provider())),
-    };
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Usage(format!("TLS: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let config = match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => {
-            let pem = read_small(cert).map_err(|e| tls_error(cert, e))?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| tls_error(cert, e))?;
-            let pem = read_small(key).map_err(|e| tls_error(key, e))?;
-            let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| tls_error(key, e))?;
-            builder
-                .with_client_auth_cert(certs, key_der)
-                .map_err(|e| tls_error(cert, e))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-/// Accepts any server certificate (`sslmode` require and prefer without trusted roots, as
-/// libpq): encryption without authentication of the server. Signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Checks that the server's certificate chains to a trusted root, whatever host it names
-/// (`sslmode=verify-ca`).
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_what_tier_handles() {
-        let (rest, ours) = split_params("host=h user='a b' sslmode=verify-ca password='x\\'y'");
-        assert_eq!(rest, "host='h' user='a b' password='x\\'y'");
-        assert_eq!(ours["sslmode"], "verify-ca");
-        let (rest, ours) =
-            split_params("postgresql://u:p@h:5/d?application_name=x&sslrootcert=%2Ftmp%2Fca.pem");
-        assert_eq!(rest, "postgresql://u:p@h:5/d?application_name=x");
-        assert_eq!(ours["sslrootcert"], "/tmp/ca.pem");
-        assert!("verify-all".parse::<SslMode>().is_err());
-        // A `%` before a character that is not ASCII decodes lossily, never panics.
-        let (_, ours) = split_params("postgresql://u@127.0.0.1/x?sslmode=%aé");
-        assert_eq!(ours["sslmode"], "%aé");
-        // The user info may hold a `?`, as in libpq.
-        let (rest, ours) = split_params("postgresql://u:p?w@h/d?sslmode=disable");
-        assert_eq!(rest, "postgresql://u:p?w@h/d");
-        assert_eq!(ours["sslmode"], "disable");
-        let (rest, ours) = split_params("postgresql://h/d?sslmode=require&user=a@b");
-        assert_eq!(rest, "postgresql://h/d?user=a@b");
-        assert_eq!(ours["sslmode"], "require");
-    }
-}
+#[path = "connect_tests.rs"]
+mod tests;

@@ -3,6 +3,9 @@
 pub mod connect;
 pub mod ddl;
 pub mod embedded;
+mod home;
+mod pgfiles;
+mod tls;
 
 pub use connect::connect;
 

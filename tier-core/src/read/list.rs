@@ -2,8 +2,12 @@
 //! their snapshot.
 
 use std::collections::HashSet;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use std::time::SystemTime;
+
+use super::object::{Bucket, Url};
 use super::Location;
 use crate::error::{Error, Result};
 
@@ -44,7 +48,7 @@ pub fn expand_inputs_at(
         }
         if let Location::Object(url) = Location::parse(p)? {
             let folder = p.to_string_lossy().ends_with('/');
-            out.extend(super::object::expand(&url, folder, |rel| {
+            out.extend(object_expand(&url, folder, |rel| {
                 wanted(rel) && matches_globs(&patterns, rel, rel)
             })?);
             continue;
@@ -83,7 +87,7 @@ pub struct Listed {
 pub fn list_inputs(source: &Path, globs: &[String]) -> Result<Vec<Listed>> {
     if let Location::Object(url) = Location::parse(source)? {
         let patterns = patterns(globs)?;
-        let listed = super::object::listing(&url, |rel| {
+        let listed = object_listing(&url, |rel| {
             wanted(rel) && matches_globs(&patterns, rel, rel)
         })?;
         return Ok(listed
@@ -197,4 +201,70 @@ pub(crate) fn list_dir_once(
         }
     }
     Ok(())
+}
+
+/// The objects under a URL (as a folder) that `wanted` keeps, by their keys relative to it,
+/// with their sizes and when they were last written; none is no error (an empty inbox).
+fn object_listing(
+    url: &Url,
+    wanted: impl Fn(&Path) -> bool,
+) -> Result<Vec<(PathBuf, u64, SystemTime)>> {
+    let bucket = Bucket::of(url)?;
+    Ok(bucket
+        .list_modified(&url.key)?
+        .into_iter()
+        .filter(|(key, _, _)| {
+            let rel = key
+                .strip_prefix(&url.key)
+                .unwrap_or(key)
+                .trim_start_matches('/');
+            wanted(Path::new(rel))
+        })
+        .map(|(key, size, modified)| {
+            let path = Url {
+                bucket: url.bucket.clone(),
+                key,
+            }
+            .to_path();
+            (path, size, modified)
+        })
+        .collect())
+}
+
+/// The objects a URL names: the object itself when there is one at its key, else every object
+/// under it (as a folder) that `wanted` keeps, by its key relative to the URL; sorted. A
+/// `folder` (named with a trailing `/`) is never taken for an object.
+fn object_expand(url: &Url, folder: bool, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let bucket = Bucket::of(url)?;
+    if !url.key.is_empty() && !folder && bucket.size(&url.key)?.is_some() {
+        return Ok(vec![url.to_path()]);
+    }
+    let listed = bucket.list(&url.key)?;
+    if listed.is_empty() {
+        return Err(Error::io(
+            url.to_path(),
+            io::Error::new(io::ErrorKind::NotFound, "no such object, nor any under it"),
+        ));
+    }
+    let found: Vec<PathBuf> = listed
+        .into_iter()
+        .filter(|(key, _)| {
+            let rel = key
+                .strip_prefix(&url.key)
+                .unwrap_or(key)
+                .trim_start_matches('/');
+            wanted(Path::new(rel))
+        })
+        .map(|(key, _)| {
+            Url {
+                bucket: url.bucket.clone(),
+                key,
+            }
+            .to_path()
+        })
+        .collect();
+    if found.is_empty() {
+        return Err(Error::NoInputs(url.to_path()));
+    }
+    Ok(found)
 }

@@ -3,12 +3,14 @@
 //! datasets or sinks.
 
 pub mod json;
+mod jsonb;
 mod list;
 mod location;
 pub mod object;
 mod open;
 mod records;
 pub(crate) mod scan;
+mod url;
 
 pub use list::*;
 pub use location::Location;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,73 +21,8 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
+pub use super::url::Url;
 use crate::error::{Error, Result};
-
-/// An `s3://bucket/key` URL taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    /// The bucket.
-    pub bucket: String,
-    /// The key (or key prefix), without a leading `/`; may be empty.
-    pub key: String,
-}
-
-impl Url {
-    /// Parses an `s3://bucket/key` URL; anything else is a usage error.
-    ///
-    /// ```
-    /// use tier_core::Url;
-    /// let u = Url::parse("s3://lake/raw/2024/".as_ref()).unwrap();
-    /// assert_eq!((u.bucket.as_str(), u.key.as_str()), ("lake", "raw/2024"));
-    /// assert!(Url::parse("s3:///nobucket".as_ref()).is_err());
-    /// ```
-    pub fn parse(path: &Path) -> Result<Url> {
-        let text = path.to_str().unwrap_or("");
-        let bad =
-            |why: &str| Error::Usage(format!("`{}` is not an s3:// URL: {why}", path.display()));
-        let rest = text
-            .strip_prefix("s3://")
-            .ok_or_else(|| bad("it must start with s3://"))?;
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c);
-        if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(valid) {
-            return Err(bad(
-                "the bucket name must be 3 to 63 lowercase letters, digits, dots or hyphens",
-            ));
-        }
-        let key = key.trim_matches('/');
-        if key.split('/').any(|s| s == "." || s == "..") || key.contains("//") {
-            return Err(bad("a key has no empty, `.` or `..` parts"));
-        }
-        Ok(Url {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        })
-    }
-
-    /// The URL of a key below this one.
-    pub fn join(&self, rel: &str) -> Url {
-        let key = match self.key.as_str() {
-            "" => rel.to_string(),
-            k => format!("{k}/{rel}"),
-        };
-        Url {
-            bucket: self.bucket.clone(),
-            key,
-        }
-    }
-
-    /// The URL as a path, as inputs are named.
-    pub fn to_path(&self) -> PathBuf {
-        PathBuf::from(self.to_string())
-    }
-}
-
-impl std::fmt::Display for Url {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.key)
-    }
-}
 
 /// A bucket, with the runtime its requests run on (calls block the calling thread). A clone
 /// shares the client and the runtime.
@@ -378,72 +313,6 @@ pub fn size(url: &Url) -> Result<u64> {
     Bucket::of(url)?
         .size(&url.key)?
         .ok_or_else(|| not_found(url))
-}
-
-/// The objects under a URL (as a folder) that `wanted` keeps, by their keys relative to it,
-/// with their sizes and when they were last written; none is no error (an empty inbox).
-pub fn listing(
-    url: &Url,
-    wanted: impl Fn(&Path) -> bool,
-) -> Result<Vec<(PathBuf, u64, SystemTime)>> {
-    let bucket = Bucket::of(url)?;
-    Ok(bucket
-        .list_modified(&url.key)?
-        .into_iter()
-        .filter(|(key, _, _)| {
-            let rel = key
-                .strip_prefix(&url.key)
-                .unwrap_or(key)
-                .trim_start_matches('/');
-            wanted(Path::new(rel))
-        })
-        .map(|(key, size, modified)| {
-            let path = Url {
-                bucket: url.bucket.clone(),
-                key,
-            }
-            .to_path();
-            (path, size, modified)
-        })
-        .collect())
-}
-
-/// The objects a URL names: the object itself when there is one at its key, else every object
-/// under it (as a folder) that `wanted` keeps, by its key relative to the URL; sorted. A
-/// `folder` (named with a trailing `/`) is never taken for an object.
-pub fn expand(url: &Url, folder: bool, wanted: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
-    let bucket = Bucket::of(url)?;
-    if !url.key.is_empty() && !folder && bucket.size(&url.key)?.is_some() {
-        return Ok(vec![url.to_path()]);
-    }
-    let listed = bucket.list(&url.key)?;
-    if listed.is_empty() {
-        return Err(Error::io(
-            url.to_path(),
-            io::Error::new(io::ErrorKind::NotFound, "no such object, nor any under it"),
-        ));
-    }
-    let found: Vec<PathBuf> = listed
-        .into_iter()
-        .filter(|(key, _)| {
-            let rel = key
-                .strip_prefix(&url.key)
-                .unwrap_or(key)
-                .trim_start_matches('/');
-            wanted(Path::new(rel))
-        })
-        .map(|(key, _)| {
-            Url {
-                bucket: url.bucket.clone(),
-                key,
-            }
-            .to_path()
-        })
-        .collect();
-    if found.is_empty() {
-        return Err(Error::NoInputs(url.to_path()));
-    }
-    Ok(found)
 }
 
 fn not_found(url: &Url) -> Error {

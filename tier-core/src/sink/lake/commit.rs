@@ -1,0 +1,180 @@
+//! A load's commit and its recovery: the manifest written in the load's folder, the parts
+//! renamed (or uploaded) into place, the Iceberg snapshots, the ledger line; and the folders an
+//! earlier run left, finished or cleared. Each step can be redone.
+
+use super::*;
+
+/// The renames of a load and its ledger line, written before the first rename. Each rename is
+/// (the part's file name in the load's directory, its path below the lake's root).
+#[derive(Serialize, Deserialize)]
+pub(super) struct Manifest {
+    pub(super) renames: Vec<(String, String)>,
+    pub(super) line: LedgerLine,
+    /// The Iceberg snapshots the load appends, one per table it wrote to.
+    #[serde(default)]
+    pub(super) tables: Vec<TableAppend>,
+}
+
+/// An exclusive lock on a file (held until dropped).
+pub(super) struct Locked(#[allow(dead_code)] File);
+
+impl Locked {
+    pub(super) fn take(path: &Path, wait: bool) -> Result<Option<Locked>> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        let how = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), how) };
+        if rc == 0 {
+            Ok(Some(Locked(f)))
+        } else if !wait {
+            Ok(None)
+        } else {
+            Err(Error::io(path, std::io::Error::last_os_error()))
+        }
+    }
+}
+
+/// Removes a directory and what it holds; one already gone is fine.
+pub(super) fn remove_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl Lake {
+    /// Finishes the loads whose manifest was written, and clears the rest, of load directories
+    /// that no running load holds. A load whose parts are damaged is reported and moved to
+    /// `_tier/damaged/`; its file is loaded again by the next run that names it.
+    pub(super) fn recover(&self) -> Result<()> {
+        let tmp = self.tmp();
+        let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
+        let entries = fs::read_dir(&tmp).map_err(io(&tmp))?;
+        for e in entries.flatten() {
+            let dir = e.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            // Load folders are made with their lock, and removed, under `tmp.lock`, which this
+            // scan holds: a folder without its lock was left by a run that died in between.
+            if !dir.join(".lock").exists() {
+                remove_dir(&dir)?;
+                continue;
+            }
+            let Some(lock) = Locked::take(&dir.join(".lock"), false)? else {
+                continue; // a load in progress
+            };
+            let manifest = dir.join("COMMIT");
+            if let Ok(text) = fs::read_to_string(&manifest) {
+                if let Ok(m) = serde_json::from_str::<Manifest>(&text) {
+                    log::warn!(
+                        "{}: finishing load {} that an earlier run left committed but not in place",
+                        self.root.display(),
+                        m.line.load_id
+                    );
+                    if let Err(err) = self.commit(&m, &dir) {
+                        // Kept for inspection, out of the way of later runs.
+                        let kept = self.meta().join("damaged").join(e.file_name());
+                        fs::create_dir_all(self.meta().join("damaged"))
+                            .and_then(|()| fs::rename(&dir, &kept))
+                            .map_err(io(&kept))?;
+                        log::error!("{err}; what it left is kept in {}", kept.display());
+                        continue;
+                    }
+                }
+            } else {
+                log::info!("{}: clearing an unfinished load", dir.display());
+            }
+            remove_dir(&dir)?;
+            drop(lock);
+        }
+        Ok(())
+    }
+
+    /// Renames the parts from the load's directory `dir` into place and appends the ledger
+    /// line (each step can be redone). A part that is in neither place is an error: the ledger
+    /// line is not written, and a later run loads the file again.
+    pub(super) fn commit(&self, m: &Manifest, dir: &Path) -> Result<()> {
+        let mut dirs = HashSet::new();
+        for (from, to) in &m.renames {
+            // Older manifests named the part by its whole path: its file name is what counts.
+            let name = Path::new(from).file_name().unwrap_or_default();
+            let (from, to) = (dir.join(name), self.root.join(to));
+            if !from.exists() {
+                if to.exists() {
+                    continue; // renamed before a crash
+                }
+                return Err(Error::io(
+                    &to,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "load {} of {} is damaged: this part is neither in place nor in {}",
+                            m.line.load_id,
+                            crate::report::visible(&m.line.source),
+                            dir.display()
+                        ),
+                    ),
+                ));
+            }
+            let folder = to.parent().unwrap_or(&self.root).to_path_buf();
+            fs::create_dir_all(&folder).map_err(io(&folder))?;
+            fs::rename(&from, &to).map_err(io(&to))?;
+            crate::fault::point("lake.rename");
+            dirs.insert(folder);
+        }
+        for d in &dirs {
+            sync_dir(d)?;
+        }
+        if let iceberg::Store::Bucket(url, bucket) = &self.store {
+            for (_, rel) in &m.renames {
+                bucket.upload(&self.root.join(rel), &url.join(rel).key)?;
+            }
+        }
+        // With a SQL catalog, the load's row commits with the rows table's swap.
+        let record = |tx: &mut postgres::Transaction<'_>| match &self.catalog {
+            Catalog::Sql(_, ledger) => ledger.record_line(tx, &m.line),
+            Catalog::Files => Ok(()),
+        };
+        for t in &m.tables {
+            let rows_table = t.table == m.line.target_table;
+            let append = iceberg::Append {
+                table: &t.table,
+                columns: &t.columns,
+                day_of: t.day_of.as_deref(),
+                files: t.files.clone(),
+                load_id: m.line.load_id,
+                sha256: &m.line.sha256,
+                source: &m.line.source,
+                also: rows_table.then_some(&record as &iceberg::Also<'_>),
+            };
+            iceberg::append(&self.store, &self.root, self.catalog.iceberg(), &append)?;
+        }
+        if matches!(self.catalog, Catalog::Files)
+            && !self.ledger()?.iter().any(|l| l.load_id == m.line.load_id)
+        {
+            self.append_file(&m.line)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a load's folder, under `tmp.lock` so that no scan sees it half gone.
+    pub(super) fn discard(&self, dir: &Path) -> Result<()> {
+        let _scan = Locked::take(&self.meta().join("tmp.lock"), true)?;
+        remove_dir(dir)
+    }
+}
