@@ -32,6 +32,7 @@ mod read;
 mod report;
 mod schema;
 mod sink;
+mod text;
 pub mod watch;
 
 pub use arrow_array;
@@ -39,7 +40,8 @@ pub use postgres;
 
 // Errors and reports.
 pub use error::{Error, ErrorKind, Result};
-pub use report::{visible, FileReport, RejectRatio, Report, Status, Totals};
+pub use report::{FileReport, RejectRatio, Report, Status, Totals};
+pub use text::visible;
 
 // Datasets: definitions, rows, validation, inference.
 pub use schema::infer::{infer, infer_from, DEFAULT_SAMPLE};
@@ -51,13 +53,12 @@ pub use schema::{Column, ColumnType, Dataset, Definition, Registry};
 // Inputs.
 pub use read::object::{Bucket, Url};
 pub use read::{
-    expand_inputs, expand_inputs_at, sha256_file, Input, Location, Progress, RawKind, RawRecord,
-    DEFAULT_MAX_RECORD_BYTES,
+    sha256_file, Input, Location, Progress, RawKind, RawRecord, DEFAULT_MAX_RECORD_BYTES,
 };
 
 // Reading, checking and loading.
 pub use check::{check as check_file, Rows};
-pub use load::{check_files, load_files, Destination};
+pub use load::{check_files, expand_inputs, expand_inputs_at, load_files, Destination};
 pub use pipeline::{Observer, Quiet, ReadOptions};
 pub use sink::batches::{BatchOf, Batches};
 pub use sink::lake::{ledger_of as lake_ledger, Lake};

@@ -74,6 +74,39 @@ where
     Ok(results.into_iter().map(|r| r.1).collect())
 }
 
+/// Lists the inputs of the given paths: files as they are; a directory (or an `s3://` prefix)
+/// expands, at any depth,
+/// to its `*.json`, `*.json.gz`, `*.jsonl`, `*.ndjson` and `*.parquet` files (hidden files and
+/// folders, and a lake's `_tier` folder, passed over), sorted. `globs`, when
+/// given, keep only the files of directories whose name or path below the directory matches
+/// one of them (`*.json`, `2024-*/**`).
+pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>> {
+    expand_inputs_at(paths, globs, None)
+}
+
+/// Lists the inputs of the given paths as [`expand_inputs`] does; a path that is an Iceberg
+/// table (a lake's table folder) stands for the data files of its current snapshot, or of
+/// snapshot `snapshot` when given (then every path must be a table).
+pub fn expand_inputs_at(
+    paths: &[PathBuf],
+    globs: &[String],
+    snapshot: Option<i64>,
+) -> Result<Vec<PathBuf>> {
+    crate::read::expand(paths, globs, &|p| tables_at(p, snapshot))
+}
+
+/// The data files a lake table's folder stands for, at a snapshot (`None` for another path; an
+/// error for one when a snapshot was asked for).
+pub(crate) fn tables_at(path: &Path, snapshot: Option<i64>) -> Result<Option<Vec<PathBuf>>> {
+    match crate::iceberg::table_files(path, snapshot)? {
+        None if snapshot.is_some() => Err(crate::Error::Usage(format!(
+            "{}: --snapshot names a snapshot of an Iceberg table, and this is none",
+            path.display()
+        ))),
+        files => Ok(files),
+    }
+}
+
 /// Loads `files` into `dest`, `jobs` at once; one outcome per file, in order. A destination
 /// that cannot be opened (no connection) is an error of the whole run.
 pub fn load_files(

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::validate::RejectReason;
+use crate::text::visible;
 
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,28 +305,6 @@ impl Report {
         );
         s
     }
-}
-
-/// Text from input as one visible line: control characters (a newline in a file name, an
-/// escape sequence in a key) written as escapes, so no input can forge or hide report lines.
-///
-/// ```
-/// assert_eq!(tier_core::visible("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
-/// assert_eq!(tier_core::visible("plain é"), "plain é");
-/// ```
-pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
 }
 
 /// The share of a file's records that may be rejected before its load is rolled back (the

@@ -36,7 +36,7 @@ pub fn check_schema_name(name: &str) -> crate::Result<()> {
     } else {
         Err(crate::Error::Usage(format!(
             "schema name `{}` must be letters, digits, `_` or `$` (not first), at most 63 bytes",
-            crate::report::visible(name)
+            crate::text::visible(name)
         )))
     }
 }
@@ -52,7 +52,7 @@ pub fn rejects_table(dataset: &Dataset) -> String {
 }
 
 /// Name of the ledger table.
-pub const LEDGER: &str = "tier_loads";
+pub const LEDGER: &str = crate::schema::LEDGER_TABLE;
 
 /// Every column of a target table with its PostgreSQL type as `information_schema` names it,
 /// and whether it is `not null`.

@@ -11,23 +11,16 @@ use super::object::{Bucket, Url};
 use super::Location;
 use crate::error::{Error, Result};
 
-/// Lists the inputs of the given paths: files as they are; a directory (or an `s3://` prefix)
-/// expands, at any depth,
-/// to its `*.json`, `*.json.gz`, `*.jsonl`, `*.ndjson` and `*.parquet` files (hidden files and
-/// folders, and a lake's `_tier` folder, passed over), sorted. `globs`, when
-/// given, keep only the files of directories whose name or path below the directory matches
-/// one of them (`*.json`, `2024-*/**`).
-pub fn expand_inputs(paths: &[PathBuf], globs: &[String]) -> Result<Vec<PathBuf>> {
-    expand_inputs_at(paths, globs, None)
-}
+/// Folders that stand for other files, told by the caller (`read/` knows no table format): a
+/// lake's Iceberg table stands for its snapshot's data files. `None` for any other path.
+pub type Tables<'a> = &'a dyn Fn(&Path) -> Result<Option<Vec<PathBuf>>>;
 
-/// Lists the inputs of the given paths as [`expand_inputs`] does; a path that is an Iceberg
-/// table (a lake's table folder) stands for the data files of its current snapshot, or of
-/// snapshot `snapshot` when given (then every path must be a table).
-pub fn expand_inputs_at(
+/// Lists the inputs of the given paths, as [`crate::expand_inputs`] says, with `tables` telling
+/// the folders that stand for other files.
+pub(crate) fn expand(
     paths: &[PathBuf],
     globs: &[String],
-    snapshot: Option<i64>,
+    tables: Tables<'_>,
 ) -> Result<Vec<PathBuf>> {
     let patterns = patterns(globs)?;
     let mut out = Vec::new();
@@ -36,15 +29,9 @@ pub fn expand_inputs_at(
             out.push(p.clone());
             continue;
         }
-        if let Some(files) = crate::iceberg::table_files(p, snapshot)? {
+        if let Some(files) = tables(p)? {
             out.extend(files);
             continue;
-        }
-        if snapshot.is_some() {
-            return Err(Error::Usage(format!(
-                "{}: --snapshot names a snapshot of an Iceberg table, and this is none",
-                p.display()
-            )));
         }
         if let Location::Object(url) = Location::parse(p)? {
             let folder = p.to_string_lossy().ends_with('/');
@@ -56,7 +43,7 @@ pub fn expand_inputs_at(
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            list_dir(p, &mut found)?;
+            list_dir(p, &mut found, tables)?;
             found.retain(|f| matches_globs(&patterns, f.strip_prefix(p).unwrap_or(f), f));
             if found.is_empty() {
                 return Err(Error::NoInputs(p.clone()));
@@ -81,10 +68,10 @@ pub struct Listed {
     pub modified: std::time::SystemTime,
 }
 
-/// The inputs under a directory or an `s3://` prefix, as [`expand_inputs`] finds them, with
+/// The inputs under a directory or an `s3://` prefix, as [`crate::expand_inputs`] finds them, with
 /// their sizes and modification times; an empty directory is no error (an inbox waiting for
 /// files). A file gone between the listing and its look is left out.
-pub fn list_inputs(source: &Path, globs: &[String]) -> Result<Vec<Listed>> {
+pub fn list_inputs(source: &Path, globs: &[String], tables: Tables<'_>) -> Result<Vec<Listed>> {
     if let Location::Object(url) = Location::parse(source)? {
         let patterns = patterns(globs)?;
         let listed = object_listing(&url, |rel| {
@@ -99,7 +86,7 @@ pub fn list_inputs(source: &Path, globs: &[String]) -> Result<Vec<Listed>> {
             })
             .collect());
     }
-    let files = match expand_inputs(&[source.to_path_buf()], globs) {
+    let files = match expand(&[source.to_path_buf()], globs, tables) {
         Ok(files) => files,
         Err(Error::NoInputs(_)) => Vec::new(),
         Err(e) => return Err(e),
@@ -161,15 +148,16 @@ pub(crate) fn wanted(rel: &Path) -> bool {
 
 /// Walks `dir` into `found`. Links to folders are followed, but a folder is entered once
 /// (known by device and inode): a link back up, or a second way to the same folder, adds nothing.
-pub(crate) fn list_dir(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn list_dir(dir: &Path, found: &mut Vec<PathBuf>, tables: Tables<'_>) -> Result<()> {
     let mut seen = HashSet::new();
-    list_dir_once(dir, found, &mut seen)
+    list_dir_once(dir, found, &mut seen, tables)
 }
 
 pub(crate) fn list_dir_once(
     dir: &Path,
     found: &mut Vec<PathBuf>,
     seen: &mut HashSet<(u64, u64)>,
+    tables: Tables<'_>,
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
@@ -186,9 +174,9 @@ pub(crate) fn list_dir_once(
                 continue;
             }
             // A lake's table: the files of its current snapshot, not every file in its folder.
-            match crate::iceberg::table_files(&f, None)? {
+            match tables(&f)? {
                 Some(files) => found.extend(files),
-                None => list_dir_once(&f, found, seen)?,
+                None => list_dir_once(&f, found, seen, tables)?,
             }
         } else if is_input(&name) {
             if os_name.to_str().is_none() {

@@ -233,7 +233,7 @@ impl Definition {
         let table_span = raw.table.as_ref().map_or(raw.name.span(), |t| t.span());
         let clash = if table.len() + "_rejects".len() > 63 {
             Some("is too long: its rejects table's name would pass PostgreSQL's 63 bytes (55 at most)")
-        } else if table == crate::db::ddl::LEDGER {
+        } else if table == super::LEDGER_TABLE {
             Some("is the ledger's name")
         } else if table.ends_with("_rejects") {
             Some("ends with _rejects, as the rejects tables do")

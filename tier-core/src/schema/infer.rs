@@ -162,7 +162,7 @@ pub fn infer_from(input: Input, path: &Path, name: Option<&str>, sample: usize) 
     };
     let mut out = format!(
         "# Proposed by `tier schema infer` from {n} records of {}.\n",
-        crate::report::visible(
+        crate::text::visible(
             &path
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())

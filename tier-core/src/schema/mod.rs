@@ -17,6 +17,9 @@ pub use definition::{valid_name, Column, ColumnType, Definition, LINEAGE_COLUMNS
 
 use crate::error::{Error, Result};
 
+/// The ledger's table, a name no dataset's table may take.
+pub(crate) const LEDGER_TABLE: &str = "tier_loads";
+
 /// A dataset: a checked [`Definition`], shared cheaply between threads, with what validation
 /// looks up for every key of every record kept compact.
 #[derive(Clone)]

@@ -225,7 +225,7 @@ fn round(
     let mut listed: Vec<(Listed, bool)> = Vec::new();
     for source in &opts.sources {
         let remote = Location::is_object(source);
-        for f in list_inputs(source, &opts.globs)? {
+        for f in list_inputs(source, &opts.globs, &|p| crate::load::tables_at(p, None))? {
             if !ignored(&f.path) {
                 listed.push((f, remote));
             }

@@ -125,7 +125,7 @@ impl Lake {
                         format!(
                             "load {} of {} is damaged: this part is neither in place nor in {}",
                             m.line.load_id,
-                            crate::report::visible(&m.line.source),
+                            crate::text::visible(&m.line.source),
                             dir.display()
                         ),
                     ),
