@@ -8,9 +8,7 @@ use std::sync::Mutex;
 use crate::check;
 use crate::error::Result;
 use crate::pipeline::{Observer, ReadOptions};
-use crate::read::Location;
 use crate::report::FileReport;
-use crate::sink::lake::remote::RemoteLake;
 use crate::sink::lake::Lake;
 use crate::sink::{postgres::Loader, LoadOptions};
 
@@ -127,30 +125,19 @@ pub fn load_files(
                 l.load_file(p, observer)
             },
         ),
-        Destination::Lake(root) => match Location::parse(root)? {
-            Location::Object(url) => spread(
+        Destination::Lake(root) => {
+            // Opened once first: leftovers of earlier runs are settled before any load starts.
+            Lake::open(root, opts.clone())?;
+            spread(
                 files,
                 jobs,
-                || RemoteLake::open(&url, opts.clone()),
+                || Lake::open(root, opts.clone()),
                 |l, p| {
                     observer.stopped()?;
                     l.load_file(p, observer)
                 },
-            ),
-            _ => {
-                // Opened once first: leftovers of earlier runs are settled before any load starts.
-                Lake::open(root, opts.clone())?;
-                spread(
-                    files,
-                    jobs,
-                    || Lake::open(root, opts.clone()),
-                    |l, p| {
-                        observer.stopped()?;
-                        l.load_file(p, observer)
-                    },
-                )
-            }
-        },
+            )
+        }
     }
 }
 

@@ -30,7 +30,6 @@ use crate::load::Destination;
 use crate::pipeline::Observer;
 use crate::read::{list_inputs, Listed, Location};
 use crate::report::{FileReport, Status};
-use crate::sink::lake::remote::RemoteLake;
 use crate::sink::lake::Lake;
 use crate::sink::ledger::Ledger;
 use crate::sink::{postgres::Loader, LoadOptions};

@@ -7,7 +7,6 @@ use super::*;
 pub(super) enum Worker {
     Postgres(Box<Loader>),
     Lake(Box<Lake>),
-    Remote(RemoteLake),
 }
 
 /// The advisory lock class of a watcher's claims (the key is the file's name, hashed).
@@ -20,10 +19,7 @@ impl Worker {
                 database_url.as_deref(),
                 opts.clone(),
             )?)),
-            Destination::Lake(root) => match Location::parse(root)? {
-                Location::Object(url) => Worker::Remote(RemoteLake::open(&url, opts.clone())?),
-                _ => Worker::Lake(Box::new(Lake::open(root, opts.clone())?)),
-            },
+            Destination::Lake(root) => Worker::Lake(Box::new(Lake::open(root, opts.clone())?)),
         })
     }
 
@@ -58,7 +54,6 @@ impl Worker {
         match self {
             Worker::Postgres(l) => l.load_file(path, observer),
             Worker::Lake(l) => l.load_file(path, observer),
-            Worker::Remote(l) => l.load_file(path, observer),
         }
     }
 
@@ -82,11 +77,6 @@ impl Worker {
         let lines = match self {
             Worker::Postgres(l) => return Ledger::new(schema).settled(l.client(), sources),
             Worker::Lake(l) => l.ledger()?,
-            Worker::Remote(l) => match l.ledger() {
-                Ok(lines) => lines,
-                Err(e) if e.kind() == ErrorKind::InputNotFound => Vec::new(),
-                Err(e) => return Err(e),
-            },
         };
         let wanted: std::collections::HashSet<&str> = sources.iter().map(String::as_str).collect();
         Ok(lines

@@ -148,7 +148,7 @@ impl Lake {
         // With a SQL catalog, the load's row commits with the rows table's swap.
         let record = |tx: &mut postgres::Transaction<'_>| match &self.catalog {
             Catalog::Sql(_, ledger) => ledger.record_line(tx, &m.line),
-            Catalog::Files => Ok(()),
+            Catalog::Files | Catalog::Bucket(..) => Ok(()),
         };
         for t in &m.tables {
             let rows_table = t.table == m.line.target_table;
@@ -164,10 +164,11 @@ impl Lake {
             };
             iceberg::append(&self.store, &self.root, self.catalog.iceberg(), &append)?;
         }
-        if matches!(self.catalog, Catalog::Files)
-            && !self.ledger()?.iter().any(|l| l.load_id == m.line.load_id)
-        {
-            self.append_file(&m.line)?;
+        match self.catalog {
+            Catalog::Sql(..) => {}
+            // Appended unless a run before this one got so far.
+            _ if self.ledger()?.iter().any(|l| l.load_id == m.line.load_id) => {}
+            _ => self.append(&m.line)?,
         }
         Ok(())
     }

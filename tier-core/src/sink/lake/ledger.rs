@@ -1,5 +1,6 @@
-//! The lake's ledger: `_tier/loads.jsonl` (one line a load, appended and synced), or with a
-//! SQL catalog its database's `tier_loads`; load ids and the look-ups of earlier loads.
+//! The lake's ledger: `_tier/loads.jsonl` (one line a load, appended and synced; in a bucket,
+//! appended by a conditional put), or with a SQL catalog its database's `tier_loads`; load ids
+//! and the look-ups of earlier loads.
 
 use super::*;
 
@@ -7,7 +8,18 @@ use super::*;
 /// nothing is created, and loads an earlier run left unfinished are left for the next load.
 pub fn ledger_of(root: &Path) -> Result<Vec<LedgerLine>> {
     if let Location::Object(url) = Location::parse(root)? {
-        return remote::RemoteLake::open(&url, LoadOptions::default())?.ledger();
+        let bucket = Bucket::of(&url)?;
+        let Some(text) = bucket.get(&url.join(LEDGER).key)? else {
+            bucket.list(&url.key)?; // a missing bucket is said to be missing
+            return Err(Error::io(
+                url.to_path(),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no lake here (no _tier/loads.jsonl)",
+                ),
+            ));
+        };
+        return Ok(parse_ledger(&text));
     }
     if !root.join("_tier").is_dir() {
         return Err(Error::io(
@@ -21,25 +33,26 @@ pub fn ledger_of(root: &Path) -> Result<Vec<LedgerLine>> {
     read_ledger(&root.join("_tier").join("loads.jsonl"))
 }
 
+/// The ledger's key below a bucket lake's prefix.
+const LEDGER: &str = "_tier/loads.jsonl";
+
+/// The next load id's key below a bucket lake's prefix.
+const NEXT_LOAD_ID: &str = "_tier/next_load_id";
+
 /// The lines of a ledger file (none when it does not exist).
 pub(super) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let mut out = Vec::new();
-    for line in BufReader::new(f).lines() {
-        let line = line.map_err(io(path))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        // A line cut short by a crash is not a load.
-        if let Ok(l) = serde_json::from_str::<LedgerLine>(&line) {
-            out.push(l);
-        }
+    match fs::read(path) {
+        Ok(text) => Ok(parse_ledger(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(path, e)),
     }
-    Ok(out)
+}
+
+/// The lines of a ledger's text. A line cut short by a crash is not a load.
+fn parse_ledger(text: &[u8]) -> Vec<LedgerLine> {
+    text.split(|b| *b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<LedgerLine>(line).ok())
+        .collect()
 }
 
 /// A load's ledger line, as its report says.
@@ -69,6 +82,10 @@ impl Lake {
     pub fn ledger(&self) -> Result<Vec<LedgerLine>> {
         match &self.catalog {
             Catalog::Files => read_ledger(&self.ledger_path()),
+            Catalog::Bucket(url, bucket) => {
+                let text = bucket.get(&url.join(LEDGER).key)?;
+                Ok(parse_ledger(&text.unwrap_or_default()))
+            }
             Catalog::Sql(sql, ledger) => {
                 let mut lines = sql.with(|c| ledger.list(c, None, i64::MAX))?;
                 lines.retain_mut(|l| match l.target_table.strip_prefix("lake:") {
@@ -88,6 +105,19 @@ impl Lake {
     pub(super) fn append(&self, line: &LedgerLine) -> Result<()> {
         match &self.catalog {
             Catalog::Files => self.append_file(line),
+            Catalog::Bucket(url, bucket) => {
+                let mut json =
+                    serde_json::to_vec(line).map_err(|e| Error::io(url.to_path(), e.into()))?;
+                json.push(b'\n');
+                bucket.update(&url.join(LEDGER).key, |current| {
+                    let mut text = current.unwrap_or_default().to_vec();
+                    if !text.is_empty() && !text.ends_with(b"\n") {
+                        text.push(b'\n');
+                    }
+                    text.extend_from_slice(&json);
+                    Ok(text)
+                })
+            }
             Catalog::Sql(sql, ledger) => sql.with(|c| ledger.record_line(c, line)),
         }
     }
@@ -112,6 +142,20 @@ impl Lake {
     pub(super) fn new_load(&self, dataset: &str, table: &str, source: &str) -> Result<i64> {
         match &self.catalog {
             Catalog::Files => self.next_load_id(),
+            Catalog::Bucket(url, bucket) => {
+                // Past every id the ledger holds and every id handed out before.
+                let after_ledger = self.ledger()?.iter().map(|l| l.load_id + 1).max();
+                let mut id = 0;
+                bucket.update(&url.join(NEXT_LOAD_ID).key, |current| {
+                    let stored = current
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|s| s.trim().parse::<i64>().ok())
+                        .unwrap_or(1);
+                    id = stored.max(after_ledger.unwrap_or(1));
+                    Ok(format!("{}\n", id + 1).into_bytes())
+                })?;
+                Ok(id)
+            }
             Catalog::Sql(sql, ledger) => {
                 let table = format!("lake:{table}");
                 sql.with(|c| ledger.start(c, dataset, &table, source, ""))

@@ -15,20 +15,19 @@
 
 mod commit;
 mod ledger;
-pub mod remote;
 mod tables;
 mod write;
 
 use commit::{sync_dir, Locked, Manifest};
 pub use ledger::ledger_of;
-use ledger::{ledger_line, read_ledger};
+use ledger::ledger_line;
 
 use tables::{day_of_rel, rejects_columns, table_columns, TableAppend};
 use write::Part;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -48,6 +47,7 @@ use super::{Incoming, LoadOptions, Sink};
 use crate::error::{Error, Result};
 use crate::iceberg;
 use crate::pipeline::{Observer, Processed, Source};
+use crate::read::object::{Bucket, Url};
 use crate::read::Location;
 use crate::report::{FileReport, Status};
 use crate::schema::arrow::Builder;
@@ -62,12 +62,17 @@ pub struct Lake {
     /// Where the Iceberg tables are: this directory, or the bucket a remote lake uploads to.
     store: iceberg::Store,
     catalog: Catalog,
+    /// A lake in a bucket: the local folder its parts are written in before their upload.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 /// Where a lake's tables are named and its loads recorded.
 enum Catalog {
     /// `version-hint.text` beside each table's metadata, and the ledger `_tier/loads.jsonl`.
     Files,
+    /// The same in a bucket: `_tier/loads.jsonl` and `_tier/next_load_id` objects, written by
+    /// conditional puts that lose no update (see [`Bucket::update`]).
+    Bucket(Url, Bucket),
     /// The SQL catalog of a database, whose `tier_loads` holds the lake's loads.
     Sql(Box<iceberg::Sql>, super::ledger::Ledger),
 }
@@ -75,7 +80,7 @@ enum Catalog {
 impl Catalog {
     fn iceberg(&self) -> &dyn iceberg::Catalog {
         match self {
-            Catalog::Files => &iceberg::Hint,
+            Catalog::Files | Catalog::Bucket(..) => &iceberg::Hint,
             Catalog::Sql(sql, _) => sql.as_ref(),
         }
     }
@@ -98,14 +103,34 @@ fn parquet_error(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error
 }
 
 impl Lake {
-    /// Opens (creating) the lake at `root`, and settles loads that an earlier run left
-    /// unfinished. Of the options, `schema` and `replace` do not apply to a lake.
+    /// Opens (creating) the lake at `root`, a directory or an `s3://` URL, and settles loads
+    /// that an earlier run left unfinished. Of the options, `schema` and `replace` do not apply
+    /// to a lake.
+    ///
+    /// In a bucket, a load's parts are written in a local folder of its own and uploaded under
+    /// their final names (each object appears whole or not at all) before the snapshot that
+    /// names them is committed; load ids and ledger lines are the bucket's, so any number of
+    /// processes load into one bucket's lake at once. Nothing is written until a load.
     pub fn open(root: &Path, opts: LoadOptions) -> Result<Lake> {
-        let lake = Lake {
-            root: root.to_path_buf(),
-            opts,
-            store: iceberg::Store::of(root)?,
-            catalog: Catalog::Files,
+        let lake = match Location::parse(root)? {
+            Location::Object(url) => {
+                let bucket = Bucket::of(&url)?;
+                let scratch = tempfile::tempdir().map_err(io(&std::env::temp_dir()))?;
+                Lake {
+                    root: scratch.path().to_path_buf(),
+                    opts,
+                    store: iceberg::Store::Bucket(url.clone(), bucket.clone()),
+                    catalog: Catalog::Bucket(url, bucket),
+                    _scratch: Some(scratch),
+                }
+            }
+            _ => Lake {
+                root: root.to_path_buf(),
+                opts,
+                store: iceberg::Store::of(root)?,
+                catalog: Catalog::Files,
+                _scratch: None,
+            },
         };
         let lake = match &lake.opts.catalog_url {
             None => lake,
