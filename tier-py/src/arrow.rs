@@ -21,7 +21,7 @@ pub struct Source {
 
 impl Source {
     /// A capsule holding the stream of `what` of the file.
-    pub fn capsule<'py>(&self, py: Python<'py>, what: Records) -> PyResult<Bound<'py, PyCapsule>> {
+    pub fn capsule<'py>(&self, py: Python<'py>, what: BatchOf) -> PyResult<Bound<'py, PyCapsule>> {
         let batches = py
             .detach(|| Batches::open(&self.path, &self.opts, self.batch_size, what))
             .map_err(PyTierError)?;
