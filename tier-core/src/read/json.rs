@@ -206,15 +206,21 @@ impl<'a> Members<'a> {
     /// Reads a string whose opening quote is consumed.
     fn string(&mut self) -> Result<Cow<'a, str>, SyntaxError> {
         let start = self.i;
-        let n = memchr::memchr2(b'"', b'\\', &self.b[start..]).ok_or(SyntaxError(start))?;
-        let plain = &self.b[start..start + n];
-        if let Some(p) = plain.iter().position(|&c| c < 0x20) {
-            return Err(SyntaxError(start + p));
+        let (end, ascii) = plain_run(self.b, start);
+        match self.b.get(end) {
+            Some(b'"') => {
+                self.i = end + 1;
+                return Ok(Cow::Borrowed(if ascii {
+                    // SAFETY: ASCII is valid UTF-8.
+                    unsafe { std::str::from_utf8_unchecked(&self.b[start..end]) }
+                } else {
+                    self.text(start, end)?
+                }));
+            }
+            Some(b'\\') => {}
+            _ => return Err(SyntaxError(end)),
         }
-        if self.b[start + n] == b'"' {
-            self.i = start + n + 1;
-            return Ok(Cow::Borrowed(self.text(start, start + n)?));
-        }
+        let n = end - start;
         let mut out = String::with_capacity(n + 16);
         out.push_str(self.text(start, start + n)?);
         self.i = start + n;
@@ -259,12 +265,12 @@ impl<'a> Members<'a> {
                 }
                 c if c < 0x20 => return Err(SyntaxError(self.i)),
                 _ => {
-                    let rest = &self.b[self.i..];
-                    let n = memchr::memchr2(b'"', b'\\', rest).ok_or(SyntaxError(self.i))?;
-                    if let Some(p) = rest[..n].iter().position(|&c| c < 0x20) {
-                        return Err(SyntaxError(self.i + p));
+                    let (end, _) = plain_run(self.b, self.i);
+                    if !matches!(self.b.get(end), Some(b'"' | b'\\')) {
+                        return Err(SyntaxError(end));
                     }
-                    out.push_str(self.text(self.i, self.i + n)?);
+                    let n = end - self.i;
+                    out.push_str(self.text(self.i, end)?);
                     self.i += n;
                 }
             }
@@ -343,6 +349,42 @@ impl<'a> Members<'a> {
 
 #[cfg(test)]
 use super::jsonb::numeric_fits;
+/// Where the plain run of string bytes from `i` ends (at a `"`, a `\\`, a control character or
+/// the end of `b`), and whether the run is ASCII: one pass, eight bytes at a time.
+#[inline]
+fn plain_run(b: &[u8], mut i: usize) -> (usize, bool) {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut high = 0u64;
+    while let Some(word) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let quote = x ^ (LO * u64::from(b'"'));
+        let slash = x ^ (LO * u64::from(b'\\'));
+        // A byte's high bit set where it is zero (quote, slash) or below 0x20; exact for the
+        // lowest such byte, which is all that is looked at.
+        let stop = (quote.wrapping_sub(LO) & !quote
+            | slash.wrapping_sub(LO) & !slash
+            | x.wrapping_sub(LO * 0x20) & !x)
+            & HI;
+        if stop != 0 {
+            let k = stop.trailing_zeros() as usize / 8;
+            let before = if k == 0 { 0 } else { u64::MAX >> (64 - 8 * k) };
+            return (i + k, (high | x & before) & HI == 0);
+        }
+        high |= x;
+        i += 8;
+    }
+    let mut ascii = high & HI == 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        ascii &= c < 0x80;
+        i += 1;
+    }
+    (i, ascii)
+}
+
 pub use super::jsonb::{write_jsonb, write_object, JsonbError};
 
 #[cfg(test)]

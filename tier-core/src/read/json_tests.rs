@@ -143,3 +143,37 @@ fn numeric_fits_postgres_limits() {
     assert!(numeric_fits("123456789012345678901234567890") && numeric_fits("1e131071"));
     assert!(!numeric_fits("1e131072") && !numeric_fits("1e-16384") && numeric_fits("1e-16383"));
 }
+
+#[test]
+fn plain_run_stops_where_a_byte_by_byte_scan_stops() {
+    let naive = |b: &[u8], i: usize| {
+        let end = b[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map_or(b.len(), |p| i + p);
+        (end, b[i..end].is_ascii())
+    };
+    let alphabet: &[u8] = b"ab\"\\\x01\x1f \x7f\x80\xc3\xa9z";
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for len in 0..40 {
+        for _ in 0..200 {
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Mostly plain letters, so that runs get long.
+                    let r = (state >> 33) as usize;
+                    if r.is_multiple_of(4) {
+                        alphabet[r / 4 % alphabet.len()]
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            for i in 0..=text.len() {
+                assert_eq!(plain_run(&text, i), naive(&text, i), "{text:?} from {i}");
+            }
+        }
+    }
+}

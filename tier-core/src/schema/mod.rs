@@ -94,7 +94,17 @@ impl Dataset {
         c.by_len[range]
             .iter()
             .copied()
-            .find(|&i| *c.names[i] == *name)
+            .find(|&i| same_bytes(c.names[i].as_bytes(), name.as_bytes()))
+    }
+
+    /// A key without the dataset's prefix (the key itself when it has none).
+    #[inline]
+    pub fn strip_key_prefix<'k>(&self, key: &'k str) -> &'k str {
+        let prefix = self.key_prefix();
+        match key.get(..prefix.len()) {
+            Some(head) if same_bytes(head.as_bytes(), prefix.as_bytes()) => &key[prefix.len()..],
+            _ => key,
+        }
     }
 
     /// The key prefix, or `""`.
@@ -233,6 +243,28 @@ impl Registry {
         let stem = name.split('.').next().unwrap_or(name);
         by_pattern.or_else(|| self.datasets.iter().find(|d| d.name == stem))
     }
+}
+
+/// Whether two byte strings of one length are equal, eight bytes at a time: column names are
+/// short, and a call to `memcmp` for each key of each record costs more than the comparison.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 #[cfg(test)]

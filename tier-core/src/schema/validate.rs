@@ -201,11 +201,10 @@ fn with_slots<'a>(
     slots: &mut [Option<JsonValue<'a>>],
 ) -> Option<(usize, Result<Row<'a>, Reject>)> {
     let columns = &dataset.columns;
-    let prefix = dataset.key_prefix();
     let mut extras: Vec<(Cow<'a, str>, JsonValue<'a>)> = Vec::new();
     let mut members = Members::new(bytes);
     while let Some((key, value)) = members.next_member().ok()? {
-        let name = key.strip_prefix(prefix).unwrap_or(&key);
+        let name = dataset.strip_key_prefix(&key);
         match dataset.column_index(name) {
             Some(i) => slots[i] = Some(value),
             None => extras.push((key, value)),

@@ -50,6 +50,8 @@ pub(crate) struct Incoming<'a> {
     pub dataset: Dataset,
     /// The bytes read so far.
     pub progress: Arc<Progress>,
+    /// Its size as stored, when known before reading (not for standard input).
+    pub size: Option<u64>,
     /// The content's SHA-256, taken as it is read (`None` when it was taken first).
     pub sha256: Option<Sha256Handle>,
     /// When the load started.
@@ -134,8 +136,9 @@ pub(crate) fn load_file(
         path,
         dataset,
         progress,
-        sha256,
+        size,
         started_at,
+        sha256,
         gated,
     };
     let outcome = sink.write(source, &write, &mut report, observer);

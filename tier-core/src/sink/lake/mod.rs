@@ -19,8 +19,8 @@ mod tables;
 mod write;
 
 use commit::{sync_dir, Locked, Manifest};
-pub use ledger::ledger_of;
 use ledger::ledger_line;
+pub use ledger::ledger_of;
 
 use tables::{day_of_rel, rejects_columns, table_columns, TableAppend};
 use write::Part;
@@ -186,7 +186,7 @@ impl Lake {
     ) -> Result<()> {
         let dataset = &w.dataset;
         let load_id = report.load_id.unwrap_or_default();
-        let parts = self.write_parts(source, dataset, load_id, dir, report, observer)?;
+        let parts = self.write_parts(source, w, load_id, dir, report, observer)?;
         w.hashed(report);
         if w.gate(report, &self.opts) {
             return Ok(());

@@ -12,6 +12,10 @@ const HELD_ROWS: usize = 65_536;
 const HELD_BYTES: usize = 16 << 20;
 /// Rows per row group (bounds the writer's memory per open part).
 const ROW_GROUP_ROWS: usize = 65_536;
+/// Bytes of a column chunk's dictionary at most: a column of many distinct values (ids) falls
+/// back to plain encoding early instead of interning values it will not keep; columns of a few
+/// values (names, kinds) stay dictionary-encoded.
+const DICTIONARY_BYTES: usize = 32 << 10;
 /// Rows per part file: a larger partition of one input goes to several parts.
 const PART_ROWS: usize = 4 << 20;
 
@@ -20,12 +24,13 @@ impl Lake {
     pub(super) fn write_parts(
         &self,
         source: Source,
-        dataset: &Dataset,
+        w: &Incoming<'_>,
         load_id: i64,
         dir: &Path,
         report: &mut FileReport,
         observer: &dyn Observer,
     ) -> Result<Vec<Written>> {
+        let dataset = &w.dataset;
         let keyed = dataset.key.is_some();
         let enc =
             CopyEncoder::new(dataset, load_id, keyed).keeping_rejects(observer.wants_rejects());
@@ -40,7 +45,9 @@ impl Lake {
         let dir_owned = dir.to_path_buf();
         let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
         let mut totals = Processed::default();
-        let mut seen = FirstSeen::new(dataset);
+        // About 700 bytes a record in the exports: the set of rows is sized once.
+        let rows = w.size.map_or(0, |n| n / 700) as usize;
+        let mut seen = FirstSeen::with_capacity(dataset, rows);
         let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;
@@ -200,6 +207,7 @@ pub(super) fn write_batches(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(DICTIONARY_BYTES)
         .build();
     let mut open: BTreeMap<Part, (ArrowWriter<File>, PathBuf, u32)> = BTreeMap::new();
     let mut next_number: HashMap<Part, u32> = HashMap::new();
