@@ -12,7 +12,7 @@ use crate::schema::row::Row;
 use crate::schema::validate;
 use crate::schema::validate::{Reject, RejectReason};
 use crate::schema::Dataset;
-use crate::sink::dedup::{FirstSeen, HashEncoder, Seen};
+use crate::sink::dedup::{FirstSeen, HashEncoder, Seen, LOOK_AHEAD};
 
 /// Reads and validates one file; hands every reject to the observer when it wants them. The
 /// quality gate of a load applies ([`FileReport::gate`]): `max_reject_ratio`, or by default a
@@ -55,6 +55,7 @@ pub fn check(
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let mut seen = FirstSeen::with_capacity(&dataset, (size / 700) as usize);
     let (mut kept, mut conflicts) = (0u64, 0u64);
+    let mut rows = Vec::new();
     let mut totals = Processed::default();
     let result = source.run(&dataset, opts.workers, &enc, &mut |batch: &Processed| {
         totals.absorb(batch);
@@ -62,6 +63,7 @@ pub fn check(
         for r in &batch.rejects {
             observer.reject(path, r)?;
         }
+        rows.clear();
         let mut b = &batch.payload[..];
         while !b.is_empty() {
             let (index, row, key, raw, rest) = if keep {
@@ -70,6 +72,19 @@ pub fn check(
                 HashEncoder::decode(b)
             };
             b = rest;
+            // Where the raw text is in the payload (the rows are kept from batch to batch).
+            let at = match raw.is_empty() {
+                true => 0,
+                false => raw.as_ptr() as usize - batch.payload.as_ptr() as usize,
+            };
+            rows.push((index, row, key, at..at + raw.len()));
+        }
+        for (i, (index, row, key, raw)) in rows.iter().enumerate() {
+            let (index, row, key) = (*index, *row, *key);
+            let raw = &batch.payload[raw.clone()];
+            if let Some((_, row, key, _)) = rows.get(i + LOOK_AHEAD) {
+                seen.prefetch(*key, *row);
+            }
             match seen.see_hashed(key, row) {
                 Seen::First => kept += 1,
                 Seen::Duplicate => {}

@@ -3,15 +3,16 @@
 //! row with the same key and other values is a conflicting duplicate. Both sinks use it: the lake
 //! for every dataset, PostgreSQL for keyed datasets (so their rows can be copied straight in).
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
-
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::pipeline::Encode;
 use crate::schema::row::Row;
 use crate::schema::validate::Reject;
 use crate::schema::Dataset;
+
+/// How many rows ahead a caller going down a batch asks for [`FirstSeen::prefetch`]: enough
+/// for the memory to answer before the row's turn comes.
+pub const LOOK_AHEAD: usize = 12;
 
 /// What a row is, next to the rows of its file seen before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,32 +25,93 @@ pub enum Seen {
     Conflict,
 }
 
-/// Hashes a value that is a hash already (xxh3): its low 64 bits are the hash.
-#[derive(Default)]
-struct Prehashed(u64);
+/// An open-addressing table of 128-bit hashes, each with a value: linear probing from a slot
+/// the hash's high bits scale to the table's size. A look-up touches one cache line, and the
+/// table is sized to the rows expected (not rounded up to a power of two), so the table of a
+/// file of a million rows stays within a processor's last-level cache.
+struct Flat<V> {
+    slots: Vec<(u128, V)>,
+    len: usize,
+    /// The value of the hash 0, which marks empty slots.
+    zero: Option<V>,
+}
 
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes.iter().take(8) {
-            self.0 = (self.0 << 8) | u64::from(*b);
+impl<V: Copy + Default> Flat<V> {
+    fn with_capacity(rows: usize) -> Flat<V> {
+        Flat {
+            slots: vec![(0, V::default()); (rows + rows / 4).max(64)],
+            len: 0,
+            zero: None,
         }
     }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
+
+    /// Inserts `key` with `value` unless it is there; returns the value held before, if any.
+    #[inline]
+    fn insert(&mut self, key: u128, value: V) -> Option<V> {
+        if key == 0 {
+            return self.zero.or_else(|| {
+                self.zero = Some(value);
+                None
+            });
+        }
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let n = self.slots.len();
+        let mut i = self.home(key);
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.0 == key {
+                return Some(slot.1);
+            }
+            if slot.0 == 0 {
+                *slot = (key, value);
+                self.len += 1;
+                return None;
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+    }
+
+    /// The slot a key's probe starts at: its high half scaled to the table's size.
+    #[inline]
+    fn home(&self, key: u128) -> usize {
+        (((key >> 64) * self.slots.len() as u128) >> 64) as usize
+    }
+
+    /// Starts bringing the slot `key` probes first into the cache, for an insert soon after.
+    #[inline]
+    fn prefetch(&self, key: u128) {
+        let i = self.home(key);
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = self.slots[i..].as_ptr() as *const i8;
+            // SAFETY: a prefetch is a hint that reads nothing (the address is a slot of the
+            // table's own allocation); SSE is part of every x86-64 processor.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.slots = vec![(0, V::default()); old.len() * 2];
+        self.len = 0;
+        for (k, v) in old.into_iter().filter(|s| s.0 != 0) {
+            self.insert(k, v);
+        }
     }
 }
 
-type Hashes<V> = HashMap<u128, V, BuildHasherDefault<Prehashed>>;
-
-/// The rows (or keys) of one file seen so far, as 128-bit hashes: 32 bytes a row.
+/// The rows (or keys) of one file seen so far, as 128-bit hashes: 20 bytes a row (40 for a
+/// keyed dataset, its key's hash and its row's).
 pub struct FirstSeen {
     key_at: Option<Vec<usize>>,
     hash_at: usize,
-    keys: Hashes<u128>,
-    rows: HashSet<u128, BuildHasherDefault<Prehashed>>,
+    keys: Flat<u128>,
+    rows: Flat<()>,
     key_bytes: Vec<u8>,
 }
 
@@ -64,8 +126,8 @@ impl FirstSeen {
                 .as_ref()
                 .map(|key| key.iter().filter_map(|k| dataset.column_index(k)).collect()),
             hash_at: super::copy::Layout::of(dataset).hash,
-            keys: Hashes::default(),
-            rows: HashSet::default(),
+            keys: Flat::with_capacity(0),
+            rows: Flat::with_capacity(0),
             key_bytes: Vec::new(),
         }
     }
@@ -76,21 +138,27 @@ impl FirstSeen {
         let mut seen = FirstSeen::new(dataset);
         let rows = rows.min(4 << 20);
         match seen.key_at {
-            Some(_) => seen.keys.reserve(rows),
-            None => seen.rows.reserve(rows),
+            Some(_) => seen.keys = Flat::with_capacity(rows),
+            None => seen.rows = Flat::with_capacity(rows),
         }
         seen
     }
 
     /// Takes note of a row (its COPY fields) and says what it is.
     pub fn see(&mut self, fields: &[Option<&[u8]>]) -> Seen {
+        let (key, hash) = self.hashes(fields);
+        self.see_hashed(key, hash)
+    }
+
+    /// The hashes a row (its COPY fields) is known by: its key's (0 without a key) and its own.
+    pub fn hashes(&mut self, fields: &[Option<&[u8]>]) -> (u128, u128) {
         let hash = u128::from_be_bytes(
             fields[self.hash_at]
                 .and_then(|h| h.try_into().ok())
                 .unwrap_or([0; 16]),
         );
         let Some(key_at) = &self.key_at else {
-            return self.see_hashed(0, hash);
+            return (0, hash);
         };
         self.key_bytes.clear();
         for &i in key_at {
@@ -99,27 +167,32 @@ impl FirstSeen {
                 .extend_from_slice(&(f.len() as u32).to_be_bytes());
             self.key_bytes.extend_from_slice(f);
         }
-        let key = xxh3_128(&self.key_bytes);
-        self.see_hashed(key, hash)
+        (xxh3_128(&self.key_bytes), hash)
+    }
+
+    /// Starts bringing what the look-up of these hashes reads into the cache: a caller that
+    /// knows the rows to come asks this a few rows ahead, and the look-ups wait for no memory.
+    #[inline]
+    pub fn prefetch(&self, key: u128, hash: u128) {
+        match self.key_at {
+            Some(_) => self.keys.prefetch(key),
+            None => self.rows.prefetch(hash),
+        }
     }
 
     /// Takes note of a row by its key's hash (ignored without a key) and its own, as
     /// [`HashEncoder`] gives them, and says what it is.
     pub fn see_hashed(&mut self, key: u128, hash: u128) -> Seen {
         if self.key_at.is_none() {
-            return if self.rows.insert(hash) {
-                Seen::First
-            } else {
-                Seen::Duplicate
+            return match self.rows.insert(hash, ()) {
+                None => Seen::First,
+                Some(()) => Seen::Duplicate,
             };
         }
-        match self.keys.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) if *e.get() == hash => Seen::Duplicate,
-            std::collections::hash_map::Entry::Occupied(_) => Seen::Conflict,
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(hash);
-                Seen::First
-            }
+        match self.keys.insert(key, hash) {
+            None => Seen::First,
+            Some(first) if first == hash => Seen::Duplicate,
+            Some(_) => Seen::Conflict,
         }
     }
 }
@@ -246,5 +319,26 @@ mod examples {
         assert_eq!(seen.see(&row(b"Berlin", &[1; 16])), Seen::Duplicate);
         assert_eq!(seen.see(&row(b"Berlin", &[2; 16])), Seen::Conflict);
         assert_eq!(seen.see(&row(b"Paris", &[2; 16])), Seen::First);
+    }
+
+    #[test]
+    fn the_flat_table_keeps_the_first_value_of_every_key_through_growth() {
+        let mut t = super::Flat::<u128>::with_capacity(10);
+        let key = |i: u128| xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes());
+        for i in 0..10_000u128 {
+            assert_eq!(t.insert(key(i), i), None);
+        }
+        assert_eq!(t.insert(0, 7), None);
+        for i in 0..10_000u128 {
+            assert_eq!(t.insert(key(i), i + 1), Some(i));
+        }
+        assert_eq!(t.insert(0, 8), Some(7));
+        assert_eq!(t.len, 10_000);
+        // Keys whose high halves are equal probe past each other.
+        let mut t = super::Flat::<()>::with_capacity(4);
+        for i in 1..200u128 {
+            assert_eq!(t.insert(i, ()), None);
+            assert_eq!(t.insert(i, ()), Some(()));
+        }
     }
 }

@@ -51,6 +51,7 @@ impl Lake {
         let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;
+        let mut hashes = Vec::new();
         let mut kept = 0u64;
         let mut held = 0usize;
         let conflict_reason = RejectReason::ConflictingDuplicate.to_string();
@@ -66,10 +67,23 @@ impl Lake {
                     observer.reject(&path, r)?;
                 }
                 let mut fields = Vec::with_capacity(layout.fields);
+                // The rows' hashes first, so each look-up can ask for its memory rows ahead.
+                hashes.clear();
                 let mut b = &batch.payload[..];
                 while !b.is_empty() {
                     b = copy_fields(b, &mut fields);
-                    match seen.see(&fields) {
+                    hashes.push(seen.hashes(&fields));
+                }
+                let mut b = &batch.payload[..];
+                let mut row = 0;
+                while !b.is_empty() {
+                    b = copy_fields(b, &mut fields);
+                    if let Some(&(key, hash)) = hashes.get(row + LOOK_AHEAD) {
+                        seen.prefetch(key, hash);
+                    }
+                    let (key, hash) = hashes[row];
+                    row += 1;
+                    match seen.see_hashed(key, hash) {
                         Seen::First => {}
                         Seen::Duplicate => continue,
                         Seen::Conflict => {
@@ -208,6 +222,8 @@ pub(super) fn write_batches(
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_dictionary_page_size_limit(DICTIONARY_BYTES)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+        .set_write_batch_size(8192)
         .build();
     let mut open: BTreeMap<Part, (ArrowWriter<File>, PathBuf, u32)> = BTreeMap::new();
     let mut next_number: HashMap<Part, u32> = HashMap::new();
