@@ -133,10 +133,10 @@ impl FirstSeen {
     }
 
     /// The rows of a file of `dataset` expected to hold about `rows` rows: the set is made that
-    /// large at once (up to 4 million), sparing it the rehashing of its growth.
+    /// large at once, sparing it the copies of its growth (the peak of a growth is the old table
+    /// and one twice its size).
     pub fn with_capacity(dataset: &Dataset, rows: usize) -> FirstSeen {
         let mut seen = FirstSeen::new(dataset);
-        let rows = rows.min(4 << 20);
         match seen.key_at {
             Some(_) => seen.keys = Flat::with_capacity(rows),
             None => seen.rows = Flat::with_capacity(rows),
