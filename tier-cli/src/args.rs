@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tier_core::db::ddl::SchemaName;
 use tier_core::{Error, ReadOptions, Registry};
 
 use crate::watch;
@@ -98,7 +99,7 @@ pub(crate) struct SchemaArgs {
     pub(crate) definition: bool,
     /// PostgreSQL schema.
     #[arg(long, default_value = "public")]
-    pub(crate) schema: String,
+    pub(crate) schema: SchemaName,
     #[command(flatten)]
     pub(crate) definitions: Definitions,
 }
@@ -176,7 +177,7 @@ pub(crate) struct LoadArgs {
     pub(crate) database_url: Option<String>,
     /// PostgreSQL schema of the tables.
     #[arg(long, default_value = "public")]
-    pub(crate) schema: String,
+    pub(crate) schema: SchemaName,
     /// Load even files whose content was loaded before.
     #[arg(long)]
     pub(crate) force: bool,
@@ -215,7 +216,7 @@ pub(crate) struct LoadsArgs {
     pub(crate) database_url: Option<String>,
     /// PostgreSQL schema of the ledger.
     #[arg(long, default_value = "public")]
-    pub(crate) schema: String,
+    pub(crate) schema: SchemaName,
     /// The ledger of this lake instead.
     #[arg(long, value_name = "DIR", conflicts_with = "database_url")]
     pub(crate) lake: Option<PathBuf>,

@@ -44,9 +44,6 @@ pub(crate) fn load(args: LoadArgs) -> Result<Outcome, Error> {
         max_reject_ratio: args.max_reject_ratio,
         catalog_url: args.catalog_url.clone(),
     };
-    if args.lake.is_none() {
-        tier_core::db::ddl::check_schema_name(&opts.schema)?;
-    }
     let bars =
         progress::Bars::with_rejects(args.common.progress, args.common.rejects_out.as_deref())?;
     let dest = match &args.lake {

@@ -15,7 +15,6 @@ pub(crate) fn loads(args: LoadsArgs) -> Result<Outcome, Error> {
             rows
         }
         None => {
-            tier_core::db::ddl::check_schema_name(&args.schema)?;
             let mut client = tier_core::db::open_existing(args.database_url.as_deref())?;
             let ledger = tier_core::Ledger::new(&args.schema);
             match ledger.list(&mut client, args.table.as_deref(), args.limit) {

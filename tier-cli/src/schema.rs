@@ -9,7 +9,6 @@ pub(crate) fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
         print!("{}", tier_core::infer(file, name.as_deref(), *sample)?);
         return Ok(Outcome::Ok);
     }
-    tier_core::db::ddl::check_schema_name(&args.schema)?;
     let registry = args.definitions.registry()?;
     let datasets = match &args.dataset {
         Some(name) => vec![registry.get(name)?],

@@ -46,7 +46,7 @@ pub(crate) struct WatchArgs {
     definitions: Definitions,
     /// PostgreSQL schema of the tables.
     #[arg(long, default_value = "public")]
-    schema: String,
+    schema: tier_core::db::ddl::SchemaName,
     /// Roll a file's load back when more than this share of its records is rejected.
     #[arg(long)]
     max_reject_ratio: Option<tier_core::RejectRatio>,
@@ -106,7 +106,6 @@ pub(crate) fn run(args: WatchArgs) -> Result<Outcome, Error> {
     let dest = match &args.lake {
         Some(dir) => Destination::Lake(dir.clone()),
         None => {
-            tier_core::db::ddl::check_schema_name(&args.schema)?;
             Destination::Postgres {
                 database_url: args.database_url.clone(),
             }

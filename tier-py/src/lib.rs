@@ -105,7 +105,7 @@ fn load(
     let max_reject_ratio = ratio(max_reject_ratio)?;
     let opts = LoadOptions {
         read: read_options(dataset, datasets)?,
-        schema: schema.to_string(),
+        schema: schema.parse().map_err(PyTierError)?,
         force,
         replace,
         max_reject_ratio,
@@ -298,7 +298,8 @@ fn schema(dataset: Option<String>, schema: &str, datasets: Option<Paths>) -> PyR
         Some(name) => vec![opts.datasets.get(&name).map_err(PyTierError)?],
         None => opts.datasets.all().to_vec(),
     };
-    Ok(tier_core::db::ddl::full_ddl(&chosen, schema))
+    let schema: tier_core::db::ddl::SchemaName = schema.parse().map_err(PyTierError)?;
+    Ok(tier_core::db::ddl::full_ddl(&chosen, &schema))
 }
 
 /// Reads a sample of a file and proposes a dataset definition (TOML text).

@@ -11,6 +11,53 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A PostgreSQL schema name tier accepts (see [`check_schema_name`]), checked once where it is
+/// made: the command line parses it, Python converts it, and what holds one need not check it.
+///
+/// ```
+/// use tier_core::db::ddl::SchemaName;
+/// let s: SchemaName = "analytics".parse().unwrap();
+/// assert_eq!(format!("{s}.events"), "analytics.events");
+/// assert!("pg_catalog".parse::<SchemaName>().is_err());
+/// assert_eq!(SchemaName::default().as_str(), "public");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaName(String);
+
+impl SchemaName {
+    /// The name as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for SchemaName {
+    fn default() -> Self {
+        SchemaName("public".into())
+    }
+}
+
+impl std::str::FromStr for SchemaName {
+    type Err = crate::Error;
+    fn from_str(name: &str) -> crate::Result<SchemaName> {
+        check_schema_name(name)?;
+        Ok(SchemaName(name.to_string()))
+    }
+}
+
+impl std::ops::Deref for SchemaName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SchemaName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Checks a PostgreSQL schema name given by a user: letters, digits, `_` and `$`, not starting
 /// with a digit or `$`, at most 63 bytes. (It is quoted wherever it is used all the same.)
 ///

@@ -14,12 +14,12 @@ pub(crate) use load::{load_file, Incoming, Sink};
 use crate::pipeline::ReadOptions;
 
 /// How to load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// How to read the files.
     pub read: ReadOptions,
     /// PostgreSQL schema of the tables (default `public`).
-    pub schema: String,
+    pub schema: crate::db::ddl::SchemaName,
     /// Load even if the same content was loaded before.
     pub force: bool,
     /// Empty the target table (in the same transaction) before loading.
@@ -31,15 +31,3 @@ pub struct LoadOptions {
     pub catalog_url: Option<String>,
 }
 
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            read: ReadOptions::default(),
-            schema: "public".into(),
-            force: false,
-            replace: false,
-            max_reject_ratio: None,
-            catalog_url: None,
-        }
-    }
-}

@@ -52,7 +52,6 @@ pub struct Loader {
 impl Loader {
     /// A loader over an open connection.
     pub fn new(client: Client, opts: LoadOptions) -> Result<Loader> {
-        ddl::check_schema_name(&opts.schema)?;
         Ok(Loader {
             client,
             ledger: Ledger::new(&opts.schema),
