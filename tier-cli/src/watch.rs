@@ -105,11 +105,9 @@ pub(crate) fn run(args: WatchArgs) -> Result<Outcome, Error> {
     };
     let dest = match &args.lake {
         Some(dir) => Destination::Lake(dir.clone()),
-        None => {
-            Destination::Postgres {
-                database_url: args.database_url.clone(),
-            }
-        }
+        None => Destination::Postgres {
+            database_url: args.database_url.clone(),
+        },
     };
     let metrics: &'static Metrics = Box::leak(Box::new(Metrics::new()));
     if let Some(addr) = &args.metrics_addr {

@@ -30,4 +30,3 @@ pub struct LoadOptions {
     /// the catalog and, in its `tier_loads`, the lake's ledger (`None`: the lake's own files).
     pub catalog_url: Option<String>,
 }
-
