@@ -45,15 +45,13 @@ pub fn check(
         progress,
         sha256: sha,
     } = open_input(path, opts, true)?;
-    let size = std::fs::metadata(path).ok().map(|m| m.len());
+    let size = crate::read::input_size(path).ok();
     observer.started(path, size, progress.clone());
     // Duplicates within the file are found as a load finds them: by the hashes of typed rows.
     let keep = observer.wants_rejects();
     let gated = !source.is_rejects();
     let enc = HashEncoder::new(&dataset, keep);
-    // About 700 bytes a record in the exports: the set of rows is sized once.
-    let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    let mut seen = FirstSeen::with_capacity(&dataset, (size / 700) as usize);
+    let mut seen = FirstSeen::for_file(&dataset, size.unwrap_or(0));
     let (mut kept, mut conflicts) = (0u64, 0u64);
     let mut rows = Vec::new();
     let mut totals = Processed::default();

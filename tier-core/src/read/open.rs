@@ -207,18 +207,19 @@ pub fn is_parquet(path: &Path) -> bool {
 /// The SHA-256 and size of an input taken before it is read, where that is worth a reading of
 /// its own: a Parquet part (read by seeking, not hashed on the way), and an input that
 /// `looks_loaded` by its name and size, so that a re-run is skipped without reading it twice.
-/// `None` for standard input and for an input hashed as it is read.
+/// `size` is the input's as stored (`None` for standard input: never hashed first). `None` for
+/// standard input and for an input hashed as it is read.
 pub fn hash_first(
     path: &Path,
+    size: Option<u64>,
     looks_loaded: impl FnOnce(&str, u64) -> Result<bool>,
 ) -> Result<Option<(String, u64)>> {
-    if path.as_os_str() == "-" {
+    let Some(size) = size else {
         return Ok(None);
-    }
+    };
     if is_parquet(path) {
         return sha256_file(path).map(Some);
     }
-    let size = input_size(path)?;
     if looks_loaded(&path.display().to_string(), size)? {
         sha256_file(path).map(Some)
     } else {

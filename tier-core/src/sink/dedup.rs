@@ -132,10 +132,11 @@ impl FirstSeen {
         }
     }
 
-    /// The rows of a file of `dataset` expected to hold about `rows` rows: the set is made that
-    /// large at once, sparing it the copies of its growth (the peak of a growth is the old table
-    /// and one twice its size).
-    pub fn with_capacity(dataset: &Dataset, rows: usize) -> FirstSeen {
+    /// The rows of a file of `dataset` of `bytes` bytes (about 700 a record in the exports): the
+    /// set is made that large at once, sparing it the copies of its growth (the peak of a growth
+    /// is the old table and one twice its size).
+    pub fn for_file(dataset: &Dataset, bytes: u64) -> FirstSeen {
+        let rows = (bytes / 700) as usize;
         let mut seen = FirstSeen::new(dataset);
         match seen.key_at {
             Some(_) => seen.keys = Flat::with_capacity(rows),

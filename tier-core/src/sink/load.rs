@@ -97,7 +97,11 @@ pub(crate) fn load_file(
     // like one loaded before (same name and size) is hashed first, so that a re-run is skipped
     // without reading it twice.
     let again = !opts.force && !opts.replace;
-    let pre = read::hash_first(path, |source, size| {
+    let size = match stdin {
+        true => None,
+        false => Some(read::input_size(path)?),
+    };
+    let pre = read::hash_first(path, size, |source, size| {
         Ok(again && sink.looks_loaded(source, size)?)
     })?;
     let Opened {
@@ -125,11 +129,6 @@ pub(crate) fn load_file(
             }
         }
     }
-    let size = match &pre {
-        Some((_, bytes)) => Some(*bytes),
-        None if stdin => None,
-        None => read::input_size(path).ok(),
-    };
     observer.started(path, size, progress.clone());
     let gated = !source.is_rejects();
     let write = Incoming {

@@ -45,9 +45,7 @@ impl Lake {
         let dir_owned = dir.to_path_buf();
         let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
         let mut totals = Processed::default();
-        // About 700 bytes a record in the exports: the set of rows is sized once.
-        let rows = w.size.map_or(0, |n| n / 700) as usize;
-        let mut seen = FirstSeen::with_capacity(dataset, rows);
+        let mut seen = FirstSeen::for_file(dataset, w.size.unwrap_or(0));
         let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;

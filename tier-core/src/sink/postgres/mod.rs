@@ -183,11 +183,34 @@ impl Loader {
         self.gave_up = true;
         false
     }
+}
+
+impl Sink for Loader {
+    fn options(&self) -> &LoadOptions {
+        &self.opts
+    }
+
+    fn target(&self, dataset: &Dataset) -> String {
+        format!("{}.{}", self.opts.schema, dataset.table)
+    }
+
+    fn looks_loaded(&mut self, source: &str, bytes: u64) -> Result<bool> {
+        self.ledger.looks_loaded(&mut self.client, source, bytes)
+    }
+
+    fn prepare(&mut self, dataset: &Dataset) -> Result<()> {
+        self.ensure_tables(dataset)
+    }
+
+    fn loaded_before(&mut self, sha256: &str, dataset: &Dataset) -> Result<Option<i64>> {
+        let table = self.target(dataset);
+        self.ledger.succeeded(&mut self.client, sha256, &table)
+    }
 
     /// One load in one transaction, in four phases: [`plan`] (skip, evolve, register, choose
     /// the path), [`stage`] (read, validate and COPY), [`apply`] (settle the rows into the
     /// table), then the ledger's record and the commit.
-    fn load_in_transaction(
+    fn write(
         &mut self,
         source: Source,
         w: &Incoming<'_>,
@@ -299,39 +322,6 @@ impl Loader {
             tx.commit()?;
             Ok(())
         })
-    }
-}
-
-impl Sink for Loader {
-    fn options(&self) -> &LoadOptions {
-        &self.opts
-    }
-
-    fn target(&self, dataset: &Dataset) -> String {
-        format!("{}.{}", self.opts.schema, dataset.table)
-    }
-
-    fn looks_loaded(&mut self, source: &str, bytes: u64) -> Result<bool> {
-        self.ledger.looks_loaded(&mut self.client, source, bytes)
-    }
-
-    fn prepare(&mut self, dataset: &Dataset) -> Result<()> {
-        self.ensure_tables(dataset)
-    }
-
-    fn loaded_before(&mut self, sha256: &str, dataset: &Dataset) -> Result<Option<i64>> {
-        let table = self.target(dataset);
-        self.ledger.succeeded(&mut self.client, sha256, &table)
-    }
-
-    fn write(
-        &mut self,
-        source: Source,
-        w: &Incoming<'_>,
-        report: &mut FileReport,
-        observer: &dyn Observer,
-    ) -> Result<()> {
-        self.load_in_transaction(source, w, report, observer)
     }
 
     /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
