@@ -83,7 +83,7 @@ pub fn check(
             if let Some((_, row, key, _)) = rows.get(i + LOOK_AHEAD) {
                 seen.prefetch(*key, *row);
             }
-            match seen.see_hashed(key, row) {
+            match seen.see_hashed(key, row)? {
                 Seen::First => kept += 1,
                 Seen::Duplicate => {}
                 Seen::Conflict => {
@@ -190,8 +190,10 @@ impl Iterator for Rows {
                 self.scratch.clear();
                 self.hashes.row(&row, &[], &mut self.scratch);
                 let (_, hash, key, _, _) = HashEncoder::decode(&self.scratch);
-                if self.seen.see_hashed(key, hash) == Seen::First {
-                    return Some(Ok(row.into_owned()));
+                match self.seen.see_hashed(key, hash) {
+                    Ok(Seen::First) => return Some(Ok(row.into_owned())),
+                    Ok(_) => {}
+                    Err(e) => return Some(Err(e)),
                 }
             }
         }

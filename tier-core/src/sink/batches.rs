@@ -96,7 +96,7 @@ impl Batches {
                     let mut b = &batch.payload[..];
                     while !b.is_empty() {
                         b = copy_fields(b, &mut fields);
-                        match (seen.see(&fields), what) {
+                        match (seen.see(&fields)?, what) {
                             (Seen::First, BatchOf::Rows) => builder.push(&fields),
                             (Seen::Conflict, BatchOf::Rejects) => {
                                 builder.push(&layout.reject(&fields, conflict.as_bytes()))

@@ -81,7 +81,7 @@ impl Lake {
                     }
                     let (key, hash) = hashes[row];
                     row += 1;
-                    match seen.see_hashed(key, hash) {
+                    match seen.see_hashed(key, hash)? {
                         Seen::First => {}
                         Seen::Duplicate => continue,
                         Seen::Conflict => {

@@ -195,7 +195,7 @@ impl Copy<'_> {
                 let row = b;
                 b = copy_fields(b, &mut fields);
                 let row = &row[..row.len() - b.len()];
-                match filter.see(&fields) {
+                match filter.see(&fields)? {
                     Seen::First if self.strip_raw => {
                         strip_raw(&mut kept, row, &fields);
                         rows += 1;

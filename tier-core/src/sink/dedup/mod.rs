@@ -2,9 +2,15 @@
 //! keyed dataset, of a key) is kept; a later row equal in every column is a duplicate; a later
 //! row with the same key and other values is a conflicting duplicate. Both sinks use it: the lake
 //! for every dataset, PostgreSQL for keyed datasets (so their rows can be copied straight in).
+//!
+//! The set holds 128-bit hashes in a table of bounded size ([`TABLE_BYTES`]); a file with more
+//! rows than it holds spills it, sorted, to a temporary file ([`spill`]) and starts it again.
+
+mod spill;
 
 use xxhash_rust::xxh3::xxh3_128;
 
+use crate::error::{Error, Result};
 use crate::pipeline::Encode;
 use crate::schema::row::Row;
 use crate::schema::validate::Reject;
@@ -13,6 +19,10 @@ use crate::schema::Dataset;
 /// How many rows ahead a caller going down a batch asks for [`FirstSeen::prefetch`]: enough
 /// for the memory to answer before the row's turn comes.
 pub const LOOK_AHEAD: usize = 12;
+
+/// Bytes of a duplicate set's table at most: past it, the table is spilled (a table of rows'
+/// hashes holds about 1.8 million rows, one of keys about 0.9 million).
+const TABLE_BYTES: usize = 32 << 20;
 
 /// What a row is, next to the rows of its file seen before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,17 +92,40 @@ impl<V: Copy + Default> Flat<V> {
     /// Starts bringing the slot `key` probes first into the cache, for an insert soon after.
     #[inline]
     fn prefetch(&self, key: u128) {
-        let i = self.home(key);
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let p = self.slots[i..].as_ptr() as *const i8;
-            // SAFETY: a prefetch is a hint that reads nothing (the address is a slot of the
-            // table's own allocation); SSE is part of every x86-64 processor.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+        prefetch(&self.slots[self.home(key)..]);
+    }
+
+    /// Whether the next insert makes the table grow.
+    fn full(&self) -> bool {
+        (self.len + 1) * 8 > self.slots.len() * 7
+    }
+
+    /// Sets the value of `key`, which is in the table.
+    fn set(&mut self, key: u128, value: V) {
+        if key == 0 {
+            self.zero = Some(value);
+            return;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        let n = self.slots.len();
+        let mut i = self.home(key);
+        while self.slots[i].0 != key && self.slots[i].0 != 0 {
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+        self.slots[i] = (key, value);
+    }
+
+    /// Hands the table's entries, sorted by hash, to `out`, and empties it (the hash 0 stays).
+    fn drain_sorted(&mut self, out: impl FnOnce(&[(u128, V)]) -> Result<()>) -> Result<()> {
+        let n = self.slots.len();
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.retain(|s| s.0 != 0);
+        slots.sort_unstable_by_key(|s| s.0);
+        let written = out(&slots);
+        slots.clear();
+        slots.resize(n, (0, V::default()));
+        self.slots = slots;
+        self.len = 0;
+        written
     }
 
     fn grow(&mut self) {
@@ -105,13 +138,101 @@ impl<V: Copy + Default> Flat<V> {
     }
 }
 
+/// Starts bringing the memory at the start of `at` into the cache.
+#[inline]
+fn prefetch<T>(at: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is a hint that reads nothing (the address is in a live allocation,
+        // or one past it for an empty slice); SSE is part of every x86-64 processor.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.as_ptr() as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
+/// A set of 128-bit hashes, each with a value: a [`Flat`] table of at most `budget` bytes, and
+/// what it spilled.
+struct Set<V> {
+    table: Flat<V>,
+    spill: Option<spill::Spill<V>>,
+    budget: usize,
+    /// Entries the file is expected to hold in all (for the spill's filter).
+    expected: usize,
+}
+
+impl<V: spill::Value> Set<V> {
+    fn new(expected: usize, budget: usize) -> Set<V> {
+        let slot = std::mem::size_of::<(u128, V)>();
+        Set {
+            table: Flat::with_capacity(expected.min(budget / slot * 4 / 5)),
+            spill: None,
+            budget,
+            expected,
+        }
+    }
+
+    /// Inserts `key` with `value` unless it is there; returns the value held before, if any.
+    #[inline]
+    fn insert(&mut self, key: u128, value: V) -> Result<Option<V>> {
+        if self.table.full()
+            && self.table.slots.len() * 2 * std::mem::size_of::<(u128, V)>() > self.budget
+        {
+            self.spill_table()?;
+        }
+        if let Some(v) = self.table.insert(key, value) {
+            return Ok(Some(v));
+        }
+        let Some(spill) = &mut self.spill else {
+            return Ok(None);
+        };
+        match spill.get(key).map_err(spilled)? {
+            // Seen before the last spill: the table takes the first value again.
+            Some(first) => {
+                self.table.set(key, first);
+                Ok(Some(first))
+            }
+            None => Ok(None),
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self, key: u128) {
+        self.table.prefetch(key);
+        if let Some(spill) = &self.spill {
+            spill.prefetch(key);
+        }
+    }
+
+    #[cold]
+    fn spill_table(&mut self) -> Result<()> {
+        let spill = match &mut self.spill {
+            Some(s) => s,
+            None => {
+                let expected = self.expected.max(4 * self.table.len);
+                self.spill
+                    .insert(spill::Spill::new(expected).map_err(spilled)?)
+            }
+        };
+        self.table
+            .drain_sorted(|entries| spill.push(entries).map_err(spilled))
+    }
+}
+
+/// The error of a spill's temporary file.
+fn spilled(e: std::io::Error) -> Error {
+    Error::io(std::env::temp_dir(), e)
+}
+
 /// The rows (or keys) of one file seen so far, as 128-bit hashes: 20 bytes a row (40 for a
-/// keyed dataset, its key's hash and its row's).
+/// keyed dataset, its key's hash and its row's) up to [`TABLE_BYTES`]; past it, spilled to a
+/// temporary file, with about 1.25 bytes a row (at most 64 MiB) left in memory.
 pub struct FirstSeen {
     key_at: Option<Vec<usize>>,
     hash_at: usize,
-    keys: Flat<u128>,
-    rows: Flat<()>,
+    keys: Set<u128>,
+    rows: Set<()>,
     key_bytes: Vec<u8>,
 }
 
@@ -120,14 +241,21 @@ impl FirstSeen {
     /// definition's columns, `_extra`, `_load_id`, `_record_index`, `_row_hash`, maybe `_raw`).
     ///
     pub fn new(dataset: &Dataset) -> FirstSeen {
+        FirstSeen::with_budget(dataset, 0, TABLE_BYTES)
+    }
+
+    /// The rows of a file of `dataset` expected to hold `rows` rows, in a table of at most
+    /// `budget` bytes.
+    fn with_budget(dataset: &Dataset, rows: usize, budget: usize) -> FirstSeen {
+        let keyed = dataset.key.is_some();
         FirstSeen {
             key_at: dataset
                 .key
                 .as_ref()
                 .map(|key| key.iter().filter_map(|k| dataset.column_index(k)).collect()),
             hash_at: super::copy::Layout::of(dataset).hash,
-            keys: Flat::with_capacity(0),
-            rows: Flat::with_capacity(0),
+            keys: Set::new(if keyed { rows } else { 0 }, budget),
+            rows: Set::new(if keyed { 0 } else { rows }, budget),
             key_bytes: Vec::new(),
         }
     }
@@ -136,17 +264,11 @@ impl FirstSeen {
     /// set is made that large at once, sparing it the copies of its growth (the peak of a growth
     /// is the old table and one twice its size).
     pub fn for_file(dataset: &Dataset, bytes: u64) -> FirstSeen {
-        let rows = (bytes / 700) as usize;
-        let mut seen = FirstSeen::new(dataset);
-        match seen.key_at {
-            Some(_) => seen.keys = Flat::with_capacity(rows),
-            None => seen.rows = Flat::with_capacity(rows),
-        }
-        seen
+        FirstSeen::with_budget(dataset, (bytes / 700) as usize, TABLE_BYTES)
     }
 
     /// Takes note of a row (its COPY fields) and says what it is.
-    pub fn see(&mut self, fields: &[Option<&[u8]>]) -> Seen {
+    pub fn see(&mut self, fields: &[Option<&[u8]>]) -> Result<Seen> {
         let (key, hash) = self.hashes(fields);
         self.see_hashed(key, hash)
     }
@@ -182,19 +304,20 @@ impl FirstSeen {
     }
 
     /// Takes note of a row by its key's hash (ignored without a key) and its own, as
-    /// [`HashEncoder`] gives them, and says what it is.
-    pub fn see_hashed(&mut self, key: u128, hash: u128) -> Seen {
+    /// [`HashEncoder`] gives them, and says what it is. An error is one of the temporary file
+    /// a large file's set spills to.
+    pub fn see_hashed(&mut self, key: u128, hash: u128) -> Result<Seen> {
         if self.key_at.is_none() {
-            return match self.rows.insert(hash, ()) {
+            return Ok(match self.rows.insert(hash, ())? {
                 None => Seen::First,
                 Some(()) => Seen::Duplicate,
-            };
+            });
         }
-        match self.keys.insert(key, hash) {
+        Ok(match self.keys.insert(key, hash)? {
             None => Seen::First,
             Some(first) if first == hash => Seen::Duplicate,
             Some(_) => Seen::Conflict,
-        }
+        })
     }
 }
 
@@ -316,10 +439,59 @@ mod examples {
             f[n + 3] = Some(hash);
             f
         };
-        assert_eq!(seen.see(&row(b"Berlin", &[1; 16])), Seen::First);
-        assert_eq!(seen.see(&row(b"Berlin", &[1; 16])), Seen::Duplicate);
-        assert_eq!(seen.see(&row(b"Berlin", &[2; 16])), Seen::Conflict);
-        assert_eq!(seen.see(&row(b"Paris", &[2; 16])), Seen::First);
+        assert_eq!(seen.see(&row(b"Berlin", &[1; 16])).unwrap(), Seen::First);
+        assert_eq!(
+            seen.see(&row(b"Berlin", &[1; 16])).unwrap(),
+            Seen::Duplicate
+        );
+        assert_eq!(seen.see(&row(b"Berlin", &[2; 16])).unwrap(), Seen::Conflict);
+        assert_eq!(seen.see(&row(b"Paris", &[2; 16])).unwrap(), Seen::First);
+    }
+
+    #[test]
+    fn a_set_past_its_budget_spills_and_still_finds_every_duplicate_and_conflict() {
+        use super::{FirstSeen, Seen};
+        use std::collections::HashMap;
+        let hash = |i: u64| xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes());
+        for name in ["weather", "track_events"] {
+            let dataset = crate::Registry::builtin().get(name).unwrap().clone();
+            // Tables of 256 and 4,096 slots (128 and 2,048 keyed): runs of one block and of many.
+            for (budget, keys) in [(4096, 3_000u64), (65_536, 20_000)] {
+                let mut seen = FirstSeen::with_budget(&dataset, 0, budget);
+                let mut first: HashMap<u128, u128> = HashMap::new();
+                let mut state = 0x9E37_79B9_7F4A_7C15u64;
+                for _ in 0..keys * 3 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let k = state % keys;
+                    // Two versions of each key's row: repeats are duplicates or conflicts.
+                    let (key, row) = (hash(k), hash(1 << 40 | k << 1 | (state >> 40) & 1));
+                    let expected = match dataset.key {
+                        Some(_) => match first.get(&key) {
+                            None => Seen::First,
+                            Some(&f) if f == row => Seen::Duplicate,
+                            Some(_) => Seen::Conflict,
+                        },
+                        None => match first.contains_key(&row) {
+                            false => Seen::First,
+                            true => Seen::Duplicate,
+                        },
+                    };
+                    match dataset.key {
+                        Some(_) => first.entry(key).or_insert(row),
+                        None => first.entry(row).or_insert(0),
+                    };
+                    assert_eq!(seen.see_hashed(key, row).unwrap(), expected, "{name}");
+                }
+                let spills = (seen.keys.spill.as_ref().map(|s| s.runs())).or(seen
+                    .rows
+                    .spill
+                    .as_ref()
+                    .map(|s| s.runs()));
+                assert!(spills.unwrap_or(0) > 3, "{name}: {spills:?} runs");
+            }
+        }
     }
 
     #[test]
