@@ -6,10 +6,10 @@ use super::*;
 /// Rows per record batch handed to the Parquet writer (per partition being filled).
 const BATCH_ROWS: usize = 8_192;
 /// Rows held in all partitions' builders at most: past it, every builder is handed on.
-const HELD_ROWS: usize = 65_536;
+const HELD_ROWS: usize = 16_384;
 /// Bytes of unwritten row groups held by all open parts at most: past it, the largest is
 /// written out (memory stays flat however many days a file spans).
-const HELD_BYTES: usize = 16 << 20;
+const HELD_BYTES: usize = 32 << 20;
 /// Rows per row group (bounds the writer's memory per open part).
 const ROW_GROUP_ROWS: usize = 65_536;
 /// Bytes of a column chunk's dictionary at most: a column of many distinct values (ids) falls
@@ -18,6 +18,8 @@ const ROW_GROUP_ROWS: usize = 65_536;
 const DICTIONARY_BYTES: usize = 32 << 10;
 /// Rows per part file: a larger partition of one input goes to several parts.
 const PART_ROWS: usize = 4 << 20;
+/// Writer threads.
+const WRITERS: usize = 2;
 
 impl Lake {
     /// Runs the pipeline into Parquet parts under `dir`; fills the report's counts.
@@ -40,10 +42,7 @@ impl Lake {
             .as_deref()
             .and_then(|p| dataset.column_index(p))
             .map(|i| (i, dataset.columns[i].ty));
-        let (tx, rx) = mpsc::sync_channel::<(Part, RecordBatch)>(4);
-        let rows_schema = crate::schema::arrow::rows_schema(dataset);
-        let dir_owned = dir.to_path_buf();
-        let writer = std::thread::spawn(move || write_batches(rx, &dir_owned, rows_schema));
+        let tx = Writers::start(dir, crate::schema::arrow::rows_schema(dataset));
         let mut totals = Processed::default();
         let mut seen = FirstSeen::for_file(dataset, w.size.unwrap_or(0));
         let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
@@ -100,11 +99,11 @@ impl Lake {
                     held += 1;
                     if builder.len() >= BATCH_ROWS {
                         held -= builder.len();
-                        send(&tx, Part::Rows(day), builder.finish())?;
+                        tx.send(Part::Rows(day), builder.finish())?;
                     }
                     if held >= HELD_ROWS {
                         for (day, b) in builders.iter_mut().filter(|(_, b)| !b.is_empty()) {
-                            send(&tx, Part::Rows(*day), b.finish())?;
+                            tx.send(Part::Rows(*day), b.finish())?;
                         }
                         held = 0;
                     }
@@ -115,7 +114,7 @@ impl Lake {
                     rejects.push(&fields);
                 }
                 if rejects.len() >= BATCH_ROWS {
-                    send(&tx, Part::Rejects, rejects.finish())?;
+                    tx.send(Part::Rejects, rejects.finish())?;
                 }
                 Ok(())
             },
@@ -126,21 +125,15 @@ impl Lake {
             for day in days {
                 let b = builders.get_mut(&day).expect("a key of the map");
                 if !b.is_empty() {
-                    send(&tx, Part::Rows(day), b.finish())?;
+                    tx.send(Part::Rows(day), b.finish())?;
                 }
             }
             if !rejects.is_empty() {
-                send(&tx, Part::Rejects, rejects.finish())?;
+                tx.send(Part::Rejects, rejects.finish())?;
             }
             Ok(())
         });
-        drop(tx);
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(Error::io(
-                dir,
-                std::io::Error::other("the Parquet writer stopped"),
-            ))
-        });
+        let written = tx.finish(dir);
         flushed?;
         let written = written?;
         report.records = totals.records;
@@ -156,13 +149,58 @@ impl Lake {
     }
 }
 
-pub(super) fn send(
-    tx: &mpsc::SyncSender<(Part, RecordBatch)>,
-    part: Part,
-    batch: RecordBatch,
-) -> Result<()> {
-    tx.send((part, batch))
-        .map_err(|_| Error::io("-", std::io::Error::other("the Parquet writer stopped")))
+/// Writer threads, each with the parts of some days: the encoding and compression of parts go
+/// on both cores, and so does the writing out of what is held when the rows end.
+struct Writers {
+    txs: Vec<mpsc::SyncSender<(Part, RecordBatch)>>,
+    threads: Vec<std::thread::JoinHandle<Result<Vec<Written>>>>,
+}
+
+impl Writers {
+    /// Writers of parts under `dir`, rows parts with the schema `rows`.
+    fn start(dir: &Path, rows: arrow_schema::SchemaRef) -> Writers {
+        let (mut txs, mut threads) = (Vec::new(), Vec::new());
+        for n in 0..WRITERS {
+            let (tx, rx) = mpsc::sync_channel::<(Part, RecordBatch)>(2);
+            let (dir, rows) = (dir.to_path_buf(), rows.clone());
+            txs.push(tx);
+            threads.push(std::thread::spawn(move || write_batches(rx, &dir, rows, n)));
+        }
+        Writers { txs, threads }
+    }
+
+    /// Hands a batch to the writer of its part (one writer for every batch of a part).
+    fn send(&self, part: Part, batch: RecordBatch) -> Result<()> {
+        let n = match part {
+            Part::Rows(day) => day.unwrap_or(0).rem_euclid(WRITERS as i32) as usize,
+            Part::Rejects => 0,
+        };
+        self.txs[n]
+            .send((part, batch))
+            .map_err(|_| Error::io("-", std::io::Error::other("the Parquet writer stopped")))
+    }
+
+    /// Waits for the writers to close their parts; the parts in order of what they hold.
+    fn finish(self, dir: &Path) -> Result<Vec<Written>> {
+        drop(self.txs);
+        let mut done = Vec::new();
+        let mut failed = None;
+        for t in self.threads {
+            match t.join() {
+                Ok(Ok(written)) => done.extend(written),
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(_) => {
+                    let stopped = std::io::Error::other("the Parquet writer stopped");
+                    failed = failed.or(Some(Error::io(dir, stopped)));
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        done.sort_by_key(|w| (w.key, w.number));
+        Ok(done)
+    }
 }
 
 /// The UTC day (days since 1970-01-01) of a binary COPY `timestamptz` or `date` field.
@@ -210,11 +248,13 @@ pub(super) fn plain(schema: &arrow_schema::Schema) -> arrow_schema::Schema {
     arrow_schema::Schema::new(fields)
 }
 
-/// The writer thread: one open Parquet file per part, a new one past [`PART_ROWS`] rows.
-pub(super) fn write_batches(
+/// A writer thread, the `writer`th: one open Parquet file per part, a new one past
+/// [`PART_ROWS`] rows.
+fn write_batches(
     rx: mpsc::Receiver<(Part, RecordBatch)>,
     dir: &Path,
     rows_schema: arrow_schema::SchemaRef,
+    writer: usize,
 ) -> Result<Vec<Written>> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -252,7 +292,8 @@ pub(super) fn write_batches(
         }
         if !open.contains_key(&key) {
             let number = next_number.entry(key).or_insert(0);
-            let path = dir.join(format!("{}-{:04}.parquet", done.len() + open.len(), number));
+            let n = done.len() + open.len();
+            let path = dir.join(format!("{writer}-{n}-{number:04}.parquet"));
             let schema = match key {
                 Part::Rejects => crate::schema::arrow::rejects_schema(),
                 Part::Rows(_) => rows_schema.clone(),
@@ -274,7 +315,7 @@ pub(super) fn write_batches(
         let (w, path, _) = open.get_mut(&key).expect("opened above");
         w.write(&batch).map_err(parquet_error(path))?;
         let held: usize = open.values().map(|(w, _, _)| w.memory_size()).sum();
-        if held > HELD_BYTES {
+        if held > HELD_BYTES / WRITERS {
             if let Some((w, path, _)) = open.values_mut().max_by_key(|(w, _, _)| w.memory_size()) {
                 w.flush().map_err(parquet_error(path))?;
             }
@@ -283,6 +324,5 @@ pub(super) fn write_batches(
     for (key, (w, path, number)) in open {
         close(w, path, key, number, &mut done)?;
     }
-    done.sort_by_key(|w| (w.key, w.number));
     Ok(done)
 }
