@@ -49,7 +49,7 @@ struct Flat<V> {
 impl<V: Copy + Default> Flat<V> {
     fn with_capacity(rows: usize) -> Flat<V> {
         Flat {
-            slots: vec![(0, V::default()); (rows + rows / 4).max(64)],
+            slots: huge((rows + rows / 4).max(64), (0, V::default())),
             len: 0,
             zero: None,
         }
@@ -130,12 +130,35 @@ impl<V: Copy + Default> Flat<V> {
 
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
-        self.slots = vec![(0, V::default()); old.len() * 2];
+        self.slots = huge(old.len() * 2, (0, V::default()));
         self.len = 0;
         for (k, v) in old.into_iter().filter(|s| s.0 != 0) {
             self.insert(k, v);
         }
     }
+}
+
+/// `n` copies of `value` in memory asked to be mapped in huge pages where the system does that
+/// on request (Linux's transparent huge pages): random look-ups into a table of many megabytes
+/// then find their pages' addresses in the processor's cache of translations instead of walking
+/// the page tables for most of them.
+fn huge<T: Clone>(n: usize, value: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 2 << 20;
+        let bytes = n * std::mem::size_of::<T>();
+        let start = (v.as_ptr() as usize).next_multiple_of(PAGE);
+        let end = (v.as_ptr() as usize + bytes) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: advice about the pages of the vector's own allocation (a whole number of
+            // 2 MiB pages inside it), which the kernel may take or ignore: no memory is read,
+            // written or unmapped.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v.resize(n, value);
+    v
 }
 
 /// Starts bringing the memory at the start of `at` into the cache.

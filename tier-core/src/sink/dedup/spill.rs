@@ -67,7 +67,7 @@ impl<V: Value> Spill<V> {
             file: tempfile::tempfile()?,
             end: 0,
             runs: Vec::new(),
-            filter: vec![0; words],
+            filter: super::huge(words, 0),
             block: Vec::new(),
             _value: std::marker::PhantomData,
         })
