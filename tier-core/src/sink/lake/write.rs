@@ -64,29 +64,29 @@ impl Lake {
                     observer.reject(&path, r)?;
                 }
                 let mut fields = Vec::with_capacity(layout.fields);
-                // The rows' hashes first, so each look-up can ask for its memory rows ahead.
+                // The rows' fields and hashes first, so each look-up can ask for its memory
+                // rows ahead.
                 hashes.clear();
+                let mut all = Vec::with_capacity(batch.valid as usize * layout.fields);
                 let mut b = &batch.payload[..];
                 while !b.is_empty() {
                     b = copy_fields(b, &mut fields);
                     hashes.push(seen.hashes(&fields));
+                    all.extend_from_slice(&fields);
                 }
-                let mut b = &batch.payload[..];
-                let mut row = 0;
-                while !b.is_empty() {
-                    b = copy_fields(b, &mut fields);
+                let width = fields.len();
+                for (row, fields) in all.chunks_exact(width.max(1)).enumerate() {
                     if let Some(&(key, hash)) = hashes.get(row + LOOK_AHEAD) {
                         seen.prefetch(key, hash);
                     }
                     let (key, hash) = hashes[row];
-                    row += 1;
                     match seen.see_hashed(key, hash)? {
                         Seen::First => {}
                         Seen::Duplicate => continue,
                         Seen::Conflict => {
                             conflicting += 1;
                             let reason: &[u8] = conflict_reason.as_bytes();
-                            rejects.push(&layout.reject(&fields, reason));
+                            rejects.push(&layout.reject(fields, reason));
                             continue;
                         }
                     }
@@ -95,7 +95,7 @@ impl Lake {
                     let builder = builders
                         .entry(day)
                         .or_insert_with(|| Builder::rows(dataset));
-                    builder.push(&fields);
+                    builder.push(fields);
                     held += 1;
                     if builder.len() >= BATCH_ROWS {
                         held -= builder.len();
