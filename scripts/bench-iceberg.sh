@@ -62,12 +62,12 @@ echo "|---|---|---|"
 echo "| \`tier load --lake\`, $n events → Iceberg tables (runs: ${lake_runs[*]}) | $lake | $(ratio "$lake" "$duck") × DuckDB |"
 if [ -n "$before" ]; then
   b=$(median "${before_runs[@]}")
-  echo "| the same, `TIER_BEFORE` (runs: ${before_runs[*]}) | $b | $(ratio "$b" "$duck") × DuckDB |"
+  echo "| the same, \`TIER_BEFORE\` (runs: ${before_runs[*]}) | $b | $(ratio "$b" "$duck") × DuckDB |"
 fi
 echo "| DuckDB \`COPY … TO … (FORMAT parquet, PARTITION_BY (date), COMPRESSION zstd)\` (runs: ${duck_runs[*]}) | $duck | 1 |"
 echo "| $files files of 1,000 events, catalog of files | $hint | $(per "$hint") ms a file |"
 echo "| the same, SQL catalog in PostgreSQL (\`--catalog-url\`) | $sql | $(per "$sql") ms a file |"
 if [ -n "$before" ]; then
   plain=$(secs "$before" load --progress never --lake "$out/small-plain" "$out/small")
-  echo "| the same, `TIER_BEFORE` | $plain | $(per "$plain") ms a file |"
+  echo "| the same, \`TIER_BEFORE\` | $plain | $(per "$plain") ms a file |"
 fi
