@@ -100,20 +100,6 @@ impl<V: Copy + Default> Flat<V> {
         (self.len + 1) * 8 > self.slots.len() * 7
     }
 
-    /// Sets the value of `key`, which is in the table.
-    fn set(&mut self, key: u128, value: V) {
-        if key == 0 {
-            self.zero = Some(value);
-            return;
-        }
-        let n = self.slots.len();
-        let mut i = self.home(key);
-        while self.slots[i].0 != key && self.slots[i].0 != 0 {
-            i = if i + 1 == n { 0 } else { i + 1 };
-        }
-        self.slots[i] = (key, value);
-    }
-
     /// Hands the table's entries, sorted by hash, to `out`, and empties it (the hash 0 stays).
     fn drain_sorted(&mut self, out: impl FnOnce(&[(u128, V)]) -> Result<()>) -> Result<()> {
         let n = self.slots.len();
@@ -204,20 +190,13 @@ impl<V: spill::Value> Set<V> {
         {
             self.spill_table()?;
         }
-        if let Some(v) = self.table.insert(key, value) {
-            return Ok(Some(v));
-        }
-        let Some(spill) = &mut self.spill else {
-            return Ok(None);
-        };
-        match spill.get(key).map_err(spilled)? {
-            // Seen before the last spill: the table takes the first value again.
-            Some(first) => {
-                self.table.set(key, first);
-                Ok(Some(first))
+        // A hash is in one place at most: the runs hold what the table held before.
+        if let Some(spill) = &mut self.spill {
+            if let Some(first) = spill.get(key).map_err(spilled)? {
+                return Ok(Some(first));
             }
-            None => Ok(None),
         }
+        Ok(self.table.insert(key, value))
     }
 
     #[inline]
