@@ -220,6 +220,60 @@ fn round(
     for w in workers.iter_mut().filter(|w| w.is_none()) {
         *w = Some(Worker::open(dest, load)?);
     }
+    let (mut ready, waiting) = settled_files(opts, state, metrics)?;
+    let first = workers[0].as_mut().expect("opened above");
+    leave_out_loaded(first, &load.schema, state, &mut ready)?;
+    let loads = load_all(
+        ready,
+        workers,
+        &load.schema,
+        observer,
+        stop,
+        metrics,
+        on_file,
+    );
+    let mut round = Round {
+        done: 0,
+        failed: 0,
+        waiting: waiting || loads.left,
+        error: None,
+    };
+    let mut first_transient = None;
+    for (f, outcome) in loads.results {
+        match outcome {
+            Err(e) if transient(&e) => {
+                round.waiting = true;
+                first_transient.get_or_insert(e);
+                continue;
+            }
+            Ok(r) if r.status != Status::Failed => round.done += 1,
+            // Failed by its content: recorded, and taken again only when it changes.
+            _ => round.failed += 1,
+        }
+        state.settling.remove(&key(&f.path));
+        state.handled.insert(key(&f.path), (f.size, f.modified));
+    }
+    for f in loads.done_elsewhere {
+        state.settling.remove(&key(&f.path));
+        state.handled.insert(key(&f.path), (f.size, f.modified));
+    }
+    round.error = loads.broken.or(first_transient);
+    if round.error.is_some() {
+        // The connections are made again for the next round.
+        for w in workers.iter_mut() {
+            *w = None;
+        }
+    }
+    Ok(round)
+}
+
+/// Lists the sources: the files not handled yet that held still long enough, and whether
+/// others are still settling. Sets the backlog metrics.
+fn settled_files(
+    opts: &WatchOptions,
+    state: &mut State,
+    metrics: &Metrics,
+) -> Result<(Vec<Listed>, bool)> {
     let now = Instant::now();
     let mut listed: Vec<(Listed, bool)> = Vec::new();
     for source in &opts.sources {
@@ -264,12 +318,20 @@ fn round(
     state.settling.retain(|k, _| seen.contains(k));
     state.handled.retain(|k, _| seen.contains(k));
     metrics.set_backlog(backlog, bytes);
+    Ok((ready, waiting))
+}
 
-    // Files the ledger settled (this watcher's earlier life, or another watcher) are left out.
-    let first = workers[0].as_mut().expect("opened above");
+/// Leaves out of `ready` the files the ledger settled (this watcher's earlier life, or another
+/// watcher), and orders the rest oldest first.
+fn leave_out_loaded(
+    worker: &mut Worker,
+    schema: &crate::db::ddl::SchemaName,
+    state: &mut State,
+    ready: &mut Vec<Listed>,
+) -> Result<()> {
     for chunk in ready.chunks(1000) {
         let sources: Vec<String> = chunk.iter().map(|f| f.path.display().to_string()).collect();
-        let settled = first.settled(&load.schema, &sources)?;
+        let settled = worker.settled(schema, &sources)?;
         let settled: HashMap<&str, Vec<(u64, f64)>> =
             settled.iter().fold(HashMap::new(), |mut m, (s, b, at)| {
                 m.entry(s.as_str()).or_default().push((*b, *at));
@@ -287,7 +349,31 @@ fn round(
     }
     ready.retain(|f| state.handled.get(&key(&f.path)) != Some(&(f.size, f.modified)));
     ready.sort_by(|a, b| a.modified.cmp(&b.modified).then(a.path.cmp(&b.path)));
+    Ok(())
+}
 
+/// What the workers did with a round's files.
+struct Loads {
+    /// The files loaded (or failed), with their outcomes.
+    results: Vec<(Listed, Result<FileReport>)>,
+    /// Files another watcher loaded meanwhile.
+    done_elsewhere: Vec<Listed>,
+    /// The failure of the database that stopped the workers.
+    broken: Option<Error>,
+    /// Whether files were left in the queue.
+    left: bool,
+}
+
+/// Loads `ready` on the workers, each file claimed first (another watcher may have it).
+fn load_all(
+    ready: Vec<Listed>,
+    workers: &mut [Option<Worker>],
+    schema: &crate::db::ddl::SchemaName,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+    on_file: &(dyn Fn(&Result<FileReport>) + Sync),
+) -> Loads {
     let queue = Mutex::new(ready.into_iter());
     let results: Mutex<Vec<(Listed, Result<FileReport>)>> = Mutex::new(Vec::new());
     let broken: Mutex<Option<Error>> = Mutex::new(None);
@@ -306,7 +392,7 @@ fn round(
                     let Some(f) = next else { return };
                     match worker.claim(&f.path) {
                         // Loaded by another watcher since the listing: nothing to read again.
-                        Ok(true) if worker.done_elsewhere(&load.schema, &f) => {
+                        Ok(true) if worker.done_elsewhere(schema, &f) => {
                             worker.release(&f.path);
                             done_elsewhere
                                 .lock()
@@ -341,46 +427,12 @@ fn round(
             });
         }
     });
-    let mut round = Round {
-        done: 0,
-        failed: 0,
-        waiting,
-        error: None,
-    };
-    let mut first_transient = None;
-    for (f, outcome) in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        match outcome {
-            Err(e) if transient(&e) => {
-                round.waiting = true;
-                first_transient.get_or_insert(e);
-                continue;
-            }
-            Ok(r) if r.status != Status::Failed => round.done += 1,
-            // Failed by its content: recorded, and taken again only when it changes.
-            _ => round.failed += 1,
-        }
-        state.settling.remove(&key(&f.path));
-        state.handled.insert(key(&f.path), (f.size, f.modified));
+    Loads {
+        results: results.into_inner().unwrap_or_else(|p| p.into_inner()),
+        done_elsewhere: done_elsewhere
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
+        broken: broken.into_inner().unwrap_or_else(|p| p.into_inner()),
+        left: queue.into_inner().map(|q| q.len()).unwrap_or(0) > 0,
     }
-    for f in done_elsewhere
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-    {
-        state.settling.remove(&key(&f.path));
-        state.handled.insert(key(&f.path), (f.size, f.modified));
-    }
-    if queue.into_inner().map(|q| q.len()).unwrap_or(0) > 0 {
-        round.waiting = true;
-    }
-    round.error = broken
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .or(first_transient);
-    if round.error.is_some() {
-        // The connections are made again for the next round.
-        for w in workers.iter_mut() {
-            *w = None;
-        }
-    }
-    Ok(round)
 }
