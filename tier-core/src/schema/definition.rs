@@ -218,31 +218,7 @@ impl Definition {
                 format!("name `{name}` must match [a-z_][a-z0-9_]*"),
             ));
         }
-        let table = match &raw.table {
-            Some(t) if !valid_name(t.get_ref()) => {
-                return Err(fail(
-                    Some(t.span()),
-                    format!("table `{}` must match [a-z_][a-z0-9_]*", t.get_ref()),
-                ))
-            }
-            Some(t) => t.get_ref().clone(),
-            None => name.clone(),
-        };
-        // The table and its `<table>_rejects` must be names PostgreSQL keeps whole, and neither
-        // may be a table tier makes for something else.
-        let table_span = raw.table.as_ref().map_or(raw.name.span(), |t| t.span());
-        let clash = if table.len() + "_rejects".len() > 63 {
-            Some("is too long: its rejects table's name would pass PostgreSQL's 63 bytes (55 at most)")
-        } else if table == super::LEDGER_TABLE {
-            Some("is the ledger's name")
-        } else if table.ends_with("_rejects") {
-            Some("ends with _rejects, as the rejects tables do")
-        } else {
-            None
-        };
-        if let Some(why) = clash {
-            return Err(fail(Some(table_span), format!("table `{table}` {why}")));
-        }
+        let table = table_of(&raw, &name, &fail)?;
         if let Some(p) = &raw.file_pattern {
             glob::Pattern::new(p.get_ref()).map_err(|e| {
                 fail(
@@ -259,115 +235,10 @@ impl Definition {
         }
         let mut columns: Vec<Column> = Vec::with_capacity(raw.columns.len());
         for c in &raw.columns {
-            let cname = c.name.get_ref();
-            let at = Some(c.name.span());
-            if !valid_name(cname) || LINEAGE_COLUMNS.contains(&cname.as_str()) {
-                return Err(fail(
-                    at,
-                    format!(
-                        "column name `{cname}` must match [a-z_][a-z0-9_]* and not be one of {}",
-                        LINEAGE_COLUMNS.join(", ")
-                    ),
-                ));
-            }
-            if SYSTEM_COLUMNS.contains(&cname.as_str()) {
-                return Err(fail(
-                    at,
-                    format!("column name `{cname}` is one of PostgreSQL's system columns"),
-                ));
-            }
-            if columns.iter().any(|x| &x.name == cname) {
-                return Err(fail(at, format!("column `{cname}` is defined twice")));
-            }
-            let ty: ColumnType =
-                c.ty.get_ref()
-                    .parse()
-                    .map_err(|m| fail(Some(c.ty.span()), format!("column `{cname}`: {m}")))?;
-            for bound in [&c.min, &c.max].into_iter().flatten() {
-                if !ty.is_number() {
-                    return Err(fail(
-                        Some(bound.span()),
-                        format!("column `{cname}`: min and max apply only to numbers, not {ty}"),
-                    ));
-                }
-                if bound.get_ref().is_nan() {
-                    return Err(fail(
-                        Some(bound.span()),
-                        format!("column `{cname}`: a bound cannot be nan"),
-                    ));
-                }
-            }
-            if let (Some(lo), Some(hi)) = (&c.min, &c.max) {
-                if lo.get_ref() > hi.get_ref() {
-                    return Err(fail(
-                        Some(hi.span()),
-                        format!("column `{cname}`: min is above max"),
-                    ));
-                }
-            }
-            if let Some(v) = &c.values {
-                if ty != ColumnType::Text {
-                    return Err(fail(
-                        Some(v.span()),
-                        format!("column `{cname}`: values apply only to text, not {ty}"),
-                    ));
-                }
-            }
-            columns.push(Column {
-                name: cname.clone(),
-                ty,
-                required: c.required,
-                min: c.min.as_ref().map(|s| *s.get_ref()),
-                max: c.max.as_ref().map(|s| *s.get_ref()),
-                values: c.values.as_ref().map(|s| s.get_ref().clone()),
-            });
+            let column = column_of(c, &columns, &fail)?;
+            columns.push(column);
         }
-        let find = |n: &str| columns.iter().find(|c| c.name == n);
-        if let Some(key) = &raw.key {
-            if key.get_ref().is_empty() {
-                return Err(fail(Some(key.span()), "key names no column".into()));
-            }
-            for k in key.get_ref() {
-                match find(k) {
-                    None => {
-                        return Err(fail(
-                            Some(key.span()),
-                            format!("key names `{k}`, which is not a column"),
-                        ))
-                    }
-                    Some(c) if !c.required || c.ty == ColumnType::Jsonb => {
-                        return Err(fail(
-                            Some(key.span()),
-                            format!("key column `{k}` must be required and not jsonb"),
-                        ))
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        if let Some(p) = &raw.partition_by {
-            match find(p.get_ref()) {
-                Some(c) if matches!(c.ty, ColumnType::Timestamptz | ColumnType::Date) => {}
-                Some(c) => {
-                    return Err(fail(
-                        Some(p.span()),
-                        format!(
-                            "partition_by `{}` is {}, not timestamptz or date",
-                            c.name, c.ty
-                        ),
-                    ))
-                }
-                None => {
-                    return Err(fail(
-                        Some(p.span()),
-                        format!(
-                            "partition_by names `{}`, which is not a column",
-                            p.get_ref()
-                        ),
-                    ))
-                }
-            }
-        }
+        check_key_and_partition(&raw, &columns, &fail)?;
         Ok(Definition {
             name,
             prefix: raw.prefix.filter(|p| !p.is_empty()),
@@ -410,6 +281,155 @@ pub fn definition_files(path: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// Makes an error of a definition: where in its text (a byte span), and what.
+type Fail<'a> = &'a dyn Fn(Option<Range<usize>>, String) -> Error;
+
+/// The table of a definition named `name`, checked: a name PostgreSQL keeps whole, with its
+/// `<table>_rejects`, and none of the tables tier makes for something else.
+fn table_of(raw: &RawDefinition, name: &str, fail: Fail<'_>) -> Result<String> {
+    let table = match &raw.table {
+        Some(t) if !valid_name(t.get_ref()) => {
+            return Err(fail(
+                Some(t.span()),
+                format!("table `{}` must match [a-z_][a-z0-9_]*", t.get_ref()),
+            ))
+        }
+        Some(t) => t.get_ref().clone(),
+        None => name.to_string(),
+    };
+    let table_span = raw.table.as_ref().map_or(raw.name.span(), |t| t.span());
+    let clash = if table.len() + "_rejects".len() > 63 {
+        Some("is too long: its rejects table's name would pass PostgreSQL's 63 bytes (55 at most)")
+    } else if table == super::LEDGER_TABLE {
+        Some("is the ledger's name")
+    } else if table.ends_with("_rejects") {
+        Some("ends with _rejects, as the rejects tables do")
+    } else {
+        None
+    };
+    if let Some(why) = clash {
+        return Err(fail(Some(table_span), format!("table `{table}` {why}")));
+    }
+    Ok(table)
+}
+
+/// A column of a definition, checked, after the columns `before` it.
+fn column_of(c: &RawColumn, before: &[Column], fail: Fail<'_>) -> Result<Column> {
+    let cname = c.name.get_ref();
+    let at = Some(c.name.span());
+    if !valid_name(cname) || LINEAGE_COLUMNS.contains(&cname.as_str()) {
+        return Err(fail(
+            at,
+            format!(
+                "column name `{cname}` must match [a-z_][a-z0-9_]* and not be one of {}",
+                LINEAGE_COLUMNS.join(", ")
+            ),
+        ));
+    }
+    if SYSTEM_COLUMNS.contains(&cname.as_str()) {
+        return Err(fail(
+            at,
+            format!("column name `{cname}` is one of PostgreSQL's system columns"),
+        ));
+    }
+    if before.iter().any(|x| &x.name == cname) {
+        return Err(fail(at, format!("column `{cname}` is defined twice")));
+    }
+    let ty: ColumnType =
+        c.ty.get_ref()
+            .parse()
+            .map_err(|m| fail(Some(c.ty.span()), format!("column `{cname}`: {m}")))?;
+    for bound in [&c.min, &c.max].into_iter().flatten() {
+        if !ty.is_number() {
+            return Err(fail(
+                Some(bound.span()),
+                format!("column `{cname}`: min and max apply only to numbers, not {ty}"),
+            ));
+        }
+        if bound.get_ref().is_nan() {
+            return Err(fail(
+                Some(bound.span()),
+                format!("column `{cname}`: a bound cannot be nan"),
+            ));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (&c.min, &c.max) {
+        if lo.get_ref() > hi.get_ref() {
+            return Err(fail(
+                Some(hi.span()),
+                format!("column `{cname}`: min is above max"),
+            ));
+        }
+    }
+    if let Some(v) = &c.values {
+        if ty != ColumnType::Text {
+            return Err(fail(
+                Some(v.span()),
+                format!("column `{cname}`: values apply only to text, not {ty}"),
+            ));
+        }
+    }
+    Ok(Column {
+        name: cname.clone(),
+        ty,
+        required: c.required,
+        min: c.min.as_ref().map(|s| *s.get_ref()),
+        max: c.max.as_ref().map(|s| *s.get_ref()),
+        values: c.values.as_ref().map(|s| s.get_ref().clone()),
+    })
+}
+
+/// Checks a definition's key and partition column against its columns.
+fn check_key_and_partition(raw: &RawDefinition, columns: &[Column], fail: Fail<'_>) -> Result<()> {
+    let find = |n: &str| columns.iter().find(|c| c.name == n);
+    if let Some(key) = &raw.key {
+        if key.get_ref().is_empty() {
+            return Err(fail(Some(key.span()), "key names no column".into()));
+        }
+        for k in key.get_ref() {
+            match find(k) {
+                None => {
+                    return Err(fail(
+                        Some(key.span()),
+                        format!("key names `{k}`, which is not a column"),
+                    ))
+                }
+                Some(c) if !c.required || c.ty == ColumnType::Jsonb => {
+                    return Err(fail(
+                        Some(key.span()),
+                        format!("key column `{k}` must be required and not jsonb"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if let Some(p) = &raw.partition_by {
+        match find(p.get_ref()) {
+            Some(c) if matches!(c.ty, ColumnType::Timestamptz | ColumnType::Date) => {}
+            Some(c) => {
+                return Err(fail(
+                    Some(p.span()),
+                    format!(
+                        "partition_by `{}` is {}, not timestamptz or date",
+                        c.name, c.ty
+                    ),
+                ))
+            }
+            None => {
+                return Err(fail(
+                    Some(p.span()),
+                    format!(
+                        "partition_by names `{}`, which is not a column",
+                        p.get_ref()
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The 1-based line of a byte offset.
