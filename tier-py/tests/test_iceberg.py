@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,42 @@ def test_spark_reads_the_sql_catalog(tmp_path: Path, db: Db) -> None:
         assert spark.sql("SELECT count(*) FROM tier.tier.track_events").collect()[0][0] == report.loaded
     finally:
         spark.stop()
+
+
+def test_manifests_are_merged_as_files_keep_landing(tmp_path: Path) -> None:
+    """One commit per file: from the hundredth, the manifests so far become one, and every
+    snapshot still reads what it held."""
+    defs = tmp_path / "visits.toml"
+    defs.write_text(
+        'name = "visits"\npartition_by = "at"\n'
+        '[[columns]]\nname = "page"\ntype = "text"\nrequired = true\n'
+        '[[columns]]\nname = "at"\ntype = "timestamptz"\nrequired = true\n'
+    )
+    files = []
+    for i in range(101):
+        f = tmp_path / "in" / f"visits-{i:03}.json"
+        f.parent.mkdir(exist_ok=True)
+        day = date(2024, 1, 1) + timedelta(days=i)
+        f.write_text(f'{{"page": "p{i}", "at": "{day.isoformat()}T10:00:00Z"}}\n')
+        files.append(f)
+    lake = tmp_path / "lake"
+    reports = tier.load(files, lake=lake, datasets=defs, dataset="visits")
+    assert [r.status for r in reports] == ["succeeded"] * 101
+    table = StaticTable.from_metadata(current_metadata(lake / "visits"))
+    snaps = table.snapshots()
+    assert len(snaps) == 101
+    current = table.current_snapshot()
+    assert current is not None
+    manifests = current.manifests(table.io)
+    assert len(manifests) == 3  # the 99 before the 100th merged, the 100th's, the 101st's
+    assert sum(m.existing_files_count or 0 for m in manifests) == 99
+    pages = sorted(table.scan().to_arrow().column("page").to_pylist())
+    assert pages == sorted(f"p{i}" for i in range(101))
+    # Earlier snapshots read what they held, before and after the merge.
+    for n in (50, 100):
+        held = table.scan(snapshot_id=snaps[n - 1].snapshot_id).to_arrow()
+        assert held.num_rows == n
+    # The merged manifest's partition summary and its files' statistics still prune.
+    late = table.scan(row_filter="at >= '2024-04-01T00:00:00+00:00'").to_arrow()
+    assert sorted(late.column("page").to_pylist()) == sorted(f"p{i}" for i in range(91, 101))
+    assert len(table.scan(row_filter="at >= '2024-04-01T00:00:00+00:00'").plan_files()) == 10

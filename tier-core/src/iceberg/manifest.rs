@@ -176,15 +176,8 @@ fn record(fields: Vec<(&str, Value)>) -> Value {
     )
 }
 
-/// A manifest of files added by `snapshot_id`. `day` names the partition field (none for an
-/// unpartitioned table); `schema` and `spec` are the table's, as JSON, for the file's header.
-pub fn write_manifest(
-    files: &[DataFile],
-    snapshot_id: i64,
-    day: Option<&str>,
-    schema: &str,
-    spec: &str,
-) -> Result<Vec<u8>> {
+/// A manifest's container with its header: the table's schema and partition spec.
+fn header(day: Option<&str>, schema: &str, spec: &str) -> Result<Container> {
     let mut w = Container::new(&entry_schema(day))?;
     for (k, v) in [
         ("schema", schema),
@@ -197,6 +190,19 @@ pub fn write_manifest(
         w.add_user_metadata(k.into(), v)
             .map_err(|e| bad("header", e))?;
     }
+    Ok(w)
+}
+
+/// A manifest of files added by `snapshot_id`. `day` names the partition field (none for an
+/// unpartitioned table); `schema` and `spec` are the table's, as JSON, for the file's header.
+pub fn write_manifest(
+    files: &[DataFile],
+    snapshot_id: i64,
+    day: Option<&str>,
+    schema: &str,
+    spec: &str,
+) -> Result<Vec<u8>> {
+    let mut w = header(day, schema, spec)?;
     for f in files {
         let partition = match (day, f.day) {
             (Some(name), Some(d)) => vec![(name, d.map_or_else(none, |d| some(Value::Date(d))))],
@@ -225,6 +231,86 @@ pub fn write_manifest(
         w.append_value(entry).map_err(|e| bad("entry", e))?;
     }
     w.into_inner()
+}
+
+/// One manifest holding the live files of `manifests` (each with its bytes), kept as they were:
+/// each entry EXISTING, with its snapshot and sequence numbers written out instead of inherited
+/// from the manifest that added it. Returns the manifest, its files, rows and least sequence
+/// number.
+pub fn merge(
+    manifests: &[(&ManifestFile, Vec<u8>)],
+    day: Option<&str>,
+    schema: &str,
+    spec: &str,
+) -> Result<(Vec<u8>, i32, i64, i64)> {
+    let mut w = header(day, schema, spec)?;
+    let (mut files, mut rows, mut least) = (0i32, 0i64, i64::MAX);
+    for (m, avro) in manifests {
+        let reader = Reader::new(&avro[..]).map_err(|e| bad(&m.path, e))?;
+        for v in reader {
+            let v = v.map_err(|e| bad(&m.path, e))?;
+            let status = long(&v, "status");
+            if status == 2 {
+                continue;
+            }
+            let Some(data_file) = get(&v, "data_file") else {
+                return Err(bad(&m.path, "an entry without a data_file"));
+            };
+            // Iceberg's inheritance: an entry without them takes the manifest's.
+            let inherit = |name: &str, of_manifest: i64| match get(&v, name) {
+                Some(Value::Long(n)) => *n,
+                _ => of_manifest,
+            };
+            let snapshot = inherit("snapshot_id", m.added_snapshot_id);
+            let sequence = inherit("sequence_number", m.sequence_number);
+            let file_sequence = inherit("file_sequence_number", m.sequence_number);
+            files += 1;
+            rows += long(data_file, "record_count");
+            least = least.min(sequence);
+            let entry = record(vec![
+                ("status", Value::Int(0)),
+                ("snapshot_id", some(Value::Long(snapshot))),
+                ("sequence_number", some(Value::Long(sequence))),
+                ("file_sequence_number", some(Value::Long(file_sequence))),
+                ("data_file", data_file.clone()),
+            ]);
+            w.append_value(entry).map_err(|e| bad(&m.path, e))?;
+        }
+    }
+    Ok((w.into_inner()?, files, rows, least))
+}
+
+/// What `manifests` hold of the day partition together (`None` unless each says).
+pub fn merged_partitions(manifests: &[ManifestFile]) -> Option<Vec<PartitionSummary>> {
+    let each: Vec<&PartitionSummary> = manifests
+        .iter()
+        .filter_map(|m| m.partitions.as_ref()?.first())
+        .collect();
+    if each.len() != manifests.len() {
+        return None;
+    }
+    let day = |b: &Option<Vec<u8>>| {
+        b.as_deref()
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_le_bytes)
+    };
+    let nan = each
+        .iter()
+        .try_fold(false, |any, p| Some(any || p.contains_nan?));
+    Some(vec![PartitionSummary {
+        contains_null: each.iter().any(|p| p.contains_null),
+        contains_nan: nan,
+        lower: each
+            .iter()
+            .filter_map(|p| day(&p.lower))
+            .min()
+            .map(|d| d.to_le_bytes().to_vec()),
+        upper: each
+            .iter()
+            .filter_map(|p| day(&p.upper))
+            .max()
+            .map(|d| d.to_le_bytes().to_vec()),
+    }])
 }
 
 /// A manifest list of these manifests.

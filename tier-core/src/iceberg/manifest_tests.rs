@@ -66,3 +66,70 @@ fn a_manifest_names_its_live_files_in_the_spelling_of_iceberg() {
     );
     assert!(read_live_files(b"not avro", "m").is_err());
 }
+
+#[test]
+fn merged_manifests_keep_each_file_with_the_snapshot_and_sequence_it_came_with() {
+    let file = |path: &str, day: i32| DataFile {
+        path: path.into(),
+        day: Some(Some(day)),
+        records: 2,
+        ..DataFile::default()
+    };
+    let listed = |seq: i64, snapshot: i64, day: i32| ManifestFile {
+        path: format!("m{seq}"),
+        length: 0,
+        spec_id: 0,
+        content: 0,
+        sequence_number: seq,
+        min_sequence_number: seq,
+        added_snapshot_id: snapshot,
+        files: [1, 0, 0],
+        rows: [2, 0, 0],
+        partitions: Some(vec![PartitionSummary {
+            contains_null: false,
+            contains_nan: Some(false),
+            lower: Some(day.to_le_bytes().to_vec()),
+            upper: Some(day.to_le_bytes().to_vec()),
+        }]),
+    };
+    let (a, b) = (listed(3, 30, 19_000), listed(4, 40, 19_005));
+    let avro = |f: DataFile, snapshot| write_manifest(&[f], snapshot, Some("d"), "{}", "[]");
+    let parts = [
+        (&a, avro(file("a.parquet", 19_000), 30).unwrap()),
+        (&b, avro(file("b.parquet", 19_005), 40).unwrap()),
+    ];
+    let (merged, files, rows, least) = merge(&parts, Some("d"), "{}", "[]").unwrap();
+    assert_eq!((files, rows, least), (2, 4, 3));
+    assert_eq!(
+        read_live_files(&merged, "m").unwrap(),
+        ["a.parquet", "b.parquet"]
+    );
+    let entries: Vec<_> = Reader::new(&merged[..])
+        .unwrap()
+        .map(|v| v.unwrap())
+        .collect();
+    let kept: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let seq = long(e, "sequence_number");
+            (
+                long(e, "status"),
+                long(e, "snapshot_id"),
+                seq,
+                long(e, "file_sequence_number"),
+            )
+        })
+        .collect();
+    assert_eq!(kept, [(0, 30, 3, 3), (0, 40, 4, 4)]);
+    // Merged again, the entries keep what they were given.
+    let again = listed(5, 50, 0);
+    let (twice, ..) = merge(&[(&again, merged)], Some("d"), "{}", "[]").unwrap();
+    let e = Reader::new(&twice[..]).unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        (long(&e, "snapshot_id"), long(&e, "sequence_number")),
+        (30, 3)
+    );
+    let days = merged_partitions(&[a, b]).unwrap();
+    assert_eq!(days[0].lower.as_deref(), Some(&19_000i32.to_le_bytes()[..]));
+    assert_eq!(days[0].upper.as_deref(), Some(&19_005i32.to_le_bytes()[..]));
+}

@@ -230,6 +230,10 @@ pub fn append(
     ))
 }
 
+/// Manifests in a table's snapshot from which a commit merges them into one (Iceberg's
+/// `commit.manifest.min-count-to-merge`).
+const MERGE_AT: usize = 100;
+
 /// Writes the manifest and manifest list of `append` and adds its snapshot to `meta`; returns
 /// the files written and the snapshot's id.
 fn prepare(
@@ -259,6 +263,37 @@ fn prepare(
         .map_err(|e| Error::io(append.table, std::io::Error::other(e)))?;
     let spec_json = serde_json::Value::Array(spec).to_string();
     let mut written = Vec::new();
+    // A table committed to file by file would be read through one manifest per commit: from
+    // MERGE_AT on, the manifests so far become one, as Iceberg's own writers merge them.
+    if manifests.len() + 1 >= MERGE_AT
+        && manifests
+            .iter()
+            .all(|m| m.content == 0 && m.spec_id == meta.default_spec_id)
+    {
+        let mut each = Vec::with_capacity(manifests.len());
+        for m in &manifests {
+            let what = relocated(store, append.table, meta, &m.path);
+            each.push((m, read_uri(store, &what)?));
+        }
+        let (avro, files, rows, least) =
+            manifest::merge(&each, day.as_deref(), &schema_json, &spec_json)?;
+        let rel = format!("{}/metadata/{}-m1.avro", append.table, append.tag());
+        let length = avro.len() as i64;
+        store.write(&rel, avro)?;
+        manifests = vec![manifest::ManifestFile {
+            path: store.uri(&rel),
+            length,
+            spec_id: meta.default_spec_id,
+            content: 0,
+            sequence_number,
+            min_sequence_number: least.min(sequence_number),
+            added_snapshot_id: snapshot_id,
+            files: [0, files, 0],
+            rows: [0, rows, 0],
+            partitions: manifest::merged_partitions(&manifests),
+        }];
+        written.push(rel);
+    }
     let mut files = Vec::with_capacity(append.files.len());
     for f in &append.files {
         let mut file = stats::data_file(&local.join(&f.rel), meta.schema())?;
