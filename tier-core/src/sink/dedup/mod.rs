@@ -64,7 +64,7 @@ impl<V: Copy + Default> Flat<V> {
                 None
             });
         }
-        if (self.len + 1) * 8 > self.slots.len() * 7 {
+        if self.full() {
             self.grow();
         }
         let n = self.slots.len();
