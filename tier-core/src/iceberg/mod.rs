@@ -230,6 +230,74 @@ pub fn append(
     ))
 }
 
+/// Writes the live files of `manifests` as one manifest, added by the snapshot `(id, sequence
+/// number)` being made; returns its entry for the manifest list and where it is.
+fn merge(
+    store: &Store,
+    meta: &TableMetadata,
+    append: &Append,
+    manifests: &[manifest::ManifestFile],
+    day: Option<&str>,
+    (schema, spec): (&str, &str),
+    (snapshot_id, sequence_number): (i64, i64),
+) -> Result<(manifest::ManifestFile, String)> {
+    let rel = format!("{}/metadata/{}-m1.avro", append.table, append.tag());
+    let mut each = Vec::with_capacity(manifests.len());
+    for m in manifests {
+        let what = relocated(store, append.table, meta, &m.path);
+        each.push((m, read_uri(store, &what)?));
+    }
+    let (avro, files, rows, least) = manifest::merge(&each, day, schema, spec)?;
+    let length = avro.len() as i64;
+    store.write(&rel, avro)?;
+    let merged = manifest::ManifestFile {
+        path: store.uri(&rel),
+        length,
+        spec_id: meta.default_spec_id,
+        content: 0,
+        sequence_number,
+        min_sequence_number: least.min(sequence_number),
+        added_snapshot_id: snapshot_id,
+        files: [0, files, 0],
+        rows: [0, rows, 0],
+        partitions: manifest::merged_partitions(manifests),
+    };
+    Ok((merged, rel))
+}
+
+/// The summary of the snapshot of `append`, which adds `files` files of `records` rows after
+/// `parent`: Iceberg's counts and the load tier made it from.
+fn summary(
+    parent: Option<&metadata::Snapshot>,
+    files: usize,
+    records: i64,
+    append: &Append,
+) -> BTreeMap<String, String> {
+    let total = |key: &str, added: i64| {
+        let before: i64 = parent
+            .and_then(|p| p.summary.get(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        (before + added).to_string()
+    };
+    let mut summary = BTreeMap::new();
+    summary.insert("operation".to_string(), "append".to_string());
+    summary.insert("added-data-files".into(), files.to_string());
+    summary.insert("added-records".into(), records.to_string());
+    summary.insert(
+        "total-data-files".into(),
+        total("total-data-files", files as i64),
+    );
+    summary.insert("total-records".into(), total("total-records", records));
+    summary.insert("total-delete-files".into(), "0".into());
+    summary.insert("total-position-deletes".into(), "0".into());
+    summary.insert("total-equality-deletes".into(), "0".into());
+    summary.insert("tier.sha256".into(), append.sha256.to_string());
+    summary.insert("tier.source".into(), append.source.to_string());
+    summary.insert("tier.load-id".into(), append.load_id.to_string());
+    summary
+}
+
 /// Manifests in a table's snapshot from which a commit merges them into one (Iceberg's
 /// `commit.manifest.min-count-to-merge`).
 const MERGE_AT: usize = 100;
@@ -270,28 +338,16 @@ fn prepare(
             .iter()
             .all(|m| m.content == 0 && m.spec_id == meta.default_spec_id)
     {
-        let mut each = Vec::with_capacity(manifests.len());
-        for m in &manifests {
-            let what = relocated(store, append.table, meta, &m.path);
-            each.push((m, read_uri(store, &what)?));
-        }
-        let (avro, files, rows, least) =
-            manifest::merge(&each, day.as_deref(), &schema_json, &spec_json)?;
-        let rel = format!("{}/metadata/{}-m1.avro", append.table, append.tag());
-        let length = avro.len() as i64;
-        store.write(&rel, avro)?;
-        manifests = vec![manifest::ManifestFile {
-            path: store.uri(&rel),
-            length,
-            spec_id: meta.default_spec_id,
-            content: 0,
-            sequence_number,
-            min_sequence_number: least.min(sequence_number),
-            added_snapshot_id: snapshot_id,
-            files: [0, files, 0],
-            rows: [0, rows, 0],
-            partitions: manifest::merged_partitions(&manifests),
-        }];
+        let (merged, rel) = merge(
+            store,
+            meta,
+            append,
+            &manifests,
+            day.as_deref(),
+            (&schema_json, &spec_json),
+            (snapshot_id, sequence_number),
+        )?;
+        manifests = vec![merged];
         written.push(rel);
     }
     let mut files = Vec::with_capacity(append.files.len());
@@ -349,29 +405,7 @@ fn prepare(
     let list_rel = format!("{}/metadata/snap-{}.avro", append.table, append.tag());
     store.write(&list_rel, list)?;
     written.push(list_rel.clone());
-    let total = |key: &str, added: i64| {
-        let before: i64 = parent
-            .as_ref()
-            .and_then(|p| p.summary.get(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        (before + added).to_string()
-    };
-    let mut summary = BTreeMap::new();
-    summary.insert("operation".to_string(), "append".to_string());
-    summary.insert("added-data-files".into(), files.len().to_string());
-    summary.insert("added-records".into(), records.to_string());
-    summary.insert(
-        "total-data-files".into(),
-        total("total-data-files", files.len() as i64),
-    );
-    summary.insert("total-records".into(), total("total-records", records));
-    summary.insert("total-delete-files".into(), "0".into());
-    summary.insert("total-position-deletes".into(), "0".into());
-    summary.insert("total-equality-deletes".into(), "0".into());
-    summary.insert("tier.sha256".into(), append.sha256.to_string());
-    summary.insert("tier.source".into(), append.source.to_string());
-    summary.insert("tier.load-id".into(), append.load_id.to_string());
+    let summary = summary(parent.as_ref(), files.len(), records, append);
     let ms = now_ms();
     let previous = old.map(|rel| (store.uri(rel), meta.last_updated_ms));
     meta.add_snapshot(
