@@ -133,9 +133,8 @@ impl Lake {
             }
             Ok(())
         });
-        let written = tx.finish(dir);
-        flushed?;
-        let written = written?;
+        // A writer's failure first: the rows' side then only saw that it stopped.
+        let written = tx.finish(dir).and_then(|w| flushed.map(|()| w))?;
         report.records = totals.records;
         report.reject_reasons = totals.reasons;
         if conflicting > 0 {
