@@ -53,7 +53,6 @@ pub fn check(
     let enc = HashEncoder::new(&dataset, keep);
     let mut seen = FirstSeen::for_file(&dataset, size.unwrap_or(0));
     let (mut kept, mut conflicts) = (0u64, 0u64);
-    let mut rows = Vec::new();
     let mut totals = Processed::default();
     let result = source.run(&dataset, opts.workers, &enc, &mut |batch: &Processed| {
         totals.absorb(batch);
@@ -61,7 +60,8 @@ pub fn check(
         for r in &batch.rejects {
             observer.reject(path, r)?;
         }
-        rows.clear();
+        // The batch's rows first, so each look-up can ask for its memory rows ahead.
+        let mut rows = Vec::with_capacity(batch.valid as usize);
         let mut b = &batch.payload[..];
         while !b.is_empty() {
             let (index, row, key, raw, rest) = if keep {
@@ -70,18 +70,11 @@ pub fn check(
                 HashEncoder::decode(b)
             };
             b = rest;
-            // Where the raw text is in the payload (the rows are kept from batch to batch).
-            let at = match raw.is_empty() {
-                true => 0,
-                false => raw.as_ptr() as usize - batch.payload.as_ptr() as usize,
-            };
-            rows.push((index, row, key, at..at + raw.len()));
+            rows.push((index, row, key, raw));
         }
-        for (i, (index, row, key, raw)) in rows.iter().enumerate() {
-            let (index, row, key) = (*index, *row, *key);
-            let raw = &batch.payload[raw.clone()];
-            if let Some((_, row, key, _)) = rows.get(i + LOOK_AHEAD) {
-                seen.prefetch(*key, *row);
+        for (i, &(index, row, key, raw)) in rows.iter().enumerate() {
+            if let Some(&(_, row, key, _)) = rows.get(i + LOOK_AHEAD) {
+                seen.prefetch(key, row);
             }
             match seen.see_hashed(key, row)? {
                 Seen::First => kept += 1,
