@@ -351,21 +351,24 @@ fn watching<T>(
     observer: &dyn Observer,
     work: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let done = std::sync::atomic::AtomicBool::new(false);
+    // The watcher looks at the observer every 50 ms, and leaves as soon as the work is done
+    // (its channel closes): the load does not wait out a last pause.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let outcome = std::thread::scope(|s| {
-        s.spawn(|| {
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        s.spawn(move || {
+            let pause = std::time::Duration::from_millis(50);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(pause)
+            {
                 if observer.stopped().is_err() {
                     if let Err(e) = token.cancel_query(postgres::NoTls) {
                         log::debug!("could not cancel the statement: {e}");
                     }
                     return;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         });
         let outcome = work();
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(done);
         outcome
     });
     match outcome {
