@@ -19,7 +19,10 @@ pub(crate) const BATCH_RECORDS: u64 = 8192;
 
 /// A piece of the input, cut where a line starts with `{` (unless `cut_at_object` is false).
 pub(crate) struct Chunk {
+    /// The piece is `data[..len]`; the bytes after it are of no meaning, kept so that the
+    /// buffer's next reading need not zero them first.
     data: Vec<u8>,
+    len: usize,
     base: u64,
     last: bool,
     cut_at_object: bool,
@@ -30,6 +33,15 @@ pub(crate) struct Done {
     batch: Processed,
     chunk: Chunk,
     stopped_at: Option<usize>,
+}
+
+impl Done {
+    /// The chunk's piece of the input.
+    fn into_piece(self) -> Vec<u8> {
+        let mut data = self.chunk.data;
+        data.truncate(self.chunk.len);
+        data
+    }
 }
 
 /// Where the `{` of the last line of `data` that starts with `{` (after blanks) stands.
@@ -67,20 +79,22 @@ pub(crate) fn process_chunk(
             stopped_at: Some(0),
         };
     }
-    let len = chunk.data.len();
+    let len = chunk.len;
     let base = chunk.base;
     let mut data = std::mem::take(&mut chunk.data);
+    // The next chunk starts with the `{` of a line that starts with it: the scanner sees it, so
+    // every value and every resynchronisation ends where it would in the whole input.
+    let end = len + !chunk.last as usize;
+    if data.len() < end {
+        data.resize(end, 0);
+    }
     if !chunk.last {
-        // The next chunk starts with the `{` of a line that starts with it: the scanner sees it, so
-        // every value and every resynchronisation ends where it would in the whole input.
-        data.push(b'{');
+        data[len] = b'{';
     }
     let mut pos = 0;
     let mut stopped_at = None;
     loop {
-        while pos < data.len()
-            && matches!(data[pos], b' ' | b'\t' | b'\r' | b'\n' | b'[' | b']' | b',')
-        {
+        while pos < end && matches!(data[pos], b' ' | b'\t' | b'\r' | b'\n' | b'[' | b']' | b',') {
             pos += 1;
         }
         if pos >= len {
@@ -90,7 +104,7 @@ pub(crate) fn process_chunk(
         if data[pos] == b'{' {
             let index = batch.records;
             if let Some((n, outcome)) =
-                validate::validate_prefix(dataset, index, &data[pos..], max, &mut batch.unknown)
+                validate::validate_prefix(dataset, index, &data[pos..end], max, &mut batch.unknown)
             {
                 batch.push(outcome, &data[pos..pos + n], enc);
                 pos += n;
@@ -98,6 +112,7 @@ pub(crate) fn process_chunk(
             }
         }
         // Anything else is cut exactly as the sequential reader cuts it.
+        data.truncate(end);
         let mut records = Records::from_bytes(path, data, base, pos, max);
         if let Ok(Some(rec)) = records.next_record() {
             let runs_on = !chunk.last && (rec.end - base) as usize > len;
@@ -113,7 +128,6 @@ pub(crate) fn process_chunk(
             break;
         }
     }
-    data.truncate(len);
     chunk.data = data;
     Done {
         batch,
@@ -127,16 +141,18 @@ pub(crate) fn process_chunk(
 pub(crate) struct Pool(Mutex<Vec<Vec<u8>>>);
 
 impl Pool {
+    /// An empty buffer of at least `capacity` bytes.
     fn take(&self, capacity: usize) -> Vec<u8> {
-        let mut v = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_default();
+        let mut v = self.reuse();
         v.clear();
         v.reserve(capacity);
         v
+    }
+
+    /// A buffer as it was given back: its bytes (of no meaning now) are read over, not zeroed.
+    fn reuse(&self) -> Vec<u8> {
+        let pool = &mut self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pool.pop().unwrap_or_default()
     }
 
     fn give(&self, v: Vec<u8>) {
@@ -154,41 +170,52 @@ pub(crate) fn cut_chunks(
     pool: &Pool,
     send: &mut dyn FnMut(Chunk) -> bool,
 ) -> Result<()> {
-    let mut pending = pool.take(2 * chunk_bytes);
+    // `pending[..filled]` is read and not yet sent.
+    let mut pending = pool.reuse();
+    let mut filled = 0;
     let mut base = 0u64;
     let mut eof = false;
     loop {
-        while !eof && pending.len() < chunk_bytes {
-            eof = records.read_into(&mut pending)? == 0;
+        while !eof && filled < chunk_bytes {
+            let n = records.read_into(&mut pending, filled)?;
+            filled += n;
+            eof = n == 0;
         }
         if eof {
             send(Chunk {
                 data: pending,
+                len: filled,
                 base,
                 last: true,
                 cut_at_object: true,
             });
             return Ok(());
         }
-        let (cut, at_object) = match last_object_line(&pending) {
+        let (cut, at_object) = match last_object_line(&pending[..filled]) {
             Some(c) if c > 0 => (c, true),
             // No line starts with `{` in a long stretch: cut anywhere, the rest goes the
             // sequential way.
-            _ if pending.len() >= 8 * chunk_bytes => (pending.len(), false),
+            _ if filled >= 8 * chunk_bytes => (filled, false),
             _ => {
-                eof = records.read_into(&mut pending)? == 0;
+                let n = records.read_into(&mut pending, filled)?;
+                filled += n;
+                eof = n == 0;
                 continue;
             }
         };
-        let mut rest = pool.take(2 * chunk_bytes);
-        rest.extend_from_slice(&pending[cut..]);
-        pending.truncate(cut);
+        let mut rest = pool.reuse();
+        if rest.len() < filled - cut {
+            rest.resize(filled - cut, 0);
+        }
+        rest[..filled - cut].copy_from_slice(&pending[cut..filled]);
         let chunk = Chunk {
             data: std::mem::replace(&mut pending, rest),
+            len: cut,
             base,
             last: false,
             cut_at_object: at_object,
         };
+        filled -= cut;
         base += cut as u64;
         if !send(chunk) {
             return Ok(());
@@ -251,7 +278,7 @@ pub(crate) fn run_chunked(
             scope.spawn(move || loop {
                 let job = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                 let Ok((chunk, reply)) = job else { break };
-                let payload = payloads_w.take(chunk.data.len() + chunk.data.len() / 4);
+                let payload = payloads_w.take(chunk.len + chunk.len / 4);
                 let _ = reply.send(process_chunk(
                     path,
                     dataset,
@@ -303,7 +330,7 @@ pub(crate) fn consume(
     while let Some(done) = next() {
         let Done {
             mut batch,
-            mut chunk,
+            chunk,
             stopped_at,
         } = done?;
         batch.rebase(base);
@@ -315,11 +342,11 @@ pub(crate) fn consume(
             continue;
         };
         let offset = chunk.base + at as u64;
-        let first = chunk.data.split_off(at);
+        let first = chunk.data[at..chunk.len].to_vec();
         let error = Arc::new(Mutex::new(None));
         let rest = Rest {
             first: std::io::Cursor::new(first),
-            next: Box::new(move || next().map(|d| d.map(|d| d.chunk.data))),
+            next: Box::new(move || next().map(|d| d.map(Done::into_piece))),
             error: error.clone(),
         };
         let result = sequential(path, dataset, max, enc, sink, Box::new(rest), offset, base);

@@ -167,10 +167,12 @@ impl Records {
         &self.path
     }
 
-    /// Appends the raw bytes that follow to `out` (a BOM at the start of the input removed):
-    /// what is buffered, else one read straight into `out`. Returns how many; 0 at the end.
-    /// For cutting the input into chunks.
-    pub(crate) fn read_into(&mut self, out: &mut Vec<u8>) -> Result<usize> {
+    /// Puts the raw bytes that follow in `out` from `at` on (a BOM at the start of the input
+    /// removed): what is buffered, else one read straight into `out`. Returns how many; 0 at
+    /// the end. For cutting the input into chunks: `out` past `at` holds bytes of no meaning,
+    /// kept from an earlier use of the buffer, which are read over without being zeroed first
+    /// (`out` only grows, zeroed, where it is too short).
+    pub(crate) fn read_into(&mut self, out: &mut Vec<u8>, at: usize) -> Result<usize> {
         if !self.started {
             self.head()?;
             if self.buf[self.pos..self.end].starts_with(&[0xEF, 0xBB, 0xBF]) {
@@ -179,8 +181,9 @@ impl Records {
             self.started = true;
         }
         if self.pos < self.end {
-            out.extend_from_slice(&self.buf[self.pos..self.end]);
             let n = self.end - self.pos;
+            room(out, at + n);
+            out[at..at + n].copy_from_slice(&self.buf[self.pos..self.end]);
             self.base += self.end as u64;
             self.pos = 0;
             self.end = 0;
@@ -189,19 +192,14 @@ impl Records {
         let Some(source) = self.source.as_mut().filter(|_| !self.eof) else {
             return Ok(0);
         };
-        let len = out.len();
-        out.resize(len + READ_CHUNK, 0);
+        room(out, at + READ_CHUNK);
         let n = loop {
-            match source.read(&mut out[len..]) {
+            match source.read(&mut out[at..at + READ_CHUNK]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    out.truncate(len);
-                    return Err(Error::io(&self.path, e));
-                }
+                Err(e) => return Err(Error::io(&self.path, e)),
             }
         };
-        out.truncate(len + n);
         self.base += n as u64;
         if n == 0 {
             self.eof = true;
@@ -366,6 +364,13 @@ impl Records {
             kind,
             bytes,
         }))
+    }
+}
+
+/// Makes `out` at least `len` bytes long, the new bytes zeroed.
+fn room(out: &mut Vec<u8>, len: usize) {
+    if out.len() < len {
+        out.resize(len, 0);
     }
 }
 

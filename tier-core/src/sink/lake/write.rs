@@ -45,7 +45,7 @@ impl Lake {
         let tx = Writers::start(dir, crate::schema::arrow::rows_schema(dataset));
         let mut totals = Processed::default();
         let mut seen = FirstSeen::for_file(dataset, w.size.unwrap_or(0));
-        let mut builders: HashMap<Option<i32>, Builder> = HashMap::new();
+        let mut builders = Days::new(dataset);
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;
         let mut hashes = Vec::new();
@@ -92,9 +92,7 @@ impl Lake {
                     }
                     kept += 1;
                     let day = partition_at.and_then(|(i, ty)| fields[i].map(|f| day_of(f, ty)));
-                    let builder = builders
-                        .entry(day)
-                        .or_insert_with(|| Builder::rows(dataset));
+                    let builder = builders.of(day);
                     builder.push(fields);
                     held += 1;
                     if builder.len() >= BATCH_ROWS {
@@ -102,7 +100,7 @@ impl Lake {
                         tx.send(Part::Rows(day), builder.finish())?;
                     }
                     if held >= HELD_ROWS {
-                        for (day, b) in builders.iter_mut().filter(|(_, b)| !b.is_empty()) {
+                        for (day, b) in builders.all().filter(|(_, b)| !b.is_empty()) {
                             tx.send(Part::Rows(*day), b.finish())?;
                         }
                         held = 0;
@@ -120,10 +118,7 @@ impl Lake {
             },
         );
         let flushed = outcome.and_then(|()| {
-            let mut days: Vec<_> = builders.keys().copied().collect();
-            days.sort();
-            for day in days {
-                let b = builders.get_mut(&day).expect("a key of the map");
+            for (day, mut b) in builders.by_day() {
                 if !b.is_empty() {
                     tx.send(Part::Rows(day), b.finish())?;
                 }
@@ -145,6 +140,46 @@ impl Lake {
         report.rejected = totals.records - totals.valid + conflicting;
         report.duplicates = totals.valid - kept - conflicting;
         Ok(written)
+    }
+}
+
+/// The builders of the UTC days a load's rows fall on. The last one asked for is looked at
+/// first: a file's rows mostly come in time order, a day's after another's.
+struct Days<'d>(
+    Vec<(Option<i32>, Builder)>,
+    HashMap<Option<i32>, usize>,
+    usize,
+    &'d Dataset,
+);
+
+impl<'d> Days<'d> {
+    fn new(dataset: &'d Dataset) -> Days<'d> {
+        Days(Vec::new(), HashMap::new(), 0, dataset)
+    }
+
+    /// The builder of a day's rows (`None`: no partition column, or it is null).
+    fn of(&mut self, day: Option<i32>) -> &mut Builder {
+        let Days(builders, at, last, dataset) = self;
+        if builders.get(*last).is_none_or(|(d, _)| *d != day) {
+            let n = builders.len();
+            *last = *at.entry(day).or_insert(n);
+            if *last == n {
+                builders.push((day, Builder::rows(dataset)));
+            }
+        }
+        &mut builders[*last].1
+    }
+
+    /// The builders in the order of their days.
+    fn by_day(self) -> Vec<(Option<i32>, Builder)> {
+        let mut builders = self.0;
+        builders.sort_by_key(|(day, _)| *day);
+        builders
+    }
+
+    /// Every day's builder.
+    fn all(&mut self) -> impl Iterator<Item = (&Option<i32>, &mut Builder)> {
+        self.0.iter_mut().map(|(d, b)| (&*d, b))
     }
 }
 
