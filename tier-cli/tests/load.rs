@@ -478,11 +478,18 @@ fn incompatible_table_is_an_error_and_nothing_changes() {
     let file = generate(dir.path(), "weather.json", "weather", 20, 11, 0.0);
     let db = TestDb::new();
     db.client()
-        .batch_execute("CREATE TABLE weather (city integer)")
+        .batch_execute("CREATE TABLE weather (city integer, date_time varchar(20))")
         .unwrap();
     let run = db.load(&[s(&file)]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("incompatible"), "{}", run.stderr);
+    // Each difference named, types as PostgreSQL names them.
+    for found in [
+        "column city is integer, not text",
+        "column date_time is character varying, not timestamp with time zone",
+    ] {
+        assert!(run.stderr.contains(found), "{found}: {}", run.stderr);
+    }
     assert_eq!(
         db.count("SELECT * FROM pg_tables WHERE tablename IN ('tier_loads', 'weather_rejects')"),
         0

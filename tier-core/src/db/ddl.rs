@@ -101,13 +101,13 @@ pub fn rejects_table(dataset: &Dataset) -> String {
 /// Name of the ledger table.
 pub const LEDGER: &str = crate::schema::LEDGER_TABLE;
 
-/// Every column of a target table with its PostgreSQL type as `information_schema` names it,
-/// and whether it is `not null`.
+/// Every column of a target table with its PostgreSQL type as the catalog names it
+/// (`format_type`), and whether it is `not null`.
 pub fn target_columns(dataset: &Dataset) -> Vec<(&str, &'static str, bool)> {
     let mut cols: Vec<_> = dataset
         .columns
         .iter()
-        .map(|c| (c.name.as_str(), c.ty.info_schema(), c.required))
+        .map(|c| (c.name.as_str(), c.ty.catalog_name(), c.required))
         .collect();
     cols.push(("_extra", "jsonb", false));
     cols.push(("_load_id", "bigint", true));
@@ -142,7 +142,7 @@ pub const LEDGER_COLUMNS: [(&str, &str, bool); 14] = [
     ("error", "text", false),
 ];
 
-/// The DDL type of an `information_schema` type name.
+/// The DDL type of a type as the catalog names it.
 pub fn sql_type(info: &str) -> &str {
     match info {
         "timestamp with time zone" => "timestamptz",

@@ -70,8 +70,9 @@ impl ColumnType {
         }
     }
 
-    /// The type as `information_schema.columns.data_type` names it.
-    pub fn info_schema(self) -> &'static str {
+    /// The type as PostgreSQL's catalog names it (`format_type`, and
+    /// `information_schema.columns.data_type` alike).
+    pub fn catalog_name(self) -> &'static str {
         match self {
             ColumnType::Timestamptz => "timestamp with time zone",
             other => other.sql(),

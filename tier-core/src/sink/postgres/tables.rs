@@ -13,9 +13,15 @@ pub(super) fn check_columns(
     expected: &[(&str, &str, bool)],
     evolve: bool,
 ) -> Result<Vec<(String, String)>> {
+    // The catalog itself, not `information_schema.columns`: the same names and types for
+    // tier's columns, in a fraction of a millisecond instead of a few (the view joins a dozen
+    // catalogs and checks privileges row by row), which a load of a small file pays each time.
     let rows = tx.query(
-        "SELECT column_name::text, data_type::text, is_nullable::text = 'YES' \
-         FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+        "SELECT a.attname::text, format_type(a.atttypid, NULL), NOT a.attnotnull \
+         FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
         &[&schema, &table],
     )?;
     if rows.is_empty() {
