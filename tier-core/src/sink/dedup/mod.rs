@@ -233,15 +233,21 @@ fn spilled(e: std::io::Error) -> Error {
 pub struct FirstSeen {
     key_at: Option<Vec<usize>>,
     hash_at: usize,
-    keys: Set<u128>,
-    rows: Set<()>,
+    seen: Known,
     key_bytes: Vec<u8>,
+}
+
+/// What the rows of a file are known by.
+enum Known {
+    /// A keyed dataset's: each key's hash, with the hash of the first row of that key.
+    Keys(Set<u128>),
+    /// Rows without a key: each row's hash.
+    Rows(Set<()>),
 }
 
 impl FirstSeen {
     /// The rows of a file of `dataset`, as the binary COPY fields of its target table (the
     /// definition's columns, `_extra`, `_load_id`, `_record_index`, `_row_hash`, maybe `_raw`).
-    ///
     pub fn new(dataset: &Dataset) -> FirstSeen {
         FirstSeen::with_budget(dataset, 0, TABLE_BYTES)
     }
@@ -249,15 +255,17 @@ impl FirstSeen {
     /// The rows of a file of `dataset` expected to hold `rows` rows, in a table of at most
     /// `budget` bytes.
     fn with_budget(dataset: &Dataset, rows: usize, budget: usize) -> FirstSeen {
-        let keyed = dataset.key.is_some();
+        let key_at: Option<Vec<usize>> = dataset
+            .key
+            .as_ref()
+            .map(|key| key.iter().filter_map(|k| dataset.column_index(k)).collect());
         FirstSeen {
-            key_at: dataset
-                .key
-                .as_ref()
-                .map(|key| key.iter().filter_map(|k| dataset.column_index(k)).collect()),
+            seen: match key_at {
+                Some(_) => Known::Keys(Set::new(rows, budget)),
+                None => Known::Rows(Set::new(rows, budget)),
+            },
+            key_at,
             hash_at: super::copy::Layout::of(dataset).hash,
-            keys: Set::new(if keyed { rows } else { 0 }, budget),
-            rows: Set::new(if keyed { 0 } else { rows }, budget),
             key_bytes: Vec::new(),
         }
     }
@@ -299,9 +307,9 @@ impl FirstSeen {
     /// knows the rows to come asks this a few rows ahead, and the look-ups wait for no memory.
     #[inline]
     pub fn prefetch(&self, key: u128, hash: u128) {
-        match self.key_at {
-            Some(_) => self.keys.prefetch(key),
-            None => self.rows.prefetch(hash),
+        match &self.seen {
+            Known::Keys(keys) => keys.prefetch(key),
+            Known::Rows(rows) => rows.prefetch(hash),
         }
     }
 
@@ -309,16 +317,16 @@ impl FirstSeen {
     /// [`HashEncoder`] gives them, and says what it is. An error is one of the temporary file
     /// a large file's set spills to.
     pub fn see_hashed(&mut self, key: u128, hash: u128) -> Result<Seen> {
-        if self.key_at.is_none() {
-            return Ok(match self.rows.insert(hash, ())? {
+        Ok(match &mut self.seen {
+            Known::Rows(rows) => match rows.insert(hash, ())? {
                 None => Seen::First,
                 Some(()) => Seen::Duplicate,
-            });
-        }
-        Ok(match self.keys.insert(key, hash)? {
-            None => Seen::First,
-            Some(first) if first == hash => Seen::Duplicate,
-            Some(_) => Seen::Conflict,
+            },
+            Known::Keys(keys) => match keys.insert(key, hash)? {
+                None => Seen::First,
+                Some(first) if first == hash => Seen::Duplicate,
+                Some(_) => Seen::Conflict,
+            },
         })
     }
 }
