@@ -306,6 +306,41 @@ fn concurrent_writers_lose_no_commit() {
 }
 
 #[test]
+fn a_second_loader_of_the_same_content_yields_at_the_commit() {
+    // Two loaders of one file that both looked the ledger up before either had written its
+    // line (two machines on one bucket): the later one finds the earlier one's snapshot when it
+    // commits, and skips. Here the ledger is emptied between two loads to stand for that.
+    let dir = tempfile::tempdir().unwrap();
+    let files = weather_files(dir.path(), 1);
+    let lake = dir.path().join("lake");
+    let first = lake_load(&lake, &[s(&files[0])]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first = first.json()["files"][0].clone();
+    std::fs::write(lake.join("_tier/loads.jsonl"), "").unwrap();
+    let table = lake.join("weather");
+    let rows_files = visible_parts(&table);
+
+    let second = lake_load(&lake, &[s(&files[0])]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let report = &second.json()["files"][0];
+    assert_eq!(report["status"], "skipped", "{report}");
+    assert_eq!(report["load_id"], first["load_id"]);
+    assert_eq!(
+        snapshots(&table).len(),
+        1,
+        "no second snapshot of the content"
+    );
+    assert_eq!(visible_parts(&table), rows_files);
+    assert_eq!(ledger_lines(&lake), 0, "a skip writes no line");
+
+    // `--force` loads it again all the same.
+    let forced = lake_load(&lake, &[s(&files[0]), "--force"]);
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(forced.json()["files"][0]["status"], "succeeded");
+    assert_eq!(snapshots(&table).len(), 2);
+}
+
+#[test]
 fn the_sql_catalog_swaps_with_the_ledger_row() {
     let dir = tempfile::tempdir().unwrap();
     let files = weather_files(dir.path(), 6);

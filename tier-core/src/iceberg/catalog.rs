@@ -235,6 +235,7 @@ mod tests {
             sha256: "",
             source: "",
             also: None,
+            again: false,
         };
         assert_eq!(Hint.current(&store, "t").unwrap(), None);
         assert!(Hint

@@ -295,6 +295,15 @@ impl TableMetadata {
         })
     }
 
+    /// The tier load, other than `load_id`, whose snapshot holds this content, if any.
+    pub fn other_load_of(&self, load_id: i64, sha256: &str) -> Option<i64> {
+        self.snapshots.iter().find_map(|s| {
+            let id = s.summary.get("tier.load-id")?.parse::<i64>().ok()?;
+            let same = s.summary.get("tier.sha256").map(String::as_str) == Some(sha256);
+            (same && id != load_id).then_some(id)
+        })
+    }
+
     /// Makes `snapshot` current (on branch `main`), after the metadata file `previous`.
     pub fn add_snapshot(&mut self, snapshot: Snapshot, previous: Option<(String, i64)>) {
         self.last_sequence_number = snapshot.sequence_number;

@@ -100,6 +100,18 @@ pub struct Append<'a> {
     /// What a database catalog commits in the transaction of the swap (tier's ledger row of the
     /// load); a catalog of files leaves that to the caller.
     pub also: Option<&'a Also<'a>>,
+    /// Whether the content is appended even when another load's snapshot holds it (`--force`).
+    pub again: bool,
+}
+
+/// What [`append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The load is this snapshot (committed now, or by an earlier run of the same load).
+    Snapshot(i64),
+    /// Nothing: the snapshot of another load, this one's id, holds the same content (two
+    /// loaders of one file that passed the ledger's look-up at once; the later one yields).
+    Loaded(i64),
 }
 
 /// Work done in a catalog's commit transaction.
@@ -178,7 +190,9 @@ pub fn check_fits(
 }
 
 /// Commits `append` as the table's next snapshot, unless a snapshot already holds its load (a
-/// commit finished by an earlier run). Returns the snapshot's id.
+/// commit finished by an earlier run) or, unless `again`, its content (another load's). The
+/// check is made on the metadata each try commits on top of, so of two loads of the same
+/// content that race to commit, the later one finds the earlier one's snapshot.
 ///
 /// The files' statistics are read from their footers at `local` (the lake's root on this
 /// machine, which for a lake in a bucket holds the files uploaded).
@@ -187,14 +201,18 @@ pub fn append(
     local: &std::path::Path,
     catalog: &dyn Catalog,
     append: &Append,
-) -> Result<i64> {
+) -> Result<Appended> {
     for attempt in 0u64..200 {
         let found = current(store, catalog, append.table)?;
-        if let Some(s) = found
-            .as_ref()
-            .and_then(|(_, m)| m.snapshot_of_load(append.load_id, append.sha256))
-        {
-            return Ok(s.snapshot_id);
+        if let Some((_, m)) = &found {
+            if let Some(s) = m.snapshot_of_load(append.load_id, append.sha256) {
+                return Ok(Appended::Snapshot(s.snapshot_id));
+            }
+            if let Some(id) = m.other_load_of(append.load_id, append.sha256) {
+                if !append.again {
+                    return Ok(Appended::Loaded(id));
+                }
+            }
         }
         let (old, mut meta) = match found {
             Some((rel, meta)) => (Some(rel), meta),
@@ -215,7 +233,7 @@ pub fn append(
             .map_err(|e| Error::io(append.table, std::io::Error::other(e)))?;
         crate::fault::point("lake.iceberg");
         if catalog.commit(store, append.table, old.as_deref(), bytes, append)? {
-            return Ok(snapshot_id);
+            return Ok(Appended::Snapshot(snapshot_id));
         }
         // Another writer committed first: what was written for this try is nobody's.
         for rel in written {

@@ -13,6 +13,9 @@ pub(super) struct Manifest {
     /// The Iceberg snapshots the load appends, one per table it wrote to.
     #[serde(default)]
     pub(super) tables: Vec<TableAppend>,
+    /// Loaded even if the content is in the lake already (`--force`).
+    #[serde(default)]
+    pub(super) again: bool,
 }
 
 /// An exclusive lock on a file (held until dropped).
@@ -86,7 +89,11 @@ impl Lake {
                         self.root.display(),
                         m.line.load_id
                     );
-                    if let Err(err) = self.commit(&m, &dir) {
+                    let finished = self.commit(&m, &dir);
+                    if let Ok(Some(id)) = finished {
+                        log::info!("load {} holds the same content: nothing to finish", id);
+                    }
+                    if let Err(err) = finished {
                         // Kept for inspection, out of the way of later runs.
                         let kept = self.meta().join("damaged").join(e.file_name());
                         fs::create_dir_all(self.meta().join("damaged"))
@@ -107,8 +114,10 @@ impl Lake {
 
     /// Renames the parts from the load's directory `dir` into place and appends the ledger
     /// line (each step can be redone). A part that is in neither place is an error: the ledger
-    /// line is not written, and a later run loads the file again.
-    pub(super) fn commit(&self, m: &Manifest, dir: &Path) -> Result<()> {
+    /// line is not written, and a later run loads the file again. Returns the id of another
+    /// load found holding the same content when the snapshot was to be made: then nothing is
+    /// appended (the parts put in place have the names, and the bytes, of that load's).
+    pub(super) fn commit(&self, m: &Manifest, dir: &Path) -> Result<Option<i64>> {
         let mut dirs = HashSet::new();
         for (from, to) in &m.renames {
             // Older manifests named the part by its whole path: its file name is what counts.
@@ -161,8 +170,13 @@ impl Lake {
                 sha256: &m.line.sha256,
                 source: &m.line.source,
                 also: rows_table.then_some(&record as &iceberg::Also<'_>),
+                again: m.again,
             };
-            iceberg::append(&self.store, &self.root, self.catalog.iceberg(), &append)?;
+            let appended =
+                iceberg::append(&self.store, &self.root, self.catalog.iceberg(), &append)?;
+            if let iceberg::Appended::Loaded(id) = appended {
+                return Ok(Some(id));
+            }
         }
         match self.catalog {
             Catalog::Sql(..) => {}
@@ -170,7 +184,7 @@ impl Lake {
             _ if self.ledger()?.iter().any(|l| l.load_id == m.line.load_id) => {}
             _ => self.append(&m.line)?,
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Removes a load's folder, under `tmp.lock` so that no scan sees it half gone.

@@ -86,6 +86,14 @@ impl Catalog {
     }
 }
 
+/// The report of a load skipped because load `id` holds its content.
+fn skipped(report: &mut FileReport, id: i64) {
+    report.status = Status::Skipped;
+    report.load_id = Some(id);
+    report.parts.clear();
+    log::info!("{}: already in the lake as load {id}; skipped", report.path);
+}
+
 /// A moment as the ledger writes it.
 fn stamp(t: SystemTime) -> String {
     let micros = t
@@ -204,9 +212,7 @@ impl Lake {
                 if let Catalog::Sql(sql, ledger) = &self.catalog {
                     sql.with(|c| ledger.forget(c, load_id))?;
                 }
-                report.status = Status::Skipped;
-                report.load_id = Some(id);
-                log::info!("{}: already in the lake as load {id}; skipped", report.path);
+                skipped(report, id);
                 return Ok(());
             }
         }
@@ -258,6 +264,7 @@ impl Lake {
             renames,
             line,
             tables,
+            again: self.opts.force,
         };
         let mpath = dir.join("COMMIT");
         let text = serde_json::to_vec(&manifest).map_err(|e| Error::io(&mpath, e.into()))?;
@@ -267,7 +274,15 @@ impl Lake {
             .map_err(io(&mpath))?;
         sync_dir(dir)?;
         crate::fault::point("lake.manifest");
-        self.commit(&manifest, dir)
+        if let Some(id) = self.commit(&manifest, dir)? {
+            // Loaded by another run between the ledger's look-up and this commit.
+            if let Catalog::Sql(sql, ledger) = &self.catalog {
+                sql.with(|c| ledger.forget(c, load_id))?;
+            }
+            skipped(report, id);
+            return Ok(());
+        }
+        Ok(())
     }
 }
 
