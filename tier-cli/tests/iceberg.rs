@@ -338,6 +338,26 @@ fn a_second_loader_of_the_same_content_yields_at_the_commit() {
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert_eq!(forced.json()["files"][0]["status"], "succeeded");
     assert_eq!(snapshots(&table).len(), 2);
+
+    // The same with a SQL catalog: the later load's `running` row is gone with it.
+    let lake = dir.path().join("sql-lake");
+    let db = TestDb::new();
+    let cat = ["--catalog-url", db.url.as_str()];
+    let first = lake_load(&lake, &[&[s(&files[0])][..], &cat[..]].concat());
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let mut c = db.client();
+    c.batch_execute("UPDATE tier_loads SET status = 'failed'")
+        .unwrap();
+    let second = lake_load(&lake, &[&[s(&files[0])][..], &cat[..]].concat());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let report = &second.json()["files"][0];
+    assert_eq!(report["status"], "skipped", "{report}");
+    assert_eq!(report["load_id"], first.json()["files"][0]["load_id"]);
+    assert_eq!(
+        db.count("SELECT 1 FROM tier_loads"),
+        1,
+        "the first load's row only"
+    );
 }
 
 #[test]

@@ -116,7 +116,8 @@ impl Lake {
     /// line (each step can be redone). A part that is in neither place is an error: the ledger
     /// line is not written, and a later run loads the file again. Returns the id of another
     /// load found holding the same content when the snapshot was to be made: then nothing is
-    /// appended (the parts put in place have the names, and the bytes, of that load's).
+    /// appended (the parts put in place have the names, and the bytes, of that load's) and
+    /// the ledger has no row of this load.
     pub(super) fn commit(&self, m: &Manifest, dir: &Path) -> Result<Option<i64>> {
         let mut dirs = HashSet::new();
         for (from, to) in &m.renames {
@@ -175,6 +176,10 @@ impl Lake {
             let appended =
                 iceberg::append(&self.store, &self.root, self.catalog.iceberg(), &append)?;
             if let iceberg::Appended::Loaded(id) = appended {
+                // A SQL catalog's ledger has this load's row, `running`: it is not a load.
+                if let Catalog::Sql(sql, ledger) = &self.catalog {
+                    sql.with(|c| ledger.forget(c, m.line.load_id))?;
+                }
                 return Ok(Some(id));
             }
         }

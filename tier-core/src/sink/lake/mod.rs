@@ -276,11 +276,7 @@ impl Lake {
         crate::fault::point("lake.manifest");
         if let Some(id) = self.commit(&manifest, dir)? {
             // Loaded by another run between the ledger's look-up and this commit.
-            if let Catalog::Sql(sql, ledger) = &self.catalog {
-                sql.with(|c| ledger.forget(c, load_id))?;
-            }
             skipped(report, id);
-            return Ok(());
         }
         Ok(())
     }
