@@ -225,10 +225,18 @@ def test_an_interrupt_after_the_commit_says_what_committed(db: Db, tmp_path: Pat
     # Python's own handler (another library's, Spark's, may be installed by earlier tests).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     tier.load(generate(tmp_path / "weather.json", "weather", 5, 1), database_url=db.url)
+    # The signal comes at moments spread over what a load of a small file takes here (a few
+    # milliseconds to tens), so that some come while a load runs, before or after its commit.
+    started = time.monotonic()
+    tier.load(generate(tmp_path / "warm.json", "weather", 3, 99), database_url=db.url)
+    took = time.monotonic() - started
     committed_seen = False
-    for i in range(8):
+    for i in range(40):
+        if committed_seen and i >= 8:
+            break
         path = generate(tmp_path / f"weather_{i}.json", "weather", 3, 100 + i)
-        timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
+        delay = took * (0.1 + 0.9 * (i % 10) / 10)
+        timer = threading.Timer(delay, lambda: os.kill(os.getpid(), signal.SIGINT))
         timer.start()
         returned = False
         try:
