@@ -286,21 +286,12 @@ impl TableMetadata {
         self.snapshots.iter().find(|s| s.snapshot_id == id)
     }
 
-    /// The snapshot whose summary says it holds this tier load.
-    pub fn snapshot_of_load(&self, load_id: i64, sha256: &str) -> Option<&Snapshot> {
-        let id = load_id.to_string();
-        self.snapshots.iter().find(|s| {
-            s.summary.get("tier.load-id") == Some(&id)
-                && s.summary.get("tier.sha256").map(String::as_str) == Some(sha256)
-        })
-    }
-
-    /// The tier load, other than `load_id`, whose snapshot holds this content, if any.
-    pub fn other_load_of(&self, load_id: i64, sha256: &str) -> Option<i64> {
-        self.snapshots.iter().find_map(|s| {
-            let id = s.summary.get("tier.load-id")?.parse::<i64>().ok()?;
+    /// The snapshots whose summaries say they hold this content, each with its tier load's id.
+    pub fn loads_of<'a>(&'a self, sha256: &'a str) -> impl Iterator<Item = (i64, &'a Snapshot)> {
+        self.snapshots.iter().filter_map(move |s| {
             let same = s.summary.get("tier.sha256").map(String::as_str) == Some(sha256);
-            (same && id != load_id).then_some(id)
+            let id = s.summary.get("tier.load-id")?.parse::<i64>().ok()?;
+            same.then_some((id, s))
         })
     }
 

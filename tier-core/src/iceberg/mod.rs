@@ -205,13 +205,13 @@ pub fn append(
     for attempt in 0u64..200 {
         let found = current(store, catalog, append.table)?;
         if let Some((_, m)) = &found {
-            if let Some(s) = m.snapshot_of_load(append.load_id, append.sha256) {
+            let mut loads = m.loads_of(append.sha256);
+            if let Some((_, s)) = loads.find(|(id, _)| *id == append.load_id) {
                 return Ok(Appended::Snapshot(s.snapshot_id));
             }
-            if let Some(id) = m.other_load_of(append.load_id, append.sha256) {
-                if !append.again {
-                    return Ok(Appended::Loaded(id));
-                }
+            // Not this load's: any snapshot of the content is another load's.
+            if let Some((id, _)) = m.loads_of(append.sha256).next().filter(|_| !append.again) {
+                return Ok(Appended::Loaded(id));
             }
         }
         let (old, mut meta) = match found {
