@@ -231,7 +231,6 @@ fn spilled(e: std::io::Error) -> Error {
 /// keyed dataset, its key's hash and its row's) up to [`TABLE_BYTES`]; past it, spilled to a
 /// temporary file, with about 1.25 bytes a row (at most 64 MiB) left in memory.
 pub struct FirstSeen {
-    key_at: Option<Vec<usize>>,
     hash_at: usize,
     seen: Known,
     key_bytes: Vec<u8>,
@@ -239,8 +238,9 @@ pub struct FirstSeen {
 
 /// What the rows of a file are known by.
 enum Known {
-    /// A keyed dataset's: each key's hash, with the hash of the first row of that key.
-    Keys(Set<u128>),
+    /// A keyed dataset's (its key's fields where they stand in a row): each key's hash, with
+    /// the hash of the first row of that key.
+    Keys(Vec<usize>, Set<u128>),
     /// Rows without a key: each row's hash.
     Rows(Set<()>),
 }
@@ -255,16 +255,14 @@ impl FirstSeen {
     /// The rows of a file of `dataset` expected to hold `rows` rows, in a table of at most
     /// `budget` bytes.
     fn with_budget(dataset: &Dataset, rows: usize, budget: usize) -> FirstSeen {
-        let key_at: Option<Vec<usize>> = dataset
-            .key
-            .as_ref()
-            .map(|key| key.iter().filter_map(|k| dataset.column_index(k)).collect());
         FirstSeen {
-            seen: match key_at {
-                Some(_) => Known::Keys(Set::new(rows, budget)),
+            seen: match &dataset.key {
+                Some(key) => Known::Keys(
+                    key.iter().filter_map(|k| dataset.column_index(k)).collect(),
+                    Set::new(rows, budget),
+                ),
                 None => Known::Rows(Set::new(rows, budget)),
             },
-            key_at,
             hash_at: super::copy::Layout::of(dataset).hash,
             key_bytes: Vec::new(),
         }
@@ -290,7 +288,7 @@ impl FirstSeen {
                 .and_then(|h| h.try_into().ok())
                 .unwrap_or([0; 16]),
         );
-        let Some(key_at) = &self.key_at else {
+        let Known::Keys(key_at, _) = &self.seen else {
             return (0, hash);
         };
         self.key_bytes.clear();
@@ -308,7 +306,7 @@ impl FirstSeen {
     #[inline]
     pub fn prefetch(&self, key: u128, hash: u128) {
         match &self.seen {
-            Known::Keys(keys) => keys.prefetch(key),
+            Known::Keys(_, keys) => keys.prefetch(key),
             Known::Rows(rows) => rows.prefetch(hash),
         }
     }
@@ -322,7 +320,7 @@ impl FirstSeen {
                 None => Seen::First,
                 Some(()) => Seen::Duplicate,
             },
-            Known::Keys(keys) => match keys.insert(key, hash)? {
+            Known::Keys(_, keys) => match keys.insert(key, hash)? {
                 None => Seen::First,
                 Some(first) if first == hash => Seen::Duplicate,
                 Some(_) => Seen::Conflict,

@@ -59,7 +59,7 @@ fn a_set_past_its_budget_spills_and_still_finds_every_duplicate_and_conflict() {
                 assert_eq!(seen.see_hashed(key, row).unwrap(), expected, "{name}");
             }
             let spills = match &seen.seen {
-                super::Known::Keys(keys) => keys.spill.as_ref().map(|s| s.runs()),
+                super::Known::Keys(_, keys) => keys.spill.as_ref().map(|s| s.runs()),
                 super::Known::Rows(rows) => rows.spill.as_ref().map(|s| s.runs()),
             };
             assert!(spills.unwrap_or(0) > 3, "{name}: {spills:?} runs");
