@@ -239,6 +239,10 @@ fn round(
         error: None,
     };
     let mut first_transient = None;
+    let mut handled = |f: &Listed| {
+        state.settling.remove(&key(&f.path));
+        state.handled.insert(key(&f.path), (f.size, f.modified));
+    };
     for (f, outcome) in loads.results {
         match outcome {
             Err(e) if transient(&e) => {
@@ -250,13 +254,9 @@ fn round(
             // Failed by its content: recorded, and taken again only when it changes.
             _ => round.failed += 1,
         }
-        state.settling.remove(&key(&f.path));
-        state.handled.insert(key(&f.path), (f.size, f.modified));
+        handled(&f);
     }
-    for f in loads.done_elsewhere {
-        state.settling.remove(&key(&f.path));
-        state.handled.insert(key(&f.path), (f.size, f.modified));
-    }
+    loads.done_elsewhere.iter().for_each(handled);
     round.error = loads.broken.or(first_transient);
     if round.error.is_some() {
         // The connections are made again for the next round.
