@@ -135,6 +135,7 @@ pub struct Rows {
     records: Records,
     dataset: Dataset,
     unknown: HashMap<String, u64>,
+    order: validate::KeyOrder,
     /// Duplicates within the file are left out, as a load leaves them out.
     seen: FirstSeen,
     hashes: HashEncoder,
@@ -159,6 +160,7 @@ impl Rows {
             hashes: HashEncoder::new(&dataset, false),
             dataset,
             unknown: HashMap::new(),
+            order: Default::default(),
             scratch: Vec::new(),
         })
     }
@@ -179,7 +181,9 @@ impl Iterator for Rows {
                 Ok(None) => return None,
                 Err(e) => return Some(Err(e)),
             };
-            if let Ok(row) = validate::validate(&self.dataset, &rec, &mut self.unknown) {
+            if let Ok(row) =
+                validate::validate(&self.dataset, &rec, &mut self.unknown, &mut self.order)
+            {
                 self.scratch.clear();
                 self.hashes.row(&row, &[], &mut self.scratch);
                 let (_, hash, key, _, _) = HashEncoder::decode(&self.scratch);

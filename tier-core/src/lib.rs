@@ -47,7 +47,7 @@ pub use text::visible;
 pub use schema::infer::{infer, infer_from, DEFAULT_SAMPLE};
 pub use schema::row::{Row, Value};
 pub use schema::timestamp::Timestamp;
-pub use schema::validate::{validate, Reject, RejectReason, UnknownFields};
+pub use schema::validate::{validate, KeyOrder, Reject, RejectReason, UnknownFields};
 pub use schema::{Column, ColumnType, Dataset, Definition, Registry};
 
 // Inputs.

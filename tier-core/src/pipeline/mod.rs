@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::read::{Input, Progress, RawRecord, Records, Sha256Handle};
 use crate::schema::row::Row;
-use crate::schema::validate::{self, Reject, UnknownFields};
+use crate::schema::validate::{self, KeyOrder, Reject, UnknownFields};
 use crate::schema::{Dataset, Registry};
 
 use parallel::*;
@@ -195,6 +195,7 @@ pub struct Processed {
     pub reject_payload: Vec<u8>,
     row_index_at: Vec<usize>,
     reject_index_at: Vec<usize>,
+    order: KeyOrder,
 }
 
 impl Processed {
@@ -218,7 +219,7 @@ impl Processed {
     /// Validates and encodes one record, whose index is its position in this batch.
     fn add(&mut self, dataset: &Dataset, mut rec: RawRecord<'_>, enc: &dyn Encode) {
         rec.index = self.records;
-        let outcome = validate::validate(dataset, &rec, &mut self.unknown);
+        let outcome = validate::validate(dataset, &rec, &mut self.unknown, &mut self.order);
         self.push(outcome, rec.bytes, enc);
     }
 

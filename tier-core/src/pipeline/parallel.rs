@@ -103,9 +103,14 @@ pub(crate) fn process_chunk(
         // The usual case, in one pass: a sound object, read and validated at once.
         if data[pos] == b'{' {
             let index = batch.records;
-            if let Some((n, outcome)) =
-                validate::validate_prefix(dataset, index, &data[pos..end], max, &mut batch.unknown)
-            {
+            if let Some((n, outcome)) = validate::validate_prefix(
+                dataset,
+                index,
+                &data[pos..end],
+                max,
+                &mut batch.unknown,
+                &mut batch.order,
+            ) {
                 batch.push(outcome, &data[pos..pos + n], enc);
                 pos += n;
                 continue;

@@ -40,7 +40,7 @@ fn sequential_view(data: &[u8], max: usize) -> (Vec<u64>, Vec<(u64, String)>) {
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
     let mut unknown = UnknownFields::new();
     while let Some(rec) = r.next_record().unwrap() {
-        match validate::validate(&weather(), &rec, &mut unknown) {
+        match validate::validate(&weather(), &rec, &mut unknown, &mut Default::default()) {
             Ok(row) => ok.push(row.index),
             Err(rej) => bad.push((rej.index, rej.reason.to_string())),
         }

@@ -64,8 +64,45 @@ impl<'a> Members<'a> {
 
     /// The next member, `None` after the last.
     pub fn next_member(&mut self) -> Result<Option<(Cow<'a, str>, JsonValue<'a>)>, SyntaxError> {
-        if self.done {
+        Ok(self
+            .next_member_as(None)?
+            .map(|(key, value)| (key.expect("no key was expected, so the key is read"), value)))
+    }
+
+    /// The next member, `None` after the last, its key compared first with `expected` (the key
+    /// as written, which must hold no `"`, `\\` or control character): a key that is written
+    /// exactly so is returned as `None`, without being scanned.
+    pub fn next_member_as(
+        &mut self,
+        expected: Option<&[u8]>,
+    ) -> Result<Option<(Option<Cow<'a, str>>, JsonValue<'a>)>, SyntaxError> {
+        if !self.open_member()? {
             return Ok(None);
+        }
+        self.expect(b'"')?;
+        let key = match expected {
+            Some(e) if self.is_written(e) => {
+                self.i += e.len() + 1;
+                None
+            }
+            _ => Some(self.string()?),
+        };
+        self.expect(b':')?;
+        let value = self.value()?;
+        Ok(Some((key, value)))
+    }
+
+    /// Whether the string whose opening quote is consumed is `key` and ends there.
+    #[inline]
+    fn is_written(&self, key: &[u8]) -> bool {
+        let end = self.i + key.len();
+        self.b.get(end) == Some(&b'"') && same_bytes(&self.b[self.i..end], key)
+    }
+
+    /// Steps over the separator before a member; false past the object's closing brace.
+    fn open_member(&mut self) -> Result<bool, SyntaxError> {
+        if self.done {
+            return Ok(false);
         }
         if self.first {
             self.expect(b'{')?;
@@ -74,7 +111,7 @@ impl<'a> Members<'a> {
             if self.b.get(self.i) == Some(&b'}') {
                 self.i += 1;
                 self.done = true;
-                return Ok(None);
+                return Ok(false);
             }
         } else {
             self.ws();
@@ -83,16 +120,12 @@ impl<'a> Members<'a> {
                 Some(b'}') => {
                     self.i += 1;
                     self.done = true;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 _ => return Err(SyntaxError(self.i)),
             }
         }
-        self.expect(b'"')?;
-        let key = self.string()?;
-        self.expect(b':')?;
-        let value = self.value()?;
-        Ok(Some((key, value)))
+        Ok(true)
     }
 
     /// Reads the rest of the object; returns the offset just past its closing brace.
@@ -383,6 +416,28 @@ fn plain_run(b: &[u8], mut i: usize) -> (usize, bool) {
         i += 1;
     }
     (i, ascii)
+}
+
+/// Whether two byte strings of one length are equal, eight bytes at a time: column names are
+/// short, and a call to `memcmp` for each key of each record costs more than the comparison.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 pub use super::jsonb::{write_jsonb, write_object, JsonbError};

@@ -16,6 +16,7 @@ use std::sync::Arc;
 pub use definition::{valid_name, Column, ColumnType, Definition, LINEAGE_COLUMNS};
 
 use crate::error::{Error, Result};
+use crate::read::json::same_bytes;
 
 /// The ledger's table, a name no dataset's table may take.
 pub(crate) const LEDGER_TABLE: &str = "tier_loads";
@@ -33,6 +34,9 @@ struct Compiled {
     /// `by_len[len_start[n]..len_start[n + 1]]` (most keys are then found with one comparison).
     by_len: Box<[usize]>,
     len_start: Box<[usize]>,
+    /// Each column's key as a record writes it (prefix and name), where JSON writes it without
+    /// escapes.
+    written: Box<[Option<Box<[u8]>>]>,
 }
 
 impl PartialEq for Dataset {
@@ -73,11 +77,21 @@ impl From<Definition> for Dataset {
         let len_start = (0..=longest + 1)
             .map(|n| by_len.partition_point(|&i| names[i].len() < n))
             .collect();
+        let prefix = definition.prefix.as_deref().unwrap_or("");
+        let written = names
+            .iter()
+            .map(|n| {
+                let key = format!("{prefix}{n}").into_bytes();
+                let plain = key.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\');
+                plain.then(|| key.into())
+            })
+            .collect();
         Dataset(Arc::new(Compiled {
             definition,
             names,
             by_len: by_len.into(),
             len_start,
+            written,
         }))
     }
 }
@@ -95,6 +109,12 @@ impl Dataset {
             .iter()
             .copied()
             .find(|&i| same_bytes(c.names[i].as_bytes(), name.as_bytes()))
+    }
+
+    /// The key of column `i` as records write it (with the prefix), unless JSON would escape it.
+    #[inline]
+    pub fn written_key(&self, i: usize) -> Option<&[u8]> {
+        self.0.written.get(i)?.as_deref()
     }
 
     /// A key without the dataset's prefix (the key itself when it has none).
@@ -243,28 +263,6 @@ impl Registry {
         let stem = name.split('.').next().unwrap_or(name);
         by_pattern.or_else(|| self.datasets.iter().find(|d| d.name == stem))
     }
-}
-
-/// Whether two byte strings of one length are equal, eight bytes at a time: column names are
-/// short, and a call to `memcmp` for each key of each record costs more than the comparison.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], i: usize| u64::from_ne_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-    if n < 8 {
-        return a.iter().zip(b).all(|(x, y)| x == y);
-    }
-    let mut i = 0;
-    while i + 8 < n {
-        if word(a, i) != word(b, i) {
-            return false;
-        }
-        i += 8;
-    }
-    word(a, n - 8) == word(b, n - 8)
 }
 
 #[cfg(test)]

@@ -104,6 +104,30 @@ pub struct Reject {
 /// Counts of keys outside the schema, by key as written in the input.
 pub type UnknownFields = HashMap<String, u64>;
 
+/// The columns that the keys of the records read so far named, by position in the record:
+/// exports write every record's keys in one order, so each key is first compared with the one
+/// the last record had in its place, and is scanned and looked up only when it differs.
+#[derive(Debug, Default, Clone)]
+pub struct KeyOrder(Vec<Option<usize>>);
+
+impl KeyOrder {
+    /// The column the `at`th key named last time.
+    #[inline]
+    fn guess(&self, at: usize) -> Option<usize> {
+        *self.0.get(at)?
+    }
+
+    /// The `at`th key names `column` (`None`: no column).
+    #[inline]
+    fn saw(&mut self, at: usize, column: Option<usize>) {
+        match self.0.get_mut(at) {
+            Some(c) => *c = column,
+            // Positions come one by one from 0.
+            None => self.0.push(column),
+        }
+    }
+}
+
 impl Reject {
     fn at(index: u64, bytes: &[u8], reason: RejectReason) -> Reject {
         Reject {
@@ -125,7 +149,9 @@ pub fn raw_text(bytes: &[u8]) -> String {
     }
 }
 
-/// Validates one raw record of `dataset`. Keys outside the schema are counted in `unknown`.
+/// Validates one raw record of `dataset`. Keys outside the schema are counted in `unknown`;
+/// `order` remembers the order of the keys of the records read with it (pass the same one for
+/// the records of one input).
 ///
 /// ```
 /// use tier_core::{validate, RawKind, RawRecord};
@@ -137,13 +163,15 @@ pub fn raw_text(bytes: &[u8]) -> String {
 ///     kind: RawKind::Object,
 ///     bytes: br#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_humidity":1.5}"#,
 /// };
-/// let reject = validate(&weather, &rec, &mut Default::default()).unwrap_err();
+/// let reject = validate(&weather, &rec, &mut Default::default(), &mut Default::default());
+/// let reject = reject.unwrap_err();
 /// assert_eq!(reject.reason.to_string(), "out_of_range:currently_humidity");
 /// ```
 pub fn validate<'a>(
     dataset: &Dataset,
     rec: &RawRecord<'a>,
     unknown: &mut UnknownFields,
+    order: &mut KeyOrder,
 ) -> Result<Row<'a>, Reject> {
     let reason = match rec.kind {
         RawKind::Object | RawKind::Malformed => RejectReason::MalformedJson,
@@ -152,7 +180,7 @@ pub fn validate<'a>(
     };
     if rec.kind == RawKind::Object {
         if let Some((n, outcome)) =
-            validate_prefix(dataset, rec.index, rec.bytes, usize::MAX, unknown)
+            validate_prefix(dataset, rec.index, rec.bytes, usize::MAX, unknown, order)
         {
             if rec.bytes[n..]
                 .iter()
@@ -168,13 +196,14 @@ pub fn validate<'a>(
 /// Validates the object at the start of `bytes`, whatever follows it. `None` when it is not
 /// sound JSON or spans more than `max` bytes (the caller then frames it the careful way);
 /// else how many bytes it spans, and its row or reject. Keys outside the schema are counted
-/// in `unknown` only then.
+/// in `unknown` only then; `order` is as for [`validate`].
 pub fn validate_prefix<'a>(
     dataset: &Dataset,
     index: u64,
     bytes: &'a [u8],
     max: usize,
     unknown: &mut UnknownFields,
+    order: &mut KeyOrder,
 ) -> Option<(usize, Result<Row<'a>, Reject>)> {
     // The values are gathered on the stack, in an array no larger than needed (clearing it is
     // part of every record's cost).
@@ -183,13 +212,13 @@ pub fn validate_prefix<'a>(
         ($($size:literal),*) => {
             $(if n <= $size {
                 let mut slots: [Option<JsonValue<'a>>; $size] = Default::default();
-                return with_slots(dataset, index, bytes, max, unknown, &mut slots[..n]);
+                return with_slots(dataset, index, bytes, max, unknown, order, &mut slots[..n]);
             })*
         };
     }
     on_stack!(16, 32);
     let mut slots = vec![None; n];
-    with_slots(dataset, index, bytes, max, unknown, &mut slots)
+    with_slots(dataset, index, bytes, max, unknown, order, &mut slots)
 }
 
 fn with_slots<'a>(
@@ -198,17 +227,33 @@ fn with_slots<'a>(
     bytes: &'a [u8],
     max: usize,
     unknown: &mut UnknownFields,
+    order: &mut KeyOrder,
     slots: &mut [Option<JsonValue<'a>>],
 ) -> Option<(usize, Result<Row<'a>, Reject>)> {
     let columns = &dataset.columns;
     let mut extras: Vec<(Cow<'a, str>, JsonValue<'a>)> = Vec::new();
     let mut members = Members::new(bytes);
-    while let Some((key, value)) = members.next_member().ok()? {
-        let name = dataset.strip_key_prefix(&key);
-        match dataset.column_index(name) {
-            Some(i) => slots[i] = Some(value),
-            None => extras.push((key, value)),
+    for at in 0.. {
+        let guess = order.guess(at);
+        let expected = guess.and_then(|i| dataset.written_key(i));
+        let Some((key, value)) = members.next_member_as(expected).ok()? else {
+            break;
+        };
+        let column = match key {
+            None => guess,
+            Some(key) => match dataset.column_index(dataset.strip_key_prefix(&key)) {
+                Some(i) => Some(i),
+                None => {
+                    extras.push((key, value));
+                    order.saw(at, None);
+                    continue;
+                }
+            },
+        };
+        if let Some(i) = column {
+            slots[i] = Some(value);
         }
+        order.saw(at, column);
     }
     let n = members.end().ok()?;
     if n > max {

@@ -14,7 +14,13 @@ fn check<'a>(dataset: &Dataset, json: &'a str) -> Result<Row<'a>, String> {
         kind: RawKind::Object,
         bytes: json.as_bytes(),
     };
-    validate(dataset, &rec, &mut UnknownFields::new()).map_err(|r| r.reason.to_string())
+    validate(
+        dataset,
+        &rec,
+        &mut UnknownFields::new(),
+        &mut Default::default(),
+    )
+    .map_err(|r| r.reason.to_string())
 }
 
 const TE: &str = r#""segment_tracks.anonymous_id":"A","segment_tracks.event_name":"E","segment_tracks.received_time":"2019-05-13 14:23:46""#;
@@ -90,7 +96,13 @@ fn every_reason() {
         kind: RawKind::Object,
         bytes: b"{\"a\":\"\xff\"}",
     };
-    let r = validate(&ds("weather"), &bad_utf8, &mut UnknownFields::new()).unwrap_err();
+    let r = validate(
+        &ds("weather"),
+        &bad_utf8,
+        &mut UnknownFields::new(),
+        &mut Default::default(),
+    )
+    .unwrap_err();
     assert_eq!(r.reason, RejectReason::MalformedJson);
     assert_eq!(r.raw, "{\"a\":\"\u{FFFD}\"}");
 }
@@ -106,8 +118,8 @@ fn unknown_fields_are_counted_and_kept() {
         kind: RawKind::Object,
         bytes: j.as_bytes(),
     };
-    let row = validate(&ds("weather"), &rec, &mut unknown).unwrap();
-    validate(&ds("weather"), &rec, &mut unknown).unwrap();
+    let row = validate(&ds("weather"), &rec, &mut unknown, &mut Default::default()).unwrap();
+    validate(&ds("weather"), &rec, &mut unknown, &mut Default::default()).unwrap();
     assert_eq!(unknown["weather_data.currently_ozone"], 2);
     assert_eq!(
         row.extra.as_deref(),
@@ -120,4 +132,43 @@ fn unknown_fields_are_counted_and_kept() {
         row.extra.as_deref(),
         Some(r#"{"a":{"n":123456789012345678901234567890},"z":[1e999,-0]}"#)
     );
+}
+
+#[test]
+fn keys_out_of_the_last_records_order_are_read_alike() {
+    // One KeyOrder over records whose keys move, lengthen, lose their prefix or are escaped:
+    // each record gives what it gives read alone.
+    let records = [
+        r#"{"segment_tracks.anonymous_id":"A","segment_tracks.event_name":"E","segment_tracks.received_time":"2019-05-13 14:23:46"}"#,
+        r#"{"segment_tracks.anonymous_id":"B","segment_tracks.event_name_x":"X","segment_tracks.received_time":"2019-05-13 14:23:47","segment_tracks.event_name":"F"}"#,
+        r#"{"segment_tracks.anonymous_id":"C","segment_tracks.event\u005fname":"G","segment_tracks.received_time":"2019-05-13 14:23:48"}"#,
+        r#"{"segment_tracks.event_name":"H","anonymous_id":"D","segment_tracks.received_time":"2019-05-13 14:23:49"}"#,
+        r#"{"segment_tracks.anonymous_id":"E","segment_tracks.event_name" :"I","segment_tracks.received_time":"2019-05-13 14:23:50"}"#,
+        r#"{"segment_tracks.anonymous_id":"F","segment_tracks.event_nam":"J","segment_tracks.received_time":"2019-05-13 14:23:51"}"#,
+        r#"{"segment_tracks.anonymous_id":"G","segment_tracks.event_name":"K","segment_tracks.received_time":"2019-05-13 14:23:52"}"#,
+    ];
+    let dataset = ds("track_events");
+    let mut order = KeyOrder::default();
+    let mut shared = UnknownFields::new();
+    for (i, json) in records.iter().enumerate() {
+        let rec = RawRecord {
+            index: i as u64,
+            offset: 0,
+            end: 0,
+            kind: RawKind::Object,
+            bytes: json.as_bytes(),
+        };
+        let alone = validate(&dataset, &rec, &mut UnknownFields::new(), &mut KeyOrder::default());
+        let together = validate(&dataset, &rec, &mut shared, &mut order);
+        assert_eq!(together, alone, "record {i}");
+    }
+    let event = |json: &'static str| check(&dataset, json).map(|r| r.values[1].clone());
+    assert_eq!(event(records[1]), Ok(Value::Text("F".into())));
+    assert_eq!(event(records[2]), Ok(Value::Text("G".into())));
+    assert_eq!(event(records[3]), Ok(Value::Text("H".into())));
+    assert_eq!(
+        check(&dataset, records[5]).unwrap_err(),
+        "missing_field:event_name"
+    );
+    assert_eq!(shared["segment_tracks.event_name_x"], 1);
 }
