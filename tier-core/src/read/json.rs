@@ -22,6 +22,10 @@ pub enum JsonValue<'a> {
     Nested(&'a str),
 }
 
+/// A member read by [`Members::next_member_as`]: its key (`None` when it is the one expected)
+/// and its value.
+pub type MemberAs<'a> = (Option<Cow<'a, str>>, JsonValue<'a>);
+
 /// The input is not sound JSON at this byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyntaxError(pub usize);
@@ -75,7 +79,7 @@ impl<'a> Members<'a> {
     pub fn next_member_as(
         &mut self,
         expected: Option<&[u8]>,
-    ) -> Result<Option<(Option<Cow<'a, str>>, JsonValue<'a>)>, SyntaxError> {
+    ) -> Result<Option<MemberAs<'a>>, SyntaxError> {
         if !self.open_member()? {
             return Ok(None);
         }
