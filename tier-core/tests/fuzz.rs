@@ -13,7 +13,7 @@ use tier_core::Input;
 
 use tier_core::Definition;
 use tier_core::Registry;
-use tier_core::{validate, UnknownFields};
+use tier_core::{validate, KeyOrder, UnknownFields};
 
 /// SplitMix64: small, seeded, reproducible.
 struct Rng(u64);
@@ -110,11 +110,12 @@ fn mutated_exports_keep_every_record_accounted_for() {
                 .unwrap();
         let mut recs = input.records(max);
         let mut unknown = UnknownFields::new();
+        let mut order = KeyOrder::default();
         let (mut n, mut valid, mut rejected) = (0u64, 0u64, 0u64);
         while let Some(rec) = recs.next_record().unwrap() {
             assert_eq!(rec.index, n, "seed {seed}: record indexes run without gaps");
             n += 1;
-            match validate(&dataset, &rec, &mut unknown) {
+            match validate(&dataset, &rec, &mut unknown, &mut order) {
                 Ok(_) => valid += 1,
                 Err(_) => rejected += 1,
             }

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use tier_core::Input;
 use tier_core::Registry;
-use tier_core::{validate, UnknownFields};
+use tier_core::{validate, KeyOrder, UnknownFields};
 
 const GOOD: &str = r#"{"weather_data.city":"Oslo","weather_data.date_time":"2019-06-04 14:05:13","weather_data.currently_humidity":0.5}"#;
 
@@ -41,11 +41,12 @@ fn read(bytes: Vec<u8>) -> (u64, u64) {
     let mut records = input.records(1 << 20);
     let (mut total, mut valid) = (0, 0);
     let mut unknown = UnknownFields::new();
+    let mut order = KeyOrder::default();
     let weather = Registry::builtin().get("weather").unwrap();
     while let Some(rec) = records.next_record().unwrap() {
         assert_eq!(rec.index, total);
         total += 1;
-        if validate(&weather, &rec, &mut unknown).is_ok() {
+        if validate(&weather, &rec, &mut unknown, &mut order).is_ok() {
             valid += 1;
         }
     }

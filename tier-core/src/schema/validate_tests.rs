@@ -158,7 +158,12 @@ fn keys_out_of_the_last_records_order_are_read_alike() {
             kind: RawKind::Object,
             bytes: json.as_bytes(),
         };
-        let alone = validate(&dataset, &rec, &mut UnknownFields::new(), &mut KeyOrder::default());
+        let alone = validate(
+            &dataset,
+            &rec,
+            &mut UnknownFields::new(),
+            &mut KeyOrder::default(),
+        );
         let together = validate(&dataset, &rec, &mut shared, &mut order);
         assert_eq!(together, alone, "record {i}");
     }
