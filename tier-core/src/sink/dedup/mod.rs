@@ -10,6 +10,7 @@ mod spill;
 
 use xxhash_rust::xxh3::xxh3_128;
 
+use super::copy::copy_fields;
 use crate::error::{Error, Result};
 use crate::pipeline::Encode;
 use crate::schema::row::Row;
@@ -273,6 +274,34 @@ impl FirstSeen {
     /// is the old table and one twice its size).
     pub fn for_file(dataset: &Dataset, bytes: u64) -> FirstSeen {
         FirstSeen::with_budget(dataset, (bytes / 700) as usize, TABLE_BYTES)
+    }
+
+    /// Takes note of each row of a batch of binary COPY rows, in order, and hands it to `each`
+    /// (its bytes, its fields, what it is). The batch's hashes are taken first, so that each
+    /// look-up asks for its memory [`LOOK_AHEAD`] rows before its turn and waits for none.
+    pub fn see_rows<'p>(
+        &mut self,
+        payload: &'p [u8],
+        mut each: impl FnMut(&'p [u8], &[Option<&'p [u8]>], Seen) -> Result<()>,
+    ) -> Result<()> {
+        let (mut fields, mut all, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        let mut b = payload;
+        while !b.is_empty() {
+            let row = b;
+            b = copy_fields(b, &mut fields);
+            let (key, hash) = self.hashes(&fields);
+            rows.push((&row[..row.len() - b.len()], key, hash));
+            all.extend_from_slice(&fields);
+        }
+        let width = fields.len().max(1);
+        for (i, (fields, &(row, key, hash))) in all.chunks_exact(width).zip(&rows).enumerate() {
+            if let Some(&(_, key, hash)) = rows.get(i + LOOK_AHEAD) {
+                self.prefetch(key, hash);
+            }
+            let seen = self.see_hashed(key, hash)?;
+            each(row, fields, seen)?;
+        }
+        Ok(())
     }
 
     /// Takes note of a row (its COPY fields) and says what it is.

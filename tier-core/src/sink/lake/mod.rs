@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::copy::copy_fields;
 use super::copy::CopyEncoder;
-use super::dedup::{FirstSeen, Seen, LOOK_AHEAD};
+use super::dedup::{FirstSeen, Seen};
 use super::ledger::LedgerLine;
 use super::{Incoming, LoadOptions, Sink};
 use crate::error::{Error, Result};

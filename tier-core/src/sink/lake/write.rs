@@ -48,7 +48,6 @@ impl Lake {
         let mut builders = Days::new(dataset);
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;
-        let mut hashes = Vec::new();
         let mut kept = 0u64;
         let mut held = 0usize;
         let conflict_reason = RejectReason::ConflictingDuplicate.to_string();
@@ -63,31 +62,15 @@ impl Lake {
                 for r in &batch.rejects {
                     observer.reject(&path, r)?;
                 }
-                let mut fields = Vec::with_capacity(layout.fields);
-                // The rows' fields and hashes first, so each look-up can ask for its memory
-                // rows ahead.
-                hashes.clear();
-                let mut all = Vec::with_capacity(batch.valid as usize * layout.fields);
-                let mut b = &batch.payload[..];
-                while !b.is_empty() {
-                    b = copy_fields(b, &mut fields);
-                    hashes.push(seen.hashes(&fields));
-                    all.extend_from_slice(&fields);
-                }
-                let width = fields.len();
-                for (row, fields) in all.chunks_exact(width.max(1)).enumerate() {
-                    if let Some(&(key, hash)) = hashes.get(row + LOOK_AHEAD) {
-                        seen.prefetch(key, hash);
-                    }
-                    let (key, hash) = hashes[row];
-                    match seen.see_hashed(key, hash)? {
+                seen.see_rows(&batch.payload, |_, fields, seen| {
+                    match seen {
                         Seen::First => {}
-                        Seen::Duplicate => continue,
+                        Seen::Duplicate => return Ok(()),
                         Seen::Conflict => {
                             conflicting += 1;
                             let reason: &[u8] = conflict_reason.as_bytes();
                             rejects.push(&layout.reject(fields, reason));
-                            continue;
+                            return Ok(());
                         }
                     }
                     kept += 1;
@@ -105,7 +88,9 @@ impl Lake {
                         }
                         held = 0;
                     }
-                }
+                    Ok(())
+                })?;
+                let mut fields = Vec::with_capacity(layout.fields);
                 let mut b = &batch.reject_payload[..];
                 while !b.is_empty() {
                     b = copy_fields(b, &mut fields);

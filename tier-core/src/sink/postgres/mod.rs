@@ -251,9 +251,7 @@ impl Sink for Loader {
             else {
                 return Ok(());
             };
-            let mut staged = stage(
-                &mut tx, source, dataset, table, &plan, &opts, report, observer,
-            )?;
+            let mut staged = stage(&mut tx, source, w, table, &plan, &opts, observer)?;
             w.hashed(report);
             if let (true, Some(reopen)) = (staged.refused, reopen) {
                 // Rows of the file are in the table: loaded before under another name (then the

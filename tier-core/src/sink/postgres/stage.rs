@@ -12,14 +12,14 @@ use std::time::Instant;
 pub(super) fn stage(
     tx: &mut Transaction<'_>,
     source: Source,
-    dataset: &Dataset,
+    w: &Incoming<'_>,
     table: &str,
     plan: &Plan,
     opts: &LoadOptions,
-    report: &FileReport,
     observer: &dyn Observer,
 ) -> Result<Staged> {
     let t0 = Instant::now();
+    let dataset = &w.dataset;
     let mut spool = Spool::new();
     let into_table = {
         let cols: Vec<&str> = ddl::target_columns(dataset).iter().map(|c| c.0).collect();
@@ -34,7 +34,8 @@ pub(super) fn stage(
             bulk: route == Route::Bulk,
             freeze: plan.freeze,
             workers: opts.read.workers,
-            path: Path::new(&report.path),
+            path: w.path,
+            size: w.size,
         };
         let staged = copy.run(c, source, observer, Some(spool), route == Route::Direct)?;
         Ok::<_, Error>(Staged { route, ..staged })
@@ -46,7 +47,10 @@ pub(super) fn stage(
             let staged = run(&mut sp, &into_table, &mut spool, Route::Direct)?;
             if staged.refused {
                 drop(sp);
-                log::debug!("{}: rows of the file are in the table already", report.path);
+                log::debug!(
+                    "{}: rows of the file are in the table already",
+                    w.path.display()
+                );
             } else {
                 sp.commit()?;
             }
@@ -57,7 +61,7 @@ pub(super) fn stage(
             run(tx, "tier_stage", &mut spool, Route::Staged)?
         }
     };
-    log::debug!("{}: rows copied after {:?}", report.path, t0.elapsed());
+    log::debug!("{}: rows copied after {:?}", w.path.display(), t0.elapsed());
     spool.copy_into(tx, &qualified(&opts.schema, &ddl::rejects_table(dataset)))?;
     Ok(staged)
 }
@@ -82,6 +86,7 @@ pub(super) fn restage(
         freeze: false,
         workers,
         path: Path::new(&report.path),
+        size: None,
     };
     let again = copy.run(
         tx,
@@ -119,6 +124,8 @@ pub(super) struct Copy<'a> {
     pub(super) freeze: bool,
     pub(super) workers: usize,
     pub(super) path: &'a Path,
+    /// The input's size, when known (the within-file filter is sized to it).
+    pub(super) size: Option<u64>,
 }
 
 impl Copy<'_> {
@@ -138,7 +145,8 @@ impl Copy<'_> {
         let dataset = self.dataset;
         let keyed = dataset.key.is_some();
         let mut totals = Processed::default();
-        let mut filter = (keyed && self.bulk).then(|| FirstSeen::new(dataset));
+        let mut filter =
+            (keyed && self.bulk).then(|| FirstSeen::for_file(dataset, self.size.unwrap_or(0)));
         let strip = keyed && self.strip_raw;
         let (mut rows, mut conflicts) = (0u64, 0u64);
         let layout = copy::Layout::of(dataset);
@@ -189,15 +197,10 @@ impl Copy<'_> {
             };
             kept.clear();
             found.clear();
-            let mut fields = Vec::with_capacity(layout.fields);
-            let mut b = &batch.payload[..];
-            while !b.is_empty() {
-                let row = b;
-                b = copy_fields(b, &mut fields);
-                let row = &row[..row.len() - b.len()];
-                match filter.see(&fields)? {
+            filter.see_rows(&batch.payload, |row, fields, seen| {
+                match seen {
                     Seen::First if self.strip_raw => {
-                        strip_raw(&mut kept, row, &fields);
+                        strip_raw(&mut kept, row, fields);
                         rows += 1;
                     }
                     Seen::First => {
@@ -207,7 +210,7 @@ impl Copy<'_> {
                     Seen::Duplicate => {}
                     Seen::Conflict => {
                         conflicts += 1;
-                        let reject = layout.reject(&fields, conflict.as_bytes());
+                        let reject = layout.reject(fields, conflict.as_bytes());
                         let raw = reject[3];
                         copy::tuple(&mut found, &reject);
                         if observer.wants_rejects() {
@@ -225,7 +228,8 @@ impl Copy<'_> {
                         }
                     }
                 }
-            }
+                Ok(())
+            })?;
             if let Some(spool) = spool.as_deref_mut() {
                 spool.write(&found)?;
             }
