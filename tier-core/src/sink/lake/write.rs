@@ -275,13 +275,21 @@ fn write_batches(
     rows_schema: arrow_schema::SchemaRef,
     writer: usize,
 ) -> Result<Vec<Written>> {
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_dictionary_page_size_limit(DICTIONARY_BYTES)
         .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
-        .set_write_batch_size(8192)
-        .build();
+        .set_write_batch_size(8192);
+    // Timestamps and record indexes are nearly all distinct: a dictionary would be filled and
+    // dropped in every column chunk.
+    for f in rows_schema.fields() {
+        if matches!(f.data_type(), arrow_schema::DataType::Timestamp(..)) || f.name() == "_record_index" {
+            let column = parquet::schema::types::ColumnPath::from(f.name().as_str());
+            props = props.set_column_dictionary_enabled(column, false);
+        }
+    }
+    let props = props.build();
     let mut open: BTreeMap<Part, (ArrowWriter<File>, PathBuf, u32)> = BTreeMap::new();
     let mut next_number: HashMap<Part, u32> = HashMap::new();
     let mut done = Vec::new();
