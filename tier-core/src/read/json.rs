@@ -68,9 +68,11 @@ impl<'a> Members<'a> {
 
     /// The next member, `None` after the last.
     pub fn next_member(&mut self) -> Result<Option<(Cow<'a, str>, JsonValue<'a>)>, SyntaxError> {
-        Ok(self
-            .next_member_as(None)?
-            .map(|(key, value)| (key.expect("no key was expected, so the key is read"), value)))
+        // Without an expected key, every key is read: `None` only past the last member.
+        let Some((key, value)) = self.next_member_as(None)? else {
+            return Ok(None);
+        };
+        Ok(key.map(|key| (key, value)))
     }
 
     /// The next member, `None` after the last, its key compared first with `expected` (the key

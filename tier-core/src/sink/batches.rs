@@ -92,21 +92,20 @@ impl Batches {
             };
             let outcome = source
                 .run(&d, workers, &enc, &mut |batch: &Processed| {
-                    let mut fields = Vec::new();
-                    let mut b = &batch.payload[..];
-                    while !b.is_empty() {
-                        b = copy_fields(b, &mut fields);
-                        match (seen.see(&fields)?, what) {
-                            (Seen::First, BatchOf::Rows) => builder.push(&fields),
+                    seen.see_rows(&batch.payload, |_, fields, seen| {
+                        match (seen, what) {
+                            (Seen::First, BatchOf::Rows) => builder.push(fields),
                             (Seen::Conflict, BatchOf::Rejects) => {
-                                builder.push(&layout.reject(&fields, conflict.as_bytes()))
+                                builder.push(&layout.reject(fields, conflict.as_bytes()))
                             }
-                            _ => continue,
+                            _ => return Ok(()),
                         }
                         if builder.len() >= batch_size {
                             emit(&mut builder)?;
                         }
-                    }
+                        Ok(())
+                    })?;
+                    let mut fields = Vec::new();
                     if what == BatchOf::Rejects {
                         let mut b = &batch.reject_payload[..];
                         while !b.is_empty() {

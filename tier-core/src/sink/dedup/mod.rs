@@ -304,12 +304,6 @@ impl FirstSeen {
         Ok(())
     }
 
-    /// Takes note of a row (its COPY fields) and says what it is.
-    pub fn see(&mut self, fields: &[Option<&[u8]>]) -> Result<Seen> {
-        let (key, hash) = self.hashes(fields);
-        self.see_hashed(key, hash)
-    }
-
     /// The hashes a row (its COPY fields) is known by: its key's (0 without a key) and its own.
     pub fn hashes(&mut self, fields: &[Option<&[u8]>]) -> (u128, u128) {
         let hash = u128::from_be_bytes(

@@ -6,20 +6,41 @@ fn first_seen_tells_duplicates_from_conflicts() {
     let weather = crate::Registry::builtin().get("weather").unwrap().clone();
     let mut seen = FirstSeen::new(&weather);
     let n = weather.columns.len();
-    let row = |city: &'static [u8], hash: &'static [u8]| {
+    let city_at = weather.column_index("city").unwrap();
+    let time_at = weather.column_index("date_time").unwrap();
+    // A batch of COPY rows, as the sinks hand it over: more rows than the look-ahead.
+    let mut rows: Vec<(&[u8], [u8; 16])> = vec![
+        (b"Berlin", [1; 16]),
+        (b"Berlin", [1; 16]),
+        (b"Berlin", [2; 16]),
+        (b"Paris", [2; 16]),
+    ];
+    let cities: Vec<Vec<u8>> = (0..20).map(|i| format!("City {i}").into_bytes()).collect();
+    rows.extend(cities.iter().map(|c| (c.as_slice(), [3; 16])));
+    rows.push((b"Paris", [2; 16]));
+    let mut payload = Vec::new();
+    for (city, hash) in &rows {
         let mut f: Vec<Option<&[u8]>> = vec![None; n + 4];
-        f[weather.column_index("city").unwrap()] = Some(city);
-        f[weather.column_index("date_time").unwrap()] = Some(b"\0\0\0\0\0\0\0\x01");
+        f[city_at] = Some(city);
+        f[time_at] = Some(b"\0\0\0\0\0\0\0\x01");
         f[n + 3] = Some(hash);
-        f
-    };
-    assert_eq!(seen.see(&row(b"Berlin", &[1; 16])).unwrap(), Seen::First);
-    assert_eq!(
-        seen.see(&row(b"Berlin", &[1; 16])).unwrap(),
-        Seen::Duplicate
-    );
-    assert_eq!(seen.see(&row(b"Berlin", &[2; 16])).unwrap(), Seen::Conflict);
-    assert_eq!(seen.see(&row(b"Paris", &[2; 16])).unwrap(), Seen::First);
+        crate::sink::copy::tuple(&mut payload, &f);
+    }
+    let mut got = Vec::new();
+    seen.see_rows(&payload, |_, fields, s| {
+        got.push((fields[city_at].unwrap().to_vec(), s));
+        Ok(())
+    })
+    .unwrap();
+    let mut expected = vec![
+        (b"Berlin".to_vec(), Seen::First),
+        (b"Berlin".to_vec(), Seen::Duplicate),
+        (b"Berlin".to_vec(), Seen::Conflict),
+        (b"Paris".to_vec(), Seen::First),
+    ];
+    expected.extend(cities.iter().map(|c| (c.clone(), Seen::First)));
+    expected.push((b"Paris".to_vec(), Seen::Duplicate));
+    assert_eq!(got, expected);
 }
 
 #[test]

@@ -284,7 +284,9 @@ fn write_batches(
     // Timestamps and record indexes are nearly all distinct: a dictionary would be filled and
     // dropped in every column chunk.
     for f in rows_schema.fields() {
-        if matches!(f.data_type(), arrow_schema::DataType::Timestamp(..)) || f.name() == "_record_index" {
+        if matches!(f.data_type(), arrow_schema::DataType::Timestamp(..))
+            || f.name() == "_record_index"
+        {
             let column = parquet::schema::types::ColumnPath::from(f.name().as_str());
             props = props.set_column_dictionary_enabled(column, false);
         }
