@@ -220,6 +220,20 @@ fn visible_parts(table: &Path) -> usize {
     n
 }
 
+/// The Parquet parts under `table`, with their bytes.
+fn part_bytes(table: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut parts = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(table).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            parts.extend(part_bytes(&p));
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            parts.insert(p.clone(), std::fs::read(&p).unwrap());
+        }
+    }
+    parts
+}
+
 #[test]
 fn a_commit_killed_before_its_swap_shows_nothing_and_the_next_run_finishes_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -333,11 +347,22 @@ fn a_second_loader_of_the_same_content_yields_at_the_commit() {
     assert_eq!(visible_parts(&table), rows_files);
     assert_eq!(ledger_lines(&lake), 0, "a skip writes no line");
 
-    // `--force` loads it again all the same.
+    // `--force` loads it again all the same, under names of its own: the first load's parts
+    // stay as its snapshot names them (their rows carry its load id).
+    let before = part_bytes(&table);
     let forced = lake_load(&lake, &[s(&files[0]), "--force"]);
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert_eq!(forced.json()["files"][0]["status"], "succeeded");
     assert_eq!(snapshots(&table).len(), 2);
+    let after = part_bytes(&table);
+    assert_eq!(after.len(), 2 * before.len(), "{:?}", after.keys());
+    for (path, bytes) in &before {
+        assert!(
+            after.get(path) == Some(bytes),
+            "{} was rewritten",
+            path.display()
+        );
+    }
 
     // The same with a SQL catalog: the later load's `running` row is gone with it.
     let lake = dir.path().join("sql-lake");

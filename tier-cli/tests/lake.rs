@@ -130,10 +130,27 @@ fn the_lake_layout_ledger_and_reruns() {
         assert_eq!(f["status"], "skipped");
     }
     assert_eq!(ledger(&lake).len(), 2);
-    // --force: the same names again, nothing doubled.
+    // --force: loaded again, as parts of names of their own (the next free numbers) beside
+    // the first load's, which stay as they are.
     let forced = lake_load(&lake, &[s(&data), "--force"]);
     assert_eq!(forced.code, 0, "{}", forced.stderr);
-    assert_eq!(visible(&lake), all_parts);
+    let mut again: Vec<String> = forced.json()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["parts"].as_array().unwrap().clone())
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    again.sort();
+    assert_eq!(again.len(), all_parts.len());
+    assert!(again.iter().all(|p| !all_parts.contains(p)), "{again:?}");
+    assert!(
+        again.iter().all(|p| p.ends_with("-0001.parquet")),
+        "{again:?}"
+    );
+    let mut both = [all_parts.clone(), again].concat();
+    both.sort();
+    assert_eq!(visible(&lake), both);
     assert_eq!(ledger(&lake).len(), 4);
     // No database was touched: none is configured and none was started.
     assert!(!dir.path().join(".tier").exists());

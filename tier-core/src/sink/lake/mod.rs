@@ -162,6 +162,14 @@ impl Lake {
         Ok(lake)
     }
 
+    /// Whether a file of the lake has this path (relative to the root).
+    fn taken(&self, rel: &str) -> Result<bool> {
+        match &self.store {
+            iceberg::Store::Bucket(url, bucket) => Ok(bucket.size(&url.join(rel).key)?.is_some()),
+            iceberg::Store::Dir(_) => Ok(self.root.join(rel).exists()),
+        }
+    }
+
     fn meta(&self) -> PathBuf {
         self.root.join("_tier")
     }
@@ -230,18 +238,31 @@ impl Lake {
             day_of: None,
             files: Vec::new(),
         };
+        let mut named = HashSet::new();
         for p in parts {
-            let name = format!("part-{sha16}-{:04}.parquet", p.number);
-            let rel = match &p.key {
-                Part::Rejects => format!("{}_rejects/{name}", dataset.table),
-                Part::Rows(None) if dataset.partition_by.is_some() => {
-                    format!("{}/date=__HIVE_DEFAULT_PARTITION__/{name}", dataset.table)
-                }
-                Part::Rows(None) => format!("{}/{name}", dataset.table),
-                Part::Rows(Some(day)) => {
-                    format!("{}/date={}/{name}", dataset.table, format_date(*day))
+            let rel_of = |number: u32| {
+                let name = format!("part-{sha16}-{number:04}.parquet");
+                match &p.key {
+                    Part::Rejects => format!("{}_rejects/{name}", dataset.table),
+                    Part::Rows(None) if dataset.partition_by.is_some() => {
+                        format!("{}/date=__HIVE_DEFAULT_PARTITION__/{name}", dataset.table)
+                    }
+                    Part::Rows(None) => format!("{}/{name}", dataset.table),
+                    Part::Rows(Some(day)) => {
+                        format!("{}/date={}/{name}", dataset.table, format_date(*day))
+                    }
                 }
             };
+            let mut number = p.number;
+            // Content loaded again (`--force`) takes the next free names: the parts of the
+            // loads before it stay as their snapshots name them.
+            while self.opts.force
+                && (named.contains(&rel_of(number)) || self.taken(&rel_of(number))?)
+            {
+                number += 1;
+            }
+            let rel = rel_of(number);
+            named.insert(rel.clone());
             report.parts.push(rel.clone());
             let table = match p.key {
                 Part::Rejects => &mut rejected,
