@@ -431,7 +431,7 @@ impl Encode for HashEncoder {
             }
             s.clear();
             for &i in &self.key_at {
-                // As `FirstSeen::see` takes a key from COPY fields: a null is empty.
+                // As `FirstSeen::hashes` takes a key from COPY fields: a null is empty.
                 match &row.values[i] {
                     crate::schema::row::Value::Null => s.extend_from_slice(&0u32.to_be_bytes()),
                     v => super::copy::value(&mut s, v),
