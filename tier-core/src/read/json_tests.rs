@@ -155,7 +155,9 @@ fn plain_run_stops_where_a_byte_by_byte_scan_stops() {
     };
     let alphabet: &[u8] = b"ab\"\\\x01\x1f \x7f\x80\xc3\xa9z";
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for len in 0..40 {
+    for len in 0..80 {
+        // Runs of every length: odd lengths have a special byte in four, even ones in 32.
+        let every = if len % 2 == 0 { 32 } else { 4 };
         for _ in 0..200 {
             let text: Vec<u8> = (0..len)
                 .map(|_| {
@@ -164,8 +166,8 @@ fn plain_run_stops_where_a_byte_by_byte_scan_stops() {
                     state ^= state << 17;
                     // Mostly plain letters, so that runs get long.
                     let r = (state >> 33) as usize;
-                    if r.is_multiple_of(4) {
-                        alphabet[r / 4 % alphabet.len()]
+                    if r.is_multiple_of(every) {
+                        alphabet[r / every % alphabet.len()]
                     } else {
                         b'a'
                     }
