@@ -12,7 +12,7 @@ use crate::schema::row::Row;
 use crate::schema::validate;
 use crate::schema::validate::{Reject, RejectReason};
 use crate::schema::Dataset;
-use crate::sink::dedup::{FirstSeen, HashEncoder, Seen, LOOK_AHEAD};
+use crate::sink::dedup::{FirstSeen, HashEncoder, Seen};
 
 /// Reads and validates one file; hands every reject to the observer when it wants them. The
 /// quality gate of a load applies ([`FileReport::gate`]): `max_reject_ratio`, or by default a
@@ -60,23 +60,8 @@ pub fn check(
         for r in &batch.rejects {
             observer.reject(path, r)?;
         }
-        // The batch's rows first, so each look-up can ask for its memory rows ahead.
-        let mut rows = Vec::with_capacity(batch.valid as usize);
-        let mut b = &batch.payload[..];
-        while !b.is_empty() {
-            let (index, row, key, raw, rest) = if keep {
-                HashEncoder::decode_raw(b)
-            } else {
-                HashEncoder::decode(b)
-            };
-            b = rest;
-            rows.push((index, row, key, raw));
-        }
-        for (i, &(index, row, key, raw)) in rows.iter().enumerate() {
-            if let Some(&(_, row, key, _)) = rows.get(i + LOOK_AHEAD) {
-                seen.prefetch(key, row);
-            }
-            match seen.see_hashed(key, row)? {
+        seen.see_hashed_rows(&batch.payload, keep, |index, raw, s| {
+            match s {
                 Seen::First => kept += 1,
                 Seen::Duplicate => {}
                 Seen::Conflict => {
@@ -91,7 +76,8 @@ pub fn check(
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(())
     });
     observer.finished(path);

@@ -15,8 +15,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
+
 use crate::error::Result;
 use crate::read::{Input, Progress, RawRecord, Records, Sha256Handle};
+use crate::schema::arrow::Builder;
 use crate::schema::row::Row;
 use crate::schema::validate::{self, KeyOrder, Reject, UnknownFields};
 use crate::schema::{Dataset, Registry};
@@ -174,6 +177,12 @@ pub trait Encode: Sync {
     fn keep_rejects(&self) -> bool {
         false
     }
+    /// A builder of a batch's valid rows as Arrow columns, for an encoder whose sink takes the
+    /// rows so (the lake): each valid row is appended to it on the worker, besides being
+    /// encoded, and the batch hands them on as [`Processed::columns`].
+    fn columns(&self) -> Option<Builder> {
+        None
+    }
 }
 
 /// One batch of records, validated and encoded.
@@ -193,12 +202,24 @@ pub struct Processed {
     pub payload: Vec<u8>,
     /// The encoded rejects.
     pub reject_payload: Vec<u8>,
+    /// The valid rows as Arrow columns, in order, for an encoder that keeps them so
+    /// ([`Encode::columns`]).
+    pub columns: Option<RecordBatch>,
+    building: Option<Builder>,
     row_index_at: Vec<usize>,
     reject_index_at: Vec<usize>,
     order: KeyOrder,
 }
 
 impl Processed {
+    /// An empty batch of outcomes to be encoded by `enc`.
+    pub fn new(enc: &dyn Encode) -> Processed {
+        Processed {
+            building: enc.columns(),
+            ..Default::default()
+        }
+    }
+
     /// Adds another batch's counts (not its payload or rejects) to this one.
     pub fn absorb(&mut self, other: &Processed) {
         self.records += other.records;
@@ -242,6 +263,9 @@ impl Processed {
                 if let Some(at) = enc.row(&row, raw, &mut self.payload) {
                     self.row_index_at.push(at);
                 }
+                if let Some(b) = &mut self.building {
+                    b.push_row(&row);
+                }
             }
             Err(reject) => {
                 if let Some(at) = enc.reject(&reject, &mut self.reject_payload) {
@@ -255,10 +279,17 @@ impl Processed {
         }
     }
 
-    /// Turns the batch's record indexes into the input's, given the records before it.
-    fn rebase(&mut self, base: u64) {
+    /// Ends the batch: its Arrow columns built, and its record indexes turned into the input's,
+    /// given the records before it.
+    fn finish(&mut self, base: u64) {
+        if let Some(mut b) = self.building.take() {
+            self.columns = Some(b.finish());
+        }
         if base == 0 {
             return;
+        }
+        if let Some(rows) = &mut self.columns {
+            *rows = crate::schema::arrow::add_to_index(rows, base as i64);
         }
         for (buf, ats) in [
             (&mut self.payload, &self.row_index_at),

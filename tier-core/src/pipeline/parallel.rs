@@ -70,7 +70,7 @@ pub(crate) fn process_chunk(
 ) -> Done {
     let mut batch = Processed {
         payload,
-        ..Default::default()
+        ..Processed::new(enc)
     };
     if !chunk.last && !chunk.cut_at_object {
         return Done {
@@ -338,7 +338,7 @@ pub(crate) fn consume(
             chunk,
             stopped_at,
         } = done?;
-        batch.rebase(base);
+        batch.finish(base);
         base += batch.records;
         sink(&batch)?;
         payloads.give(std::mem::take(&mut batch.payload));
@@ -377,17 +377,17 @@ pub(crate) fn sequential(
     mut base: u64,
 ) -> Result<()> {
     let mut records = Records::from_reader_mid_stream(path, reader, offset, max);
-    let mut batch = Processed::default();
+    let mut batch = Processed::new(enc);
     while let Some(rec) = records.next_record()? {
         batch.add(dataset, rec, enc);
         if batch.records >= BATCH_RECORDS {
-            let mut full = std::mem::take(&mut batch);
-            full.rebase(base);
+            let mut full = std::mem::replace(&mut batch, Processed::new(enc));
+            full.finish(base);
             base += full.records;
             sink(&full)?;
         }
     }
-    batch.rebase(base);
+    batch.finish(base);
     sink(&batch)
 }
 

@@ -3,7 +3,8 @@
 use super::*;
 use proptest::prelude::*;
 
-/// Writes each valid row's index as 8 bytes, so the payload lists the rows' indexes.
+/// Writes each valid row's index as 8 bytes, so the payload lists the rows' indexes; keeps the
+/// rows as Arrow columns too.
 struct Indexes;
 
 impl Encode for Indexes {
@@ -17,6 +18,9 @@ impl Encode for Indexes {
     }
     fn keep_rejects(&self) -> bool {
         true
+    }
+    fn columns(&self) -> Option<crate::schema::arrow::Builder> {
+        Some(crate::schema::arrow::Builder::rows_of_load(&weather(), 7))
     }
 }
 
@@ -56,11 +60,24 @@ fn parallel_view(data: &[u8], max: usize, chunk: usize) -> (Vec<u64>, Vec<(u64, 
         2,
         &Indexes,
         &mut |b: &Processed| {
-            ok.extend(
-                b.payload
-                    .chunks(8)
-                    .map(|c| i64::from_be_bytes(c.try_into().unwrap()) as u64),
-            );
+            let indexes: Vec<u64> = b
+                .payload
+                .chunks(8)
+                .map(|c| i64::from_be_bytes(c.try_into().unwrap()) as u64)
+                .collect();
+            // The Arrow columns hold the same rows, with the same indexes, counted alike.
+            use arrow_array::cast::AsArray;
+            let columns = b.columns.as_ref().expect("the encoder keeps columns");
+            let in_columns: Vec<u64> = columns
+                .column_by_name("_record_index")
+                .unwrap()
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()
+                .iter()
+                .map(|&i| i as u64)
+                .collect();
+            assert_eq!(in_columns, indexes);
+            ok.extend(indexes);
             let from_payload: Vec<u64> = b
                 .reject_payload
                 .chunks(8)

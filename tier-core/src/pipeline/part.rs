@@ -122,13 +122,14 @@ impl Part {
                 path: self.path.clone(),
                 detail: "a batch without the dataset's columns".into(),
             })?;
-            let mut out = Processed::default();
+            let mut out = Processed::new(enc);
             for i in 0..batch.num_rows() {
                 let row = rows.row(i);
                 raw.clear();
                 row_json(&self.dataset, &row, &mut raw);
                 out.push_row(row, raw.as_bytes(), enc);
             }
+            out.finish(0);
             sink(&out)?;
         }
         Ok(())
@@ -154,7 +155,7 @@ fn rejects_of(path: &Path, batch: &RecordBatch, enc: &dyn Encode) -> Result<Proc
         reason.as_string::<i32>(),
         raw.as_string::<i32>(),
     );
-    let mut out = Processed::default();
+    let mut out = Processed::new(enc);
     for i in 0..batch.num_rows() {
         let reason = reason.value(i).parse().map_err(bad)?;
         let reject = Reject {
@@ -164,6 +165,7 @@ fn rejects_of(path: &Path, batch: &RecordBatch, enc: &dyn Encode) -> Result<Proc
         };
         out.push_reject(reject, enc);
     }
+    out.finish(0);
     Ok(out)
 }
 

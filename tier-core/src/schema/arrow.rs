@@ -66,6 +66,7 @@ pub fn rejects_schema() -> SchemaRef {
 }
 
 /// One column's builder.
+#[derive(Debug)]
 enum Column {
     Text(StringBuilder),
     Json(StringBuilder),
@@ -127,6 +128,23 @@ impl Column {
         }
     }
 
+    /// Appends one value of a validated row (of the column's type: validation made it so).
+    fn push_value(&mut self, v: &Value<'_>) {
+        match (self, v) {
+            (Column::Text(x), Value::Text(s)) | (Column::Json(x), Value::Json(s)) => {
+                x.append_value(s)
+            }
+            (Column::I16(x), Value::SmallInt(i)) => x.append_value(*i),
+            (Column::I32(x), Value::Integer(i)) => x.append_value(*i),
+            (Column::I64(x), Value::BigInt(i)) => x.append_value(*i),
+            (Column::F64(x), Value::Float(f)) => x.append_value(*f),
+            (Column::Bool(x), Value::Bool(b)) => x.append_value(*b),
+            (Column::Ts(x), Value::Timestamp(t)) => x.append_value(t.0),
+            (Column::Date(x), Value::Date(d)) => x.append_value(*d),
+            (c, _) => c.push(None),
+        }
+    }
+
     fn finish(&mut self) -> ArrayRef {
         match self {
             Column::Text(x) | Column::Json(x) => Arc::new(x.finish()),
@@ -148,11 +166,15 @@ fn utf8(b: &[u8]) -> &str {
     unsafe { std::str::from_utf8_unchecked(b) }
 }
 
-/// Builds record batches of a schema from binary COPY rows: the fields in schema order.
+/// Builds record batches of a schema from binary COPY rows (the fields in schema order) or
+/// from validated rows.
+#[derive(Debug)]
 pub struct Builder {
     schema: SchemaRef,
     columns: Vec<Column>,
     rows: usize,
+    /// The `_load_id` of rows appended as [`Row`]s.
+    load_id: i64,
 }
 
 impl Builder {
@@ -166,6 +188,15 @@ impl Builder {
             schema: rows_schema(dataset),
             columns,
             rows: 0,
+            load_id: 0,
+        }
+    }
+
+    /// A builder of the rows of load `load_id` of the dataset, appended as [`Row`]s.
+    pub fn rows_of_load(dataset: &Dataset, load_id: i64) -> Builder {
+        Builder {
+            load_id,
+            ..Builder::rows(dataset)
         }
     }
 
@@ -180,6 +211,7 @@ impl Builder {
                 Column::new(ColumnType::Text),
             ],
             rows: 0,
+            load_id: 0,
         }
     }
 
@@ -187,6 +219,24 @@ impl Builder {
     pub fn push(&mut self, fields: &[Option<&[u8]>]) {
         for (c, f) in self.columns.iter_mut().zip(fields) {
             c.push(*f);
+        }
+        self.rows += 1;
+    }
+
+    /// Appends a validated row of the dataset of a [`Builder::rows_of_load`] builder: its
+    /// values, `_extra`, the load's id and the row's index.
+    pub fn push_row(&mut self, row: &Row<'_>) {
+        let n = row.values.len();
+        for (c, v) in self.columns.iter_mut().zip(&row.values) {
+            c.push_value(v);
+        }
+        if let [extra, load_id, index] = &mut self.columns[n..] {
+            match &row.extra {
+                Some(e) => extra.push_value(&Value::Json(Cow::Borrowed(e))),
+                None => extra.push(None),
+            }
+            load_id.push_value(&Value::BigInt(self.load_id));
+            index.push_value(&Value::BigInt(row.index as i64));
         }
         self.rows += 1;
     }
@@ -207,6 +257,20 @@ impl Builder {
         let arrays = self.columns.iter_mut().map(Column::finish).collect();
         RecordBatch::try_new(self.schema.clone(), arrays).expect("arrays follow the schema")
     }
+}
+
+/// A batch of rows with `base` added to each `_record_index` (a batch's indexes counted from the
+/// start of the input).
+pub fn add_to_index(batch: &RecordBatch, base: i64) -> RecordBatch {
+    let Ok(i) = batch.schema().index_of("_record_index") else {
+        return batch.clone();
+    };
+    let mut columns = batch.columns().to_vec();
+    let index = columns[i]
+        .as_primitive::<Int64Type>()
+        .unary::<_, Int64Type>(|x| x + base);
+    columns[i] = Arc::new(index);
+    RecordBatch::try_new(batch.schema(), columns).expect("the arrays of the batch, one replaced")
 }
 
 /// Checks that a lake file's schema holds a dataset's rows: every column of the definition with

@@ -304,6 +304,35 @@ impl FirstSeen {
         Ok(())
     }
 
+    /// Takes note of each row of a batch encoded by [`HashEncoder`] (`with_raw`: keeping their
+    /// raw texts), in order, and hands `each` its index, raw text and what it is; as
+    /// [`FirstSeen::see_rows`], each look-up asks for its memory ahead.
+    pub fn see_hashed_rows<'p>(
+        &mut self,
+        payload: &'p [u8],
+        with_raw: bool,
+        mut each: impl FnMut(u64, &'p [u8], Seen) -> Result<()>,
+    ) -> Result<()> {
+        let mut rows = Vec::new();
+        let mut b = payload;
+        while !b.is_empty() {
+            let (index, hash, key, raw, rest) = if with_raw {
+                HashEncoder::decode_raw(b)
+            } else {
+                HashEncoder::decode(b)
+            };
+            b = rest;
+            rows.push((index, hash, key, raw));
+        }
+        for (i, &(index, hash, key, raw)) in rows.iter().enumerate() {
+            if let Some(&(_, hash, key, _)) = rows.get(i + LOOK_AHEAD) {
+                self.prefetch(key, hash);
+            }
+            each(index, raw, self.see_hashed(key, hash)?)?;
+        }
+        Ok(())
+    }
+
     /// The hashes a row (its COPY fields) is known by: its key's (0 without a key) and its own.
     pub fn hashes(&mut self, fields: &[Option<&[u8]>]) -> (u128, u128) {
         let hash = u128::from_be_bytes(

@@ -1,12 +1,17 @@
-//! Writing a load's parts: the pipeline's rows into Arrow builders per UTC day, and a writer
-//! thread with one open Parquet file per part, memory bounded however many days a file spans.
+//! Writing a load's parts: the pipeline's rows, built into Arrow columns on its workers, cut
+//! by UTC day and handed to writer threads with one open Parquet file per part, memory bounded
+//! however many days a file spans.
 
 use super::*;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, TimestampMicrosecondType};
+use arrow_array::{Array, UInt32Array};
 
-/// Rows per record batch handed to the Parquet writer (per partition being filled).
-const BATCH_ROWS: usize = 8_192;
-/// Rows held in all partitions' builders at most: past it, every builder is handed on.
-const HELD_ROWS: usize = 16_384;
+use crate::pipeline::Encode;
+use crate::schema::row::Row;
+use crate::schema::validate::Reject;
+use crate::sink::dedup::HashEncoder;
+
 /// Bytes of unwritten row groups held by all open parts at most: past it, the largest is
 /// written out (memory stays flat however many days a file spans).
 const HELD_BYTES: usize = 32 << 20;
@@ -21,6 +26,34 @@ const PART_ROWS: usize = 4 << 20;
 /// Writer threads.
 const WRITERS: usize = 2;
 
+/// How the lake has the pipeline encode a batch: its rows as Arrow columns (built on the
+/// workers), each with what the duplicate check needs (a [`HashEncoder`] record, with the raw
+/// text for a keyed dataset's conflicts); its rejects as the rejects part's COPY rows.
+struct LakeEncoder<'d> {
+    dataset: &'d Dataset,
+    load_id: i64,
+    hashes: HashEncoder,
+    rejects: CopyEncoder,
+}
+
+impl Encode for LakeEncoder<'_> {
+    fn row(&self, row: &Row<'_>, raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        self.hashes.row(row, raw, out)
+    }
+
+    fn reject(&self, reject: &Reject, out: &mut Vec<u8>) -> Option<usize> {
+        self.rejects.reject(reject, out)
+    }
+
+    fn keep_rejects(&self) -> bool {
+        self.rejects.keep_rejects()
+    }
+
+    fn columns(&self) -> Option<Builder> {
+        Some(Builder::rows_of_load(self.dataset, self.load_id))
+    }
+}
+
 impl Lake {
     /// Runs the pipeline into Parquet parts under `dir`; fills the report's counts.
     pub(super) fn write_parts(
@@ -34,24 +67,27 @@ impl Lake {
     ) -> Result<Vec<Written>> {
         let dataset = &w.dataset;
         let keyed = dataset.key.is_some();
-        let enc =
-            CopyEncoder::new(dataset, load_id, keyed).keeping_rejects(observer.wants_rejects());
-        let layout = crate::sink::copy::Layout::of(dataset);
+        let enc = LakeEncoder {
+            dataset,
+            load_id,
+            hashes: HashEncoder::new(dataset, keyed),
+            rejects: CopyEncoder::new(dataset, load_id, false)
+                .keeping_rejects(observer.wants_rejects()),
+        };
         let partition_at = dataset
             .partition_by
             .as_deref()
-            .and_then(|p| dataset.column_index(p))
-            .map(|i| (i, dataset.columns[i].ty));
+            .and_then(|p| dataset.column_index(p));
         let tx = Writers::start(dir, crate::schema::arrow::rows_schema(dataset));
         let mut totals = Processed::default();
         let mut seen = FirstSeen::for_file(dataset, w.size.unwrap_or(0));
-        let mut builders = Days::new(dataset);
         let mut rejects = Builder::rejects();
         let mut conflicting = 0u64;
         let mut kept = 0u64;
-        let mut held = 0usize;
         let conflict_reason = RejectReason::ConflictingDuplicate.to_string();
         let path = PathBuf::from(&report.path);
+        let load_id_field = load_id.to_be_bytes();
+        let mut pending = Pending::default();
         let outcome = source.run(
             dataset,
             self.opts.read.workers,
@@ -62,52 +98,55 @@ impl Lake {
                 for r in &batch.rejects {
                     observer.reject(&path, r)?;
                 }
-                seen.see_rows(&batch.payload, |_, fields, seen| {
-                    match seen {
-                        Seen::First => {}
-                        Seen::Duplicate => return Ok(()),
-                        Seen::Conflict => {
-                            conflicting += 1;
-                            let reason: &[u8] = conflict_reason.as_bytes();
-                            rejects.push(&layout.reject(fields, reason));
-                            return Ok(());
+                // The rows kept, by day, in order.
+                let mut days: Vec<(Option<i32>, Vec<u32>)> = Vec::new();
+                if let Some(rows) = &batch.columns {
+                    let day = days_of(rows, partition_at);
+                    let mut row = 0u32;
+                    seen.see_hashed_rows(&batch.payload, keyed, |index, raw, s| {
+                        let at = row;
+                        row += 1;
+                        match s {
+                            Seen::First => {}
+                            Seen::Duplicate => return Ok(()),
+                            Seen::Conflict => {
+                                conflicting += 1;
+                                let index = (index as i64).to_be_bytes();
+                                rejects.push(&[
+                                    Some(&load_id_field[..]),
+                                    Some(&index[..]),
+                                    Some(conflict_reason.as_bytes()),
+                                    Some(raw),
+                                ]);
+                                return Ok(());
+                            }
                         }
-                    }
-                    kept += 1;
-                    let day = partition_at.and_then(|(i, ty)| fields[i].map(|f| day_of(f, ty)));
-                    let builder = builders.of(day);
-                    builder.push(fields);
-                    held += 1;
-                    if builder.len() >= BATCH_ROWS {
-                        held -= builder.len();
-                        tx.send(Part::Rows(day), builder.finish())?;
-                    }
-                    if held >= HELD_ROWS {
-                        for (day, b) in builders.all().filter(|(_, b)| !b.is_empty()) {
-                            tx.send(Part::Rows(*day), b.finish())?;
+                        kept += 1;
+                        let d = day(at as usize);
+                        match days.iter_mut().find(|(x, _)| *x == d) {
+                            Some((_, rows)) => rows.push(at),
+                            None => days.push((d, vec![at])),
                         }
-                        held = 0;
+                        Ok(())
+                    })?;
+                    for (day, at) in days {
+                        pending.add(day, pick(rows, &at)?, &tx)?;
                     }
-                    Ok(())
-                })?;
-                let mut fields = Vec::with_capacity(layout.fields);
+                }
+                let mut fields = Vec::new();
                 let mut b = &batch.reject_payload[..];
                 while !b.is_empty() {
                     b = copy_fields(b, &mut fields);
                     rejects.push(&fields);
                 }
-                if rejects.len() >= BATCH_ROWS {
+                if rejects.len() >= ROWS_OF_REJECTS {
                     tx.send(Part::Rejects, rejects.finish())?;
                 }
                 Ok(())
             },
         );
         let flushed = outcome.and_then(|()| {
-            for (day, mut b) in builders.by_day() {
-                if !b.is_empty() {
-                    tx.send(Part::Rows(day), b.finish())?;
-                }
-            }
+            pending.flush(&tx)?;
             if !rejects.is_empty() {
                 tx.send(Part::Rejects, rejects.finish())?;
             }
@@ -128,44 +167,96 @@ impl Lake {
     }
 }
 
-/// The builders of the UTC days a load's rows fall on. The last one asked for is looked at
-/// first: a file's rows mostly come in time order, a day's after another's.
-struct Days<'d>(
-    Vec<(Option<i32>, Builder)>,
-    HashMap<Option<i32>, usize>,
-    usize,
-    &'d Dataset,
-);
+/// Rows of a day handed to the Parquet writer at once at least (a smaller piece waits for more
+/// of its day: a file whose days come mixed gives pieces of a few rows).
+const SEND_ROWS: usize = 4_096;
+/// Rows waiting in all days' pieces at most: past it, every day's are handed on.
+const HELD_ROWS: usize = 16_384;
 
-impl<'d> Days<'d> {
-    fn new(dataset: &'d Dataset) -> Days<'d> {
-        Days(Vec::new(), HashMap::new(), 0, dataset)
-    }
+/// Pieces of days' rows too small to hand on alone.
+#[derive(Default)]
+struct Pending {
+    days: Vec<(Option<i32>, Vec<RecordBatch>, usize)>,
+    rows: usize,
+}
 
-    /// The builder of a day's rows (`None`: no partition column, or it is null).
-    fn of(&mut self, day: Option<i32>) -> &mut Builder {
-        let Days(builders, at, last, dataset) = self;
-        if builders.get(*last).is_none_or(|(d, _)| *d != day) {
-            let n = builders.len();
-            *last = *at.entry(day).or_insert(n);
-            if *last == n {
-                builders.push((day, Builder::rows(dataset)));
+impl Pending {
+    /// Hands on a day's rows, with what waits of that day, once they are enough.
+    fn add(&mut self, day: Option<i32>, rows: RecordBatch, tx: &Writers) -> Result<()> {
+        let n = rows.num_rows();
+        let at = match self.days.iter().position(|(d, _, _)| *d == day) {
+            None if n >= SEND_ROWS => return tx.send(Part::Rows(day), rows),
+            None => {
+                self.days.push((day, Vec::new(), 0));
+                self.days.len() - 1
             }
+            Some(at) => at,
+        };
+        let (_, pieces, held) = &mut self.days[at];
+        pieces.push(rows);
+        *held += n;
+        self.rows += n;
+        if *held >= SEND_ROWS {
+            let (day, pieces, held) = self.days.swap_remove(at);
+            self.rows -= held;
+            tx.send(Part::Rows(day), joined(&pieces)?)?;
         }
-        &mut builders[*last].1
+        if self.rows >= HELD_ROWS {
+            self.flush(tx)?;
+        }
+        Ok(())
     }
 
-    /// The builders in the order of their days.
-    fn by_day(self) -> Vec<(Option<i32>, Builder)> {
-        let mut builders = self.0;
-        builders.sort_by_key(|(day, _)| *day);
-        builders
+    /// Hands on every day's rows that wait.
+    fn flush(&mut self, tx: &Writers) -> Result<()> {
+        for (day, pieces, _) in self.days.drain(..) {
+            tx.send(Part::Rows(day), joined(&pieces)?)?;
+        }
+        self.rows = 0;
+        Ok(())
     }
+}
 
-    /// Every day's builder.
-    fn all(&mut self) -> impl Iterator<Item = (&Option<i32>, &mut Builder)> {
-        self.0.iter_mut().map(|(d, b)| (&*d, b))
+/// Pieces of rows as one batch.
+fn joined(pieces: &[RecordBatch]) -> Result<RecordBatch> {
+    match pieces {
+        [one] => Ok(one.clone()),
+        _ => arrow_select::concat::concat_batches(&pieces[0].schema(), pieces).map_err(arrow_error),
     }
+}
+
+fn arrow_error(e: arrow_schema::ArrowError) -> Error {
+    Error::io("-", std::io::Error::other(e.to_string()))
+}
+
+/// Rejects per record batch handed to the Parquet writer.
+const ROWS_OF_REJECTS: usize = 8_192;
+
+/// The UTC day (days since 1970-01-01) of each row of a batch, by its column `at` (`None`: no
+/// partition column, or it is null).
+fn days_of(rows: &RecordBatch, at: Option<usize>) -> impl Fn(usize) -> Option<i32> + '_ {
+    let column = at.map(|i| rows.column(i));
+    move |row| {
+        let c = column?;
+        if c.is_null(row) {
+            return None;
+        }
+        if let Some(ts) = c.as_primitive_opt::<TimestampMicrosecondType>() {
+            return Some(ts.value(row).div_euclid(86_400_000_000) as i32);
+        }
+        c.as_primitive_opt::<Date32Type>().map(|d| d.value(row))
+    }
+}
+
+/// The rows `at` of a batch (ascending): a slice of it when they follow one another (a file's
+/// rows mostly come a day after another, without duplicates), else a copy of them.
+fn pick(rows: &RecordBatch, at: &[u32]) -> Result<RecordBatch> {
+    let (first, n) = (at[0] as usize, at.len());
+    if at[n - 1] as usize == first + n - 1 {
+        return Ok(rows.slice(first, n));
+    }
+    arrow_select::take::take_record_batch(rows, &UInt32Array::from(at.to_vec()))
+        .map_err(arrow_error)
 }
 
 /// Writer threads, each with the parts of some days: the encoding and compression of parts go
@@ -219,21 +310,6 @@ impl Writers {
         }
         done.sort_by_key(|w| (w.key, w.number));
         Ok(done)
-    }
-}
-
-/// The UTC day (days since 1970-01-01) of a binary COPY `timestamptz` or `date` field.
-pub(super) fn day_of(field: &[u8], ty: ColumnType) -> i32 {
-    use crate::schema::timestamp::{PG_EPOCH_OFFSET_DAYS, PG_EPOCH_OFFSET_MICROS};
-    match ty {
-        ColumnType::Date => {
-            i32::from_be_bytes(field.try_into().unwrap_or([0; 4])) + PG_EPOCH_OFFSET_DAYS
-        }
-        _ => {
-            let micros =
-                i64::from_be_bytes(field.try_into().unwrap_or([0; 8])) + PG_EPOCH_OFFSET_MICROS;
-            micros.div_euclid(86_400_000_000) as i32
-        }
     }
 }
 
