@@ -290,18 +290,13 @@ impl FirstSeen {
             let row = b;
             b = copy_fields(b, &mut fields);
             let (key, hash) = self.hashes(&fields);
-            rows.push((&row[..row.len() - b.len()], key, hash));
+            rows.push((key, hash, &row[..row.len() - b.len()]));
             all.extend_from_slice(&fields);
         }
-        let width = fields.len().max(1);
-        for (i, (fields, &(row, key, hash))) in all.chunks_exact(width).zip(&rows).enumerate() {
-            if let Some(&(_, key, hash)) = rows.get(i + LOOK_AHEAD) {
-                self.prefetch(key, hash);
-            }
-            let seen = self.see_hashed(key, hash)?;
-            each(row, fields, seen)?;
-        }
-        Ok(())
+        let mut fields = all.chunks_exact(fields.len().max(1));
+        self.see_in_order(&rows, |row, seen| {
+            each(row, fields.next().unwrap_or_default(), seen)
+        })
     }
 
     /// Takes note of each row of a batch encoded by [`HashEncoder`] (`with_raw`: keeping their
@@ -322,13 +317,24 @@ impl FirstSeen {
                 HashEncoder::decode(b)
             };
             b = rest;
-            rows.push((index, hash, key, raw));
+            rows.push((key, hash, (index, raw)));
         }
-        for (i, &(index, hash, key, raw)) in rows.iter().enumerate() {
-            if let Some(&(_, hash, key, _)) = rows.get(i + LOOK_AHEAD) {
+        self.see_in_order(&rows, |(index, raw), seen| each(index, raw, seen))
+    }
+
+    /// Takes note of rows by their key's hash and their own, in order, and hands `each` what
+    /// goes with each row and what it is; each look-up asks for its memory [`LOOK_AHEAD`] rows
+    /// before its turn.
+    fn see_in_order<T: Copy>(
+        &mut self,
+        rows: &[(u128, u128, T)],
+        mut each: impl FnMut(T, Seen) -> Result<()>,
+    ) -> Result<()> {
+        for (i, &(key, hash, with)) in rows.iter().enumerate() {
+            if let Some(&(key, hash, _)) = rows.get(i + LOOK_AHEAD) {
                 self.prefetch(key, hash);
             }
-            each(index, raw, self.see_hashed(key, hash)?)?;
+            each(with, self.see_hashed(key, hash)?)?;
         }
         Ok(())
     }
