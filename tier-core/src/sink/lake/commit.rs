@@ -16,6 +16,16 @@ pub(super) struct Manifest {
     /// Loaded even if the content is in the lake already (`--force`).
     #[serde(default)]
     pub(super) again: bool,
+    /// The part names are this load's by claim (see [`Lake::claim`]); a manifest of an older
+    /// version may name parts of another load.
+    #[serde(default)]
+    pub(super) claimed: bool,
+}
+
+/// A part's file name in its load's folder, as a manifest names it (older manifests named it
+/// by its whole path).
+fn part_file(from: &str) -> &std::ffi::OsStr {
+    Path::new(from).file_name().unwrap_or_default()
 }
 
 /// An exclusive lock on a file (held until dropped).
@@ -89,7 +99,24 @@ impl Lake {
                         self.root.display(),
                         m.line.load_id
                     );
-                    let finished = self.commit(&m, &dir);
+                    let lost = self.lost_part(&m, &dir);
+                    if lost.is_some() && m.claimed {
+                        // No snapshot names its parts (none is made before every part is in
+                        // place): those in place go back beside the others, and their names
+                        // are free again.
+                        for (file, rel) in &m.renames {
+                            let placed = self.root.join(rel);
+                            if placed.exists() {
+                                fs::rename(&placed, dir.join(part_file(file)))
+                                    .map_err(io(&placed))?;
+                            }
+                            self.release(rel);
+                        }
+                    }
+                    let finished = match lost {
+                        Some(err) => Err(err),
+                        None => self.commit(&m, &dir),
+                    };
                     if let Ok(Some(id)) = finished {
                         log::info!("load {} holds the same content: nothing to finish", id);
                     }
@@ -119,27 +146,14 @@ impl Lake {
     /// appended (the parts put in place have the names, and the bytes, of that load's) and
     /// the ledger has no row of this load.
     pub(super) fn commit(&self, m: &Manifest, dir: &Path) -> Result<Option<i64>> {
+        if let Some(err) = self.lost_part(m, dir) {
+            return Err(err);
+        }
         let mut dirs = HashSet::new();
         for (from, to) in &m.renames {
-            // Older manifests named the part by its whole path: its file name is what counts.
-            let name = Path::new(from).file_name().unwrap_or_default();
-            let (from, to) = (dir.join(name), self.root.join(to));
+            let (from, to) = (dir.join(part_file(from)), self.root.join(to));
             if !from.exists() {
-                if to.exists() {
-                    continue; // renamed before a crash
-                }
-                return Err(Error::io(
-                    &to,
-                    std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!(
-                            "load {} of {} is damaged: this part is neither in place nor in {}",
-                            m.line.load_id,
-                            crate::text::visible(&m.line.source),
-                            dir.display()
-                        ),
-                    ),
-                ));
+                continue; // renamed before a crash
             }
             let folder = to.parent().unwrap_or(&self.root).to_path_buf();
             fs::create_dir_all(&folder).map_err(io(&folder))?;
@@ -160,7 +174,7 @@ impl Lake {
             Catalog::Sql(_, ledger) => ledger.record_line(tx, &m.line),
             Catalog::Files | Catalog::Bucket(..) => Ok(()),
         };
-        for t in &m.tables {
+        for (i, t) in m.tables.iter().enumerate() {
             let rows_table = t.table == m.line.target_table;
             let append = iceberg::Append {
                 table: &t.table,
@@ -180,6 +194,13 @@ impl Lake {
                 if let Catalog::Sql(sql, ledger) = &self.catalog {
                     sql.with(|c| ledger.forget(c, m.line.load_id))?;
                 }
+                // No snapshot names this load's parts (when the first table yields): they go.
+                if i == 0 && m.claimed {
+                    for (_, rel) in &m.renames {
+                        self.unplace(rel)?;
+                        self.release(rel);
+                    }
+                }
                 return Ok(Some(id));
             }
         }
@@ -189,7 +210,31 @@ impl Lake {
             _ if self.ledger()?.iter().any(|l| l.load_id == m.line.load_id) => {}
             _ => self.append(&m.line)?,
         }
+        for (_, rel) in &m.renames {
+            self.release(rel);
+        }
         Ok(None)
+    }
+
+    /// The damage of a load whose manifest names a part that is neither in its folder nor in
+    /// place (checked before any part is moved).
+    fn lost_part(&self, m: &Manifest, dir: &Path) -> Option<Error> {
+        let to = m.renames.iter().find_map(|(from, to)| {
+            let to = self.root.join(to);
+            (!dir.join(part_file(from)).exists() && !to.exists()).then_some(to)
+        })?;
+        Some(Error::io(
+            &to,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "load {} of {} is damaged: this part is neither in place nor in {}",
+                    m.line.load_id,
+                    crate::text::visible(&m.line.source),
+                    dir.display()
+                ),
+            ),
+        ))
     }
 
     /// Removes a load's folder, under `tmp.lock` so that no scan sees it half gone.

@@ -162,12 +162,74 @@ impl Lake {
         Ok(lake)
     }
 
-    /// Whether a file of the lake has this path (relative to the root).
-    fn taken(&self, rel: &str) -> Result<bool> {
-        match &self.store {
-            iceberg::Store::Bucket(url, bucket) => Ok(bucket.size(&url.join(rel).key)?.is_some()),
-            iceberg::Store::Dir(_) => Ok(self.root.join(rel).exists()),
+    /// Takes the part name `rel` (a path below the root) for this load, if no other load holds
+    /// it: a claim under `_tier/claims/` is made only where there is none (an exclusive create
+    /// in a directory, a conditional put on a bucket), and then no part may have the name yet
+    /// (a part put in place before its load let go of the claim). Two loaders of one content
+    /// on two machines so never write one name; a load lets go of its claims once its parts
+    /// are committed, or removed.
+    fn claim(&self, rel: &str) -> Result<bool> {
+        let claim = claim_of(rel);
+        let (made, taken) = match &self.store {
+            iceberg::Store::Bucket(url, bucket) => {
+                if !bucket.create(&url.join(&claim).key, Vec::new())? {
+                    return Ok(false);
+                }
+                (true, bucket.size(&url.join(rel).key)?.is_some())
+            }
+            iceberg::Store::Dir(_) => {
+                let path = self.root.join(&claim);
+                if let Some(folder) = path.parent() {
+                    fs::create_dir_all(folder).map_err(io(folder))?;
+                }
+                match OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Ok(_) => (true, self.root.join(rel).exists()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (false, true),
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
+            }
+        };
+        if made && taken {
+            self.release(rel);
         }
+        Ok(made && !taken)
+    }
+
+    /// Lets go of the claim on a part name (see [`Lake::claim`]). A claim left behind only
+    /// keeps its name from later loads, so a failure here is logged, not returned.
+    fn release(&self, rel: &str) {
+        let claim = claim_of(rel);
+        let gone = match &self.store {
+            iceberg::Store::Bucket(url, bucket) => bucket.delete(&url.join(&claim).key),
+            iceberg::Store::Dir(_) => {
+                let path = self.root.join(&claim);
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
+                    _ => Ok(()),
+                }
+            }
+        };
+        if let Err(e) = gone {
+            log::warn!("could not let go of the claim on {rel}: {e}");
+        }
+    }
+
+    /// Removes a part this load put in place but did not commit (another load holds its
+    /// content); its name is this load's by claim.
+    fn unplace(&self, rel: &str) -> Result<()> {
+        match &self.store {
+            iceberg::Store::Bucket(url, bucket) => bucket.delete(&url.join(rel).key)?,
+            iceberg::Store::Dir(_) => {
+                let path = self.root.join(rel);
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(&path, e))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     fn meta(&self) -> PathBuf {
@@ -238,7 +300,10 @@ impl Lake {
             day_of: None,
             files: Vec::new(),
         };
-        let mut named = HashSet::new();
+        let mut named = Claims {
+            lake: self,
+            names: HashSet::new(),
+        };
         for p in parts {
             let rel_of = |number: u32| {
                 let name = format!("part-{sha16}-{number:04}.parquet");
@@ -253,16 +318,14 @@ impl Lake {
                     }
                 }
             };
+            // The next name no part and no other load holds: content loaded again (`--force`)
+            // or by two loaders at once never writes over the parts a snapshot names.
             let mut number = p.number;
-            // Content loaded again (`--force`) takes the next free names: the parts of the
-            // loads before it stay as their snapshots name them.
-            while self.opts.force
-                && (named.contains(&rel_of(number)) || self.taken(&rel_of(number))?)
-            {
+            while named.names.contains(&rel_of(number)) || !self.claim(&rel_of(number))? {
                 number += 1;
             }
             let rel = rel_of(number);
-            named.insert(rel.clone());
+            named.names.insert(rel.clone());
             report.parts.push(rel.clone());
             let table = match p.key {
                 Part::Rejects => &mut rejected,
@@ -286,6 +349,7 @@ impl Lake {
             line,
             tables,
             again: self.opts.force,
+            claimed: true,
         };
         let mpath = dir.join("COMMIT");
         let text = serde_json::to_vec(&manifest).map_err(|e| Error::io(&mpath, e.into()))?;
@@ -294,12 +358,37 @@ impl Lake {
             .and_then(|_| f.sync_all())
             .map_err(io(&mpath))?;
         sync_dir(dir)?;
+        // From here the manifest holds the names: the commit lets go of them, or the run that
+        // finishes it.
+        named.names.clear();
         crate::fault::point("lake.manifest");
         if let Some(id) = self.commit(&manifest, dir)? {
             // Loaded by another run between the ledger's look-up and this commit.
             skipped(report, id);
         }
         Ok(())
+    }
+}
+
+/// Where the claim on a part name is kept (see [`Lake::claim`]): one folder, the path's `/` as
+/// `+` (no table, partition or part name has one), not a `.parquet` name that a reader's glob
+/// takes for a part.
+fn claim_of(rel: &str) -> String {
+    format!("_tier/claims/{}.claim", rel.replace('/', "+"))
+}
+
+/// The part names a load claimed (see [`Lake::claim`]) before its manifest holds them: let go
+/// of if it ends before.
+struct Claims<'a> {
+    lake: &'a Lake,
+    names: HashSet<String>,
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        for rel in &self.names {
+            self.lake.release(rel);
+        }
     }
 }
 
