@@ -376,3 +376,45 @@ fn keyed_conflicts_are_rejected_under_concurrency() {
         n as i64
     );
 }
+
+/// A load that hashes its input as it reads takes the content's lock once its rows are in.
+/// When another session holds that lock, the load lets go of the table it took alone (an empty
+/// table's bulk route) and goes again, the content's lock first — rather than wait for the
+/// lock with the table in hand, where a session that holds the lock and reads the table
+/// deadlocks with it.
+#[test]
+fn a_load_never_waits_for_its_content_with_the_table_in_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "weather.json", "weather", 3000, 3, 0.0);
+    let (sha, _) = tier_core::sha256_file(&input).unwrap();
+    let db = TestDb::new();
+    let mut c = db.client();
+    let mut other = c.transaction().unwrap();
+    other
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&format!("public.weather\n{sha}")],
+        )
+        .unwrap();
+    let load = spawn_load(&db, &[s(&input)]);
+    // The load waits for the content's lock.
+    wait_until("the load waits for the content's lock", || {
+        db.count("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 1
+    });
+    // Meanwhile the table can be read: the load holds it no more.
+    other
+        .batch_execute("SET LOCAL lock_timeout = '5s'")
+        .unwrap();
+    let rows: i64 = other
+        .query_one("SELECT count(*) FROM weather", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+    other.commit().unwrap();
+    let report = finish(load);
+    assert_eq!(report["files"][0]["status"], "succeeded");
+    assert_eq!(
+        db.count("SELECT 1 FROM weather"),
+        report["files"][0]["loaded"].as_i64().unwrap()
+    );
+}

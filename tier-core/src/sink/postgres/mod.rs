@@ -227,6 +227,54 @@ impl Sink for Loader {
             Ok((opened.source, opened.sha256))
         };
         let reopen = (!stdin).then_some(&reopen as &Reopen<'_>);
+        if let Attempt::Yielded = self.attempt(source, w, report, observer, reopen)? {
+            // Another load of the same content held its lock: this one let go of the table and
+            // goes again, the content's lock first (it waits for the other to end, then skips
+            // the file if that load succeeded).
+            log::debug!(
+                "{}: the same content is loading elsewhere; again",
+                report.path
+            );
+            let reopen = reopen.expect("only a load that can read again yields");
+            let (source, sha256) = reopen()?;
+            let again = Incoming {
+                sha256,
+                dataset: w.dataset.clone(),
+                progress: w.progress.clone(),
+                ..*w
+            };
+            report.added_columns.clear();
+            self.attempt(source, &again, report, observer, None)?;
+        }
+        Ok(())
+    }
+
+    fn record_failure(&mut self, report: &mut FileReport, error: &str, started_at: SystemTime) {
+        self.record_failed(report, error, started_at)
+    }
+}
+
+/// How an attempt at a load ended.
+enum Attempt {
+    /// Committed, skipped, or stopped by the quality gate.
+    Done,
+    /// Rolled back, to go again: the content's lock, needed after the rows were in, was
+    /// another load's (which may wait for the table this load held).
+    Yielded,
+}
+
+impl Loader {
+    /// One attempt at a load, in one transaction. A load that hashes its input as it reads
+    /// takes the content's lock only once its rows are in: if another load holds it, one that
+    /// can read its input again (`reopen`) yields rather than wait with the table in hand.
+    fn attempt(
+        &mut self,
+        source: Source,
+        w: &Incoming<'_>,
+        report: &mut FileReport,
+        observer: &dyn Observer,
+        reopen: Option<&Reopen<'_>>,
+    ) -> Result<Attempt> {
         let table = qualified(&self.opts.schema, &w.dataset.table);
         let (dataset, table) = (&w.dataset, table.as_str());
         let opts = self.opts.clone();
@@ -249,7 +297,7 @@ impl Sink for Loader {
                 reopen.is_some(),
             )?
             else {
-                return Ok(());
+                return Ok(Attempt::Done);
             };
             let mut staged = stage(&mut tx, source, w, table, &plan, &opts, observer)?;
             w.hashed(report);
@@ -257,7 +305,9 @@ impl Sink for Loader {
                 // Rows of the file are in the table: loaded before under another name (then the
                 // content's lock skips it now, without a second reading), or overlapping rows.
                 if w.sha256.is_some() {
-                    if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                    if let Content::Loaded(id) =
+                        content_lock(&mut tx, &opts, &ledger, report, true)?
+                    {
                         return skipped(tx, report, id);
                     }
                 }
@@ -294,9 +344,11 @@ impl Sink for Loader {
             if w.sha256.is_some() {
                 // Hashed while reading: the content's lock and the skip come now. (Taken after the
                 // insert, so that no load holds it while waiting for a table taken alone.)
-                if let Some(id) = content_lock(&mut tx, &opts, &ledger, report)? {
+                match content_lock(&mut tx, &opts, &ledger, report, reopen.is_none())? {
                     // Loaded already (by a load that ran at the same time, or with another name).
-                    return skipped(tx, report, id);
+                    Content::Loaded(id) => return skipped(tx, report, id),
+                    Content::Busy => return Ok(Attempt::Yielded),
+                    Content::Free => {}
                 }
             }
             let conflicting = staged.conflicts + conflicts_in_table;
@@ -311,20 +363,20 @@ impl Sink for Loader {
 
             if w.gate(report, &opts) {
                 drop(tx);
-                return Ok(());
+                return Ok(Attempt::Done);
             }
             // The last moment Ctrl-C rolls the load back.
             observer.stopped()?;
             report.status = Status::Succeeded;
             ledger.finish(&mut tx, report, plan.load_id)?;
             tx.commit()?;
-            Ok(())
+            Ok(Attempt::Done)
         })
     }
 
     /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
     /// when the loader's was lost.
-    fn record_failure(&mut self, report: &mut FileReport, error: &str, started_at: SystemTime) {
+    fn record_failed(&mut self, report: &mut FileReport, error: &str, started_at: SystemTime) {
         let mut outcome = self
             .ledger
             .failed(&mut self.client, report, error, started_at);
@@ -379,30 +431,51 @@ fn watching<T>(
 }
 
 /// Rolls a load back as skipped: its content was loaded as load `id`.
-fn skipped(tx: Transaction<'_>, report: &mut FileReport, id: i64) -> Result<()> {
+fn skipped(tx: Transaction<'_>, report: &mut FileReport, id: i64) -> Result<Attempt> {
     drop(tx);
     report.status = Status::Skipped;
     report.load_id = Some(id);
     log::info!("{}: already loaded as load {id}; skipped", report.path);
-    Ok(())
+    Ok(Attempt::Done)
+}
+
+/// What the lock of a content found.
+enum Content {
+    /// Held, and no load of the content succeeded (or one is loading it again on purpose).
+    Free,
+    /// A load of the content succeeded: this one.
+    Loaded(i64),
+    /// Another load holds the lock (only when not waiting for it).
+    Busy,
 }
 
 /// Takes the lock of this content in this table (a second load of the same content waits for
-/// the first to end) and returns the succeeded load of it, if any (none with `--force` or
-/// `--replace`).
+/// the first to end, or, unless `wait`, finds it [`Content::Busy`]) and looks for a succeeded
+/// load of it (none counts with `--force` or `--replace`).
 fn content_lock(
     tx: &mut Transaction<'_>,
     opts: &LoadOptions,
     ledger: &Ledger,
     report: &FileReport,
-) -> Result<Option<i64>> {
+    wait: bool,
+) -> Result<Content> {
     let table = report.table.clone().unwrap_or_default();
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+    let f = match wait {
+        true => "pg_advisory_xact_lock",
+        false => "pg_try_advisory_xact_lock",
+    };
+    let row = tx.query_one(
+        &format!("SELECT {f}(hashtextextended($1, 0))::text"),
         &[&format!("{table}\n{}", report.sha256)],
     )?;
-    if opts.force || opts.replace {
-        return Ok(None);
+    if row.get::<_, String>(0) == "false" {
+        return Ok(Content::Busy);
     }
-    ledger.succeeded(tx, &report.sha256, &table)
+    if opts.force || opts.replace {
+        return Ok(Content::Free);
+    }
+    Ok(match ledger.succeeded(tx, &report.sha256, &table)? {
+        Some(id) => Content::Loaded(id),
+        None => Content::Free,
+    })
 }

@@ -56,7 +56,7 @@ pub(super) fn plan(
 ) -> Result<Option<Plan>> {
     let short_table = report.table.clone().unwrap_or_default();
     if !report.sha256.is_empty() {
-        if let Some(id) = content_lock(tx, opts, ledger, report)? {
+        if let Content::Loaded(id) = content_lock(tx, opts, ledger, report, true)? {
             report.status = Status::Skipped;
             report.load_id = Some(id);
             log::info!("{}: already loaded as load {id}; skipped", report.path);
