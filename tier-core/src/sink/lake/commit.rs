@@ -65,8 +65,35 @@ pub(super) fn remove_dir(dir: &Path) -> Result<()> {
     }
 }
 
-pub(super) fn sync_dir(dir: &Path) -> Result<()> {
+/// Syncs a file or a folder (its entries) to disk.
+pub(super) fn sync_path(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Files or folders synced to disk, several at once: a load's parts and folders are many, and
+/// a device (and the file system's journal) takes concurrent flushes together, where one after
+/// another each waits for the disk.
+pub(super) fn sync_all<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    const AT_ONCE: usize = 16;
+    let paths: Vec<&Path> = paths.into_iter().collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..AT_ONCE.min(paths.len()))
+            .map(|_| {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = paths.get(i) else {
+                        return Ok(());
+                    };
+                    sync_path(path)?;
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(Error::io("-", std::io::Error::other("a sync stopped"))))
+        })
+    })
 }
 
 impl Lake {
@@ -156,14 +183,22 @@ impl Lake {
                 continue; // renamed before a crash
             }
             let folder = to.parent().unwrap_or(&self.root).to_path_buf();
-            fs::create_dir_all(&folder).map_err(io(&folder))?;
+            if !folder.is_dir() {
+                // A new folder: its entry in the folder above is synced too.
+                fs::create_dir_all(&folder).map_err(io(&folder))?;
+                dirs.extend(
+                    folder
+                        .ancestors()
+                        .skip(1)
+                        .take_while(|d| d.starts_with(&self.root))
+                        .map(Path::to_path_buf),
+                );
+            }
             fs::rename(&from, &to).map_err(io(&to))?;
             crate::fault::point("lake.rename");
             dirs.insert(folder);
         }
-        for d in &dirs {
-            sync_dir(d)?;
-        }
+        sync_all(dirs.iter().map(PathBuf::as_path))?;
         if let iceberg::Store::Bucket(url, bucket) = &self.store {
             for (_, rel) in &m.renames {
                 bucket.upload(&self.root.join(rel), &url.join(rel).key)?;

@@ -18,7 +18,7 @@ mod ledger;
 mod tables;
 mod write;
 
-use commit::{sync_dir, Locked, Manifest};
+use commit::{sync_path, Locked, Manifest};
 use ledger::ledger_line;
 pub use ledger::ledger_of;
 
@@ -357,7 +357,7 @@ impl Lake {
         f.write_all(&text)
             .and_then(|_| f.sync_all())
             .map_err(io(&mpath))?;
-        sync_dir(dir)?;
+        sync_path(dir)?;
         // From here the manifest holds the names: the commit lets go of them, or the run that
         // finishes it.
         named.names.clear();

@@ -309,6 +309,7 @@ impl Writers {
             return Err(e);
         }
         done.sort_by_key(|w| (w.key, w.number));
+        commit::sync_all(done.iter().map(|w| w.path.as_path()))?;
         Ok(done)
     }
 }
@@ -377,8 +378,8 @@ fn write_batches(
                  number: u32,
                  done: &mut Vec<Written>|
      -> Result<()> {
-        let f = w.into_inner().map_err(parquet_error(&path))?;
-        f.sync_all().map_err(io(&path))?;
+        // Synced with the others when every part is closed (see `Writers::finish`).
+        w.into_inner().map_err(parquet_error(&path))?;
         done.push(Written { key, number, path });
         Ok(())
     };
