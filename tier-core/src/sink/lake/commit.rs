@@ -16,8 +16,8 @@ pub(super) struct Manifest {
     /// Loaded even if the content is in the lake already (`--force`).
     #[serde(default)]
     pub(super) again: bool,
-    /// The part names are this load's by claim (see [`Lake::claim`]); a manifest of an older
-    /// version may name parts of another load.
+    /// The part names were taken for this load alone (see [`Lake::claim`]); a manifest of an
+    /// older version may name parts of another load.
     #[serde(default)]
     pub(super) claimed: bool,
 }
@@ -76,6 +76,9 @@ pub(super) fn sync_path(dir: &Path) -> Result<()> {
 pub(super) fn sync_all<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     const AT_ONCE: usize = 16;
     let paths: Vec<&Path> = paths.into_iter().collect();
+    if paths.len() < 2 {
+        return paths.into_iter().try_for_each(sync_path);
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..AT_ONCE.min(paths.len()))

@@ -162,60 +162,40 @@ impl Lake {
         Ok(lake)
     }
 
-    /// Takes the part name `rel` (a path below the root) for this load, if no other load holds
-    /// it: a claim under `_tier/claims/` is made only where there is none (an exclusive create
-    /// in a directory, a conditional put on a bucket), and then no part may have the name yet
-    /// (a part put in place before its load let go of the claim). Two loaders of one content
-    /// on two machines so never write one name; a load lets go of its claims once its parts
-    /// are committed, or removed.
+    /// Takes the part name `rel` (a path below the root) for this load, if no part has it and
+    /// no other load holds it. On a bucket, loaders on other machines may name parts of the
+    /// same content at once: the claim `_tier/claims/…` is made only where there is none (a
+    /// conditional put), and then no part may have the name yet (one put in place before its
+    /// load let go of the claim). In a directory, the content's lock, held from the ledger's
+    /// look-up to the commit, keeps the other loads of the content away.
     fn claim(&self, rel: &str) -> Result<bool> {
-        let claim = claim_of(rel);
-        let (made, taken) = match &self.store {
+        match &self.store {
             iceberg::Store::Bucket(url, bucket) => {
-                if !bucket.create(&url.join(&claim).key, Vec::new())? {
+                if !bucket.create(&url.join(&claim_of(rel)).key, Vec::new())? {
                     return Ok(false);
                 }
-                (true, bucket.size(&url.join(rel).key)?.is_some())
-            }
-            iceberg::Store::Dir(_) => {
-                let path = self.root.join(&claim);
-                if let Some(folder) = path.parent() {
-                    fs::create_dir_all(folder).map_err(io(folder))?;
+                if bucket.size(&url.join(rel).key)?.is_some() {
+                    self.release(rel);
+                    return Ok(false);
                 }
-                match OpenOptions::new().write(true).create_new(true).open(&path) {
-                    Ok(_) => (true, self.root.join(rel).exists()),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (false, true),
-                    Err(e) => return Err(Error::io(&path, e)),
-                }
+                Ok(true)
             }
-        };
-        if made && taken {
-            self.release(rel);
+            iceberg::Store::Dir(_) => Ok(!self.root.join(rel).exists()),
         }
-        Ok(made && !taken)
     }
 
     /// Lets go of the claim on a part name (see [`Lake::claim`]). A claim left behind only
     /// keeps its name from later loads, so a failure here is logged, not returned.
     fn release(&self, rel: &str) {
-        let claim = claim_of(rel);
-        let gone = match &self.store {
-            iceberg::Store::Bucket(url, bucket) => bucket.delete(&url.join(&claim).key),
-            iceberg::Store::Dir(_) => {
-                let path = self.root.join(&claim);
-                match fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
-                    _ => Ok(()),
-                }
+        if let iceberg::Store::Bucket(url, bucket) = &self.store {
+            if let Err(e) = bucket.delete(&url.join(&claim_of(rel)).key) {
+                log::warn!("could not let go of the claim on {rel}: {e}");
             }
-        };
-        if let Err(e) = gone {
-            log::warn!("could not let go of the claim on {rel}: {e}");
         }
     }
 
     /// Removes a part this load put in place but did not commit (another load holds its
-    /// content); its name is this load's by claim.
+    /// content); its name was this load's alone (see [`Lake::claim`]).
     fn unplace(&self, rel: &str) -> Result<()> {
         match &self.store {
             iceberg::Store::Bucket(url, bucket) => bucket.delete(&url.join(rel).key)?,
@@ -370,9 +350,9 @@ impl Lake {
     }
 }
 
-/// Where the claim on a part name is kept (see [`Lake::claim`]): one folder, the path's `/` as
-/// `+` (no table, partition or part name has one), not a `.parquet` name that a reader's glob
-/// takes for a part.
+/// Where the claim on a part name is kept in a bucket (see [`Lake::claim`]): one prefix, the
+/// path's `/` as `+` (no table, partition or part name has one), not a `.parquet` name that a
+/// reader's glob takes for a part.
 fn claim_of(rel: &str) -> String {
     format!("_tier/claims/{}.claim", rel.replace('/', "+"))
 }
