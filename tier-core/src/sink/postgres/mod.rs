@@ -227,7 +227,8 @@ impl Sink for Loader {
             Ok((opened.source, opened.sha256))
         };
         let reopen = (!stdin).then_some(&reopen as &Reopen<'_>);
-        if let Attempt::Yielded = self.attempt(source, w, report, observer, reopen)? {
+        let first = self.attempt(source, w, report, observer, reopen, reopen.is_some())?;
+        if let (Attempt::Yielded, Some(reopen)) = (first, reopen) {
             // Another load of the same content held its lock: this one let go of the table and
             // goes again, the content's lock first (it waits for the other to end, then skips
             // the file if that load succeeded).
@@ -235,7 +236,6 @@ impl Sink for Loader {
                 "{}: the same content is loading elsewhere; again",
                 report.path
             );
-            let reopen = reopen.expect("only a load that can read again yields");
             let (source, sha256) = reopen()?;
             let again = Incoming {
                 sha256,
@@ -244,7 +244,7 @@ impl Sink for Loader {
                 ..*w
             };
             report.added_columns.clear();
-            self.attempt(source, &again, report, observer, None)?;
+            self.attempt(source, &again, report, observer, Some(reopen), false)?;
         }
         Ok(())
     }
@@ -266,7 +266,7 @@ enum Attempt {
 impl Loader {
     /// One attempt at a load, in one transaction. A load that hashes its input as it reads
     /// takes the content's lock only once its rows are in: if another load holds it, one that
-    /// can read its input again (`reopen`) yields rather than wait with the table in hand.
+    /// `may_yield` (it can read its input again) yields rather than wait with the table in hand.
     fn attempt(
         &mut self,
         source: Source,
@@ -274,6 +274,7 @@ impl Loader {
         report: &mut FileReport,
         observer: &dyn Observer,
         reopen: Option<&Reopen<'_>>,
+        may_yield: bool,
     ) -> Result<Attempt> {
         let table = qualified(&self.opts.schema, &w.dataset.table);
         let (dataset, table) = (&w.dataset, table.as_str());
@@ -305,10 +306,10 @@ impl Loader {
                 // Rows of the file are in the table: loaded before under another name (then the
                 // content's lock skips it now, without a second reading), or overlapping rows.
                 if w.sha256.is_some() {
-                    if let Content::Loaded(id) =
-                        content_lock(&mut tx, &opts, &ledger, report, true)?
-                    {
-                        return skipped(tx, report, id);
+                    match content_lock(&mut tx, &opts, &ledger, report, !may_yield)? {
+                        Content::Loaded(id) => return skipped(tx, report, id),
+                        Content::Busy => return Ok(Attempt::Yielded),
+                        Content::Free => {}
                     }
                 }
                 let again = reopen()?;
@@ -344,7 +345,7 @@ impl Loader {
             if w.sha256.is_some() {
                 // Hashed while reading: the content's lock and the skip come now. (Taken after the
                 // insert, so that no load holds it while waiting for a table taken alone.)
-                match content_lock(&mut tx, &opts, &ledger, report, reopen.is_none())? {
+                match content_lock(&mut tx, &opts, &ledger, report, !may_yield)? {
                     // Loaded already (by a load that ran at the same time, or with another name).
                     Content::Loaded(id) => return skipped(tx, report, id),
                     Content::Busy => return Ok(Attempt::Yielded),
