@@ -249,8 +249,23 @@ impl Sink for Loader {
         Ok(())
     }
 
+    /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
+    /// when the loader's was lost.
     fn record_failure(&mut self, report: &mut FileReport, error: &str, started_at: SystemTime) {
-        self.record_failed(report, error, started_at)
+        let mut outcome = self
+            .ledger
+            .failed(&mut self.client, report, error, started_at);
+        // The connection was lost with the load: a new one records it, once the server answers
+        // again (a restarting server takes a few seconds).
+        if outcome.is_err() && self.connect_again() {
+            outcome = self
+                .ledger
+                .failed(&mut self.client, report, error, started_at);
+        }
+        match outcome {
+            Ok(id) => report.load_id = Some(id),
+            Err(e) => log::warn!("could not record the failed load in the ledger: {e}"),
+        }
     }
 }
 
@@ -373,25 +388,6 @@ impl Loader {
             tx.commit()?;
             Ok(Attempt::Done)
         })
-    }
-
-    /// Writes the `failed` ledger row of a load that was rolled back, on a fresh connection
-    /// when the loader's was lost.
-    fn record_failed(&mut self, report: &mut FileReport, error: &str, started_at: SystemTime) {
-        let mut outcome = self
-            .ledger
-            .failed(&mut self.client, report, error, started_at);
-        // The connection was lost with the load: a new one records it, once the server answers
-        // again (a restarting server takes a few seconds).
-        if outcome.is_err() && self.connect_again() {
-            outcome = self
-                .ledger
-                .failed(&mut self.client, report, error, started_at);
-        }
-        match outcome {
-            Ok(id) => report.load_id = Some(id),
-            Err(e) => log::warn!("could not record the failed load in the ledger: {e}"),
-        }
     }
 }
 
