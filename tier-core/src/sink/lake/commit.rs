@@ -232,10 +232,11 @@ impl Lake {
                 if let Catalog::Sql(sql, ledger) = &self.catalog {
                     sql.with(|c| ledger.forget(c, m.line.load_id))?;
                 }
-                // No snapshot names this load's parts (when the first table yields): they go.
+                // No snapshot names this load's parts (when the first table yields): they go
+                // (their names were this load's alone, see `Lake::claim`).
                 if i == 0 && m.claimed {
                     for (_, rel) in &m.renames {
-                        self.unplace(rel)?;
+                        self.store.delete(rel)?;
                         self.release(rel);
                     }
                 }

@@ -169,47 +169,25 @@ impl Lake {
     /// load let go of the claim). In a directory, the content's lock, held from the ledger's
     /// look-up to the commit, keeps the other loads of the content away.
     fn claim(&self, rel: &str) -> Result<bool> {
-        match &self.store {
-            iceberg::Store::Bucket(url, bucket) => {
-                if !bucket.create(&url.join(&claim_of(rel)).key, Vec::new())? {
-                    return Ok(false);
-                }
-                if bucket.size(&url.join(rel).key)?.is_some() {
-                    self.release(rel);
-                    return Ok(false);
-                }
-                Ok(true)
-            }
-            iceberg::Store::Dir(_) => Ok(!self.root.join(rel).exists()),
+        let bucket = matches!(self.store, iceberg::Store::Bucket(..));
+        if bucket && !self.store.create(&claim_of(rel), Vec::new())? {
+            return Ok(false);
         }
+        if self.store.exists(rel)? {
+            self.release(rel);
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Lets go of the claim on a part name (see [`Lake::claim`]). A claim left behind only
     /// keeps its name from later loads, so a failure here is logged, not returned.
     fn release(&self, rel: &str) {
-        if let iceberg::Store::Bucket(url, bucket) = &self.store {
-            if let Err(e) = bucket.delete(&url.join(&claim_of(rel)).key) {
+        if let iceberg::Store::Bucket(..) = self.store {
+            if let Err(e) = self.store.delete(&claim_of(rel)) {
                 log::warn!("could not let go of the claim on {rel}: {e}");
             }
         }
-    }
-
-    /// Removes a part this load put in place but did not commit (another load holds its
-    /// content); its name was this load's alone (see [`Lake::claim`]).
-    fn unplace(&self, rel: &str) -> Result<()> {
-        match &self.store {
-            iceberg::Store::Bucket(url, bucket) => bucket.delete(&url.join(rel).key)?,
-            iceberg::Store::Dir(_) => {
-                let path = self.root.join(rel);
-                match fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(Error::io(&path, e))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
     }
 
     fn meta(&self) -> PathBuf {
