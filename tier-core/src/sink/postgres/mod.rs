@@ -457,15 +457,7 @@ fn content_lock(
     wait: bool,
 ) -> Result<Content> {
     let table = report.table.clone().unwrap_or_default();
-    let f = match wait {
-        true => "pg_advisory_xact_lock",
-        false => "pg_try_advisory_xact_lock",
-    };
-    let row = tx.query_one(
-        &format!("SELECT {f}(hashtextextended($1, 0))::text"),
-        &[&format!("{table}\n{}", report.sha256)],
-    )?;
-    if row.get::<_, String>(0) == "false" {
+    if !xact_lock(tx, &format!("{table}\n{}", report.sha256), wait)? {
         return Ok(Content::Busy);
     }
     if opts.force || opts.replace {

@@ -66,18 +66,7 @@ pub(super) fn plan(
     // The table alone (an advisory lock on it) only where a load needs it: to change the
     // table, to empty it, and for the bulk route. Other loads into the same table read,
     // validate, copy and settle at the same time; the unique index keeps each row once.
-    let table_lock = |tx: &mut Transaction<'_>, wait: bool| -> Result<bool> {
-        let f = if wait {
-            "pg_advisory_xact_lock"
-        } else {
-            "pg_try_advisory_xact_lock"
-        };
-        let row = tx.query_one(
-            &format!("SELECT {f}(hashtextextended($1, 0))::text"),
-            &[&short_table],
-        )?;
-        Ok(row.get::<_, String>(0) != "false")
-    };
+    let table_lock = |tx: &mut Transaction<'_>, wait: bool| xact_lock(tx, &short_table, wait);
     let missing = check_columns(
         tx,
         &opts.schema,
@@ -165,6 +154,20 @@ pub(super) fn plan(
         load_id,
         freeze,
     }))
+}
+
+/// Takes the transaction's advisory lock named `key` (a table, or a content in its table),
+/// waiting for it, or, unless `wait`, only if it is free at once: whether it is held.
+pub(super) fn xact_lock(tx: &mut Transaction<'_>, key: &str, wait: bool) -> Result<bool> {
+    let f = match wait {
+        true => "pg_advisory_xact_lock",
+        false => "pg_try_advisory_xact_lock",
+    };
+    let row = tx.query_one(
+        &format!("SELECT {f}(hashtextextended($1, 0))::text"),
+        &[&key],
+    )?;
+    Ok(row.get::<_, String>(0) != "false")
 }
 
 /// Of a table (`$1`): whether this role owns it (directly or by membership), and whether

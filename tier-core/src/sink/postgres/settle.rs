@@ -140,10 +140,7 @@ pub(super) fn insert_new(
                 log::debug!("{short_table}: the insert deadlocked with another load; again");
                 attempt += 1;
                 if order.is_empty() {
-                    tx.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                        &[&short_table],
-                    )?;
+                    xact_lock(tx, short_table, true)?;
                     order = format!("ORDER BY {unique}");
                 }
             }
